@@ -1,0 +1,84 @@
+//! Validation of caller data: shapes, finiteness, weights. Done once, before any work.
+
+use crate::error::{Error, Result};
+
+/// Checks that `data` is a non-empty, finite, row-major `n x dim` matrix; returns `n`.
+pub(crate) fn check_points(data: &[f32], dim: usize) -> Result<usize> {
+    if dim == 0 {
+        return Err(Error::ZeroDimension);
+    }
+    if data.is_empty() {
+        return Err(Error::EmptyData);
+    }
+    if !data.len().is_multiple_of(dim) {
+        return Err(Error::ShapeMismatch {
+            len: data.len(),
+            dim,
+        });
+    }
+    if let Some(i) = data.iter().position(|v| !v.is_finite()) {
+        return Err(Error::NonFiniteData {
+            point: i / dim,
+            coordinate: i % dim,
+            value: f64::from(data[i]),
+        });
+    }
+    Ok(data.len() / dim)
+}
+
+/// Checks 1-D samples: non-empty and finite.
+pub(crate) fn check_samples(samples: &[f64]) -> Result<()> {
+    if samples.is_empty() {
+        return Err(Error::EmptyData);
+    }
+    if let Some(i) = samples.iter().position(|v| !v.is_finite()) {
+        return Err(Error::NonFiniteData {
+            point: i,
+            coordinate: 0,
+            value: samples[i],
+        });
+    }
+    Ok(())
+}
+
+/// Checks per-point weights: one per point, finite, non-negative, not all zero.
+pub(crate) fn check_weights(weights: &[f32], n: usize) -> Result<()> {
+    if weights.len() != n {
+        return Err(Error::WeightsLength {
+            weights: weights.len(),
+            points: n,
+        });
+    }
+    if let Some(i) = weights.iter().position(|w| !w.is_finite() || *w < 0.0) {
+        return Err(Error::InvalidWeight {
+            index: i,
+            value: f64::from(weights[i]),
+        });
+    }
+    if weights.iter().all(|w| *w == 0.0) {
+        return Err(Error::ZeroTotalWeight);
+    }
+    Ok(())
+}
+
+/// Checks the number of centroids against the number of points.
+pub(crate) fn check_k(k: usize, n: usize) -> Result<()> {
+    if k == 0 {
+        return Err(Error::ZeroCentroids);
+    }
+    if k > n {
+        return Err(Error::TooManyCentroids { k, n });
+    }
+    Ok(())
+}
+
+/// Checks the iteration count and the tolerance of a Lloyd run.
+pub(crate) fn check_schedule(iterations: usize, tolerance: f64) -> Result<()> {
+    if iterations == 0 {
+        return Err(Error::ZeroIterations);
+    }
+    if !tolerance.is_finite() || tolerance < 0.0 {
+        return Err(Error::InvalidTolerance(tolerance));
+    }
+    Ok(())
+}

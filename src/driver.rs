@@ -1,0 +1,110 @@
+//! Lloyd's fixed-point iteration, written once against [`Backend`]: assign, reduce, update,
+//! until the iteration budget is spent or the relative decrease of the error falls under the
+//! tolerance.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde::Serialize;
+
+use crate::backend::{Backend, CellStats};
+use crate::error::Result;
+
+/// What one Lloyd iteration did, as faiss's `ClusteringIterationStats` reports it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct IterationStats {
+    /// 0-based index of the iteration.
+    pub iteration: usize,
+    /// Weighted mean squared distance of the points to the centroids *entering* this
+    /// iteration (so the last entry is the error before the last update).
+    pub mse: f64,
+    /// `mse / 2`: the distortion in the ½ convention of numerical probability.
+    pub distortion: f64,
+    /// Wall-clock seconds of the iteration (assign, reduce, update, and the read-back of the
+    /// error).
+    pub seconds: f64,
+    /// Empty cells re-seeded by splitting a populated one in this iteration.
+    pub empty_cells_split: usize,
+}
+
+/// A callback the driver calls after every iteration (progress bars, logging).
+pub type Observer = Arc<dyn Fn(&IterationStats) + Send + Sync>;
+
+/// How long to iterate.
+#[derive(Clone)]
+pub(crate) struct Schedule {
+    pub iterations: usize,
+    pub tolerance: f64,
+    pub observer: Option<Observer>,
+}
+
+/// What the driver hands back: the final centroids, their cells, and the history.
+pub(crate) struct Outcome {
+    pub centroids: Vec<f64>,
+    pub cells: CellStats,
+    /// Weighted mean squared distance of the points to the final centroids.
+    pub mse: f64,
+    pub history: Vec<IterationStats>,
+    pub converged: bool,
+}
+
+/// Runs Lloyd's method on `backend`, whose centroids are already initialised.
+/// `total_mass` is the total weight of the points (their number when unweighted).
+pub(crate) fn run(
+    backend: &mut dyn Backend,
+    schedule: &Schedule,
+    total_mass: f64,
+) -> Result<Outcome> {
+    let mut history = Vec::with_capacity(schedule.iterations);
+    let mut converged = false;
+    for iteration in 0..schedule.iterations {
+        let start = Instant::now();
+        backend.assign_reduce()?;
+        let mse = backend.sse()? / total_mass;
+        let empty_cells_split = backend.update()?;
+        let stats = IterationStats {
+            iteration,
+            mse,
+            distortion: 0.5 * mse,
+            seconds: start.elapsed().as_secs_f64(),
+            empty_cells_split,
+        };
+        if let Some(obs) = &schedule.observer {
+            obs(&stats);
+        }
+        let previous = history.last().map(|s: &IterationStats| s.mse);
+        history.push(stats);
+        if let Some(prev) = previous {
+            // A split moves centroids off their means, so only a quiet iteration may stop.
+            if empty_cells_split == 0 && prev - mse <= schedule.tolerance * prev {
+                converged = true;
+                break;
+            }
+        }
+    }
+    // One more pass so that the cells, probabilities and error describe the centroids returned.
+    backend.assign_reduce()?;
+    let mse = backend.sse()? / total_mass;
+    Ok(Outcome {
+        centroids: backend.centroids()?,
+        cells: backend.cell_stats()?,
+        mse,
+        history,
+        converged,
+    })
+}
+
+/// Median of the per-iteration times, in milliseconds (0 when nothing ran).
+pub fn median_ms_per_iteration(history: &[IterationStats]) -> f64 {
+    let mut t: Vec<f64> = history.iter().map(|s| s.seconds * 1e3).collect();
+    if t.is_empty() {
+        return 0.0;
+    }
+    t.sort_by(f64::total_cmp);
+    let n = t.len();
+    if n % 2 == 1 {
+        t[n / 2]
+    } else {
+        0.5 * (t[n / 2 - 1] + t[n / 2])
+    }
+}

@@ -1,0 +1,141 @@
+//! The one error type of the crate.
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong in `lloyd`, each with a message a user can act on.
+///
+/// Parameter rules have one variant each, so a caller can match on the rule that failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The number of centroids (cells) is zero.
+    #[error("the number of centroids must be at least 1, got 0")]
+    ZeroCentroids,
+    /// Zero Lloyd iterations were asked for.
+    #[error("the number of iterations must be at least 1, got 0")]
+    ZeroIterations,
+    /// The relative tolerance is negative or not finite.
+    #[error("the tolerance must be a finite number >= 0, got {0}")]
+    InvalidTolerance(f64),
+    /// The data holds no point.
+    #[error("the data is empty: at least one point is needed")]
+    EmptyData,
+    /// The dimension is zero.
+    #[error("the dimension d must be at least 1, got 0")]
+    ZeroDimension,
+    /// The flat data length is not a multiple of the dimension.
+    #[error("shape mismatch: {len} values cannot be split into rows of dimension {dim}")]
+    ShapeMismatch {
+        /// Number of values given.
+        len: usize,
+        /// Dimension asked for.
+        dim: usize,
+    },
+    /// A data value is NaN or infinite.
+    #[error(
+        "the data holds a non-finite value ({value}) at point {point}, coordinate {coordinate}"
+    )]
+    NonFiniteData {
+        /// Index of the point (row).
+        point: usize,
+        /// Index of the coordinate (column).
+        coordinate: usize,
+        /// The offending value.
+        value: f64,
+    },
+    /// More centroids than points were asked for.
+    #[error("{k} centroids were asked for but the data has only {n} points: use k <= n")]
+    TooManyCentroids {
+        /// Centroids asked for.
+        k: usize,
+        /// Points in the data.
+        n: usize,
+    },
+    /// The weights do not match the points one to one.
+    #[error("{weights} weights were given for {points} points: give one weight per point")]
+    WeightsLength {
+        /// Number of weights.
+        weights: usize,
+        /// Number of points.
+        points: usize,
+    },
+    /// A weight is negative, NaN or infinite.
+    #[error("weight {index} is {value}: weights must be finite and >= 0")]
+    InvalidWeight {
+        /// Index of the weight.
+        index: usize,
+        /// The offending value.
+        value: f64,
+    },
+    /// All weights are zero.
+    #[error("the weights sum to zero: at least one point must have a positive weight")]
+    ZeroTotalWeight,
+    /// Initial centroids of the wrong shape.
+    #[error("the initial centroids hold {len} values, expected k x d = {k} x {dim}")]
+    InitShape {
+        /// Values given.
+        len: usize,
+        /// Centroids expected.
+        k: usize,
+        /// Dimension expected.
+        dim: usize,
+    },
+    /// Initial centroids holding NaN or infinity.
+    #[error("initial centroid {index} holds a non-finite value")]
+    InitNonFinite {
+        /// Index of the centroid.
+        index: usize,
+    },
+    /// The number of samples is zero.
+    #[error("the number of samples M must be at least 1, got 0")]
+    ZeroSamples,
+    /// A law with parameters outside its domain.
+    #[error("invalid law parameters: {0}")]
+    InvalidLaw(String),
+    /// Labels that name a centroid the codebook does not have.
+    #[error("label {label} at position {index} is out of range for a codebook of {k} centroids")]
+    LabelOutOfRange {
+        /// Position of the label.
+        index: usize,
+        /// The label.
+        label: u64,
+        /// Centroids in the codebook.
+        k: usize,
+    },
+    /// Data of a dimension other than the codebook's.
+    #[error("dimension mismatch: the codebook has dimension {expected}, the data has {got}")]
+    DimensionMismatch {
+        /// The codebook's dimension.
+        expected: usize,
+        /// The data's dimension.
+        got: usize,
+    },
+    /// No GPU adapter could be found.
+    #[error(
+        "no GPU adapter found ({0}); install a Vulkan/Metal/DX12 driver (on Linux without a GPU: \
+         `apt-get install mesa-vulkan-drivers`) or use --device cpu"
+    )]
+    NoAdapter(String),
+    /// The GPU backend cannot serve this request.
+    #[error("GPU backend: {0}")]
+    Gpu(String),
+    /// A file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// What the system said.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A `.npy` file is corrupt or holds something other than what is expected.
+    #[error("{path}: not a usable .npy file: {reason}")]
+    Npy {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+}
+
+/// `Result` with the crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,206 @@
+//! K-means on caller data: the machine-learning face of Lloyd's method.
+
+use std::time::Instant;
+
+use crate::backend::Backend;
+use crate::backend::cpu_dense::CpuDense;
+use crate::codebook::Codebook;
+use crate::data::{check_k, check_points, check_schedule, check_weights};
+use crate::device::Device;
+use crate::driver::{self, IterationStats, Observer, Schedule};
+use crate::error::{Error, Result};
+use crate::init::{Init, kmeans_plus_plus, random_points};
+use crate::target::{Target, resolve};
+
+/// A fitted K-means model: the codebook and what the fit found.
+#[derive(Debug, Clone)]
+pub struct KMeansFit {
+    /// The k centroids.
+    pub codebook: Codebook,
+    /// Nearest centroid of each point, for the final centroids.
+    pub labels: Vec<u32>,
+    /// Points in each cell.
+    pub counts: Vec<u64>,
+    /// Total weight in each cell (equals `counts` without weights).
+    pub cell_weights: Vec<f64>,
+    /// Weighted sum of squared distances to the nearest centroid (scikit-learn's `inertia_`).
+    pub inertia: f64,
+    /// `inertia / total weight`: the mean squared distance of a point to its centroid.
+    pub mse: f64,
+    /// `mse / 2`, the ½ convention of numerical probability.
+    pub distortion: f64,
+    /// Lloyd iterations performed.
+    pub iterations_run: usize,
+    /// Whether the run stopped on the tolerance.
+    pub converged: bool,
+    /// Empty cells re-seeded over the run.
+    pub empty_cells_split: usize,
+    /// One entry per iteration.
+    pub history: Vec<IterationStats>,
+    /// The device that ran it.
+    pub device: String,
+    /// Seconds spent before the first iteration (initialisation, upload).
+    pub setup_seconds: f64,
+}
+
+impl KMeansFit {
+    /// Median wall-clock milliseconds per Lloyd iteration.
+    pub fn ms_per_iteration(&self) -> f64 {
+        driver::median_ms_per_iteration(&self.history)
+    }
+}
+
+/// K-means parameters, builder style (after linfa's `KMeansParams`).
+///
+/// Defaults: `iterations` 100, `tolerance` 1e-4 (relative decrease of the error in one
+/// iteration), `seed` 0, `init` [`Init::RandomPoints`], `device` [`Device::Auto`].
+///
+/// ```
+/// use lloyd::{Device, KMeans};
+/// // two well-separated blobs in 2-D
+/// let data = [0.0f32, 0.1, 0.2, 0.0, 10.0, 10.1, 10.2, 9.9];
+/// let fit = KMeans::new(2).seed(3).device(Device::Cpu).fit(&data, 2)?;
+/// assert_eq!(fit.counts.iter().sum::<u64>(), 4);
+/// assert_ne!(fit.labels[0], fit.labels[2]);
+/// # Ok::<(), lloyd::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct KMeans {
+    k: usize,
+    iterations: usize,
+    tolerance: f64,
+    seed: u64,
+    init: Init,
+    device: Device,
+    observer: Option<Observer>,
+}
+
+impl KMeans {
+    /// K-means with `k` centroids and the default parameters.
+    pub fn new(k: usize) -> Self {
+        KMeans {
+            k,
+            iterations: 100,
+            tolerance: 1e-4,
+            seed: 0,
+            init: Init::RandomPoints,
+            device: Device::Auto,
+            observer: None,
+        }
+    }
+
+    /// Most Lloyd iterations.
+    pub fn iterations(mut self, iterations: usize) -> Self {
+        self.iterations = iterations;
+        self
+    }
+
+    /// Stop when the error decreases by less than this fraction in one iteration
+    /// (0: run until a fixed point or the budget).
+    pub fn tolerance(mut self, tolerance: f64) -> Self {
+        self.tolerance = tolerance;
+        self
+    }
+
+    /// Seed of the initialisation: same seed, same result.
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        self
+    }
+
+    /// Starting centroids.
+    pub fn init(mut self, init: Init) -> Self {
+        self.init = init;
+        self
+    }
+
+    /// Device to run on.
+    pub fn device(mut self, device: Device) -> Self {
+        self.device = device;
+        self
+    }
+
+    /// A callback run after each iteration.
+    pub fn on_iteration(mut self, observer: Observer) -> Self {
+        self.observer = Some(observer);
+        self
+    }
+
+    /// Checks the parameter rules that do not depend on the data.
+    pub fn validate(&self) -> Result<()> {
+        if self.k == 0 {
+            return Err(Error::ZeroCentroids);
+        }
+        check_schedule(self.iterations, self.tolerance)
+    }
+
+    /// Fits `data`, row-major with `dim` columns.
+    pub fn fit(&self, data: &[f32], dim: usize) -> Result<KMeansFit> {
+        self.fit_inner(data, dim, None)
+    }
+
+    /// Fits `data` with one non-negative weight per point (scikit-learn's `sample_weight`):
+    /// weighted cell means and weighted error.
+    pub fn fit_weighted(&self, data: &[f32], dim: usize, weights: &[f32]) -> Result<KMeansFit> {
+        self.fit_inner(data, dim, Some(weights))
+    }
+
+    fn fit_inner(&self, data: &[f32], dim: usize, weights: Option<&[f32]>) -> Result<KMeansFit> {
+        self.validate()?;
+        let n = check_points(data, dim)?;
+        check_k(self.k, n)?;
+        if let Some(w) = weights {
+            check_weights(w, n)?;
+        }
+        if let Init::Centroids(c) = &self.init {
+            if c.len() != self.k * dim {
+                return Err(Error::InitShape {
+                    len: c.len(),
+                    k: self.k,
+                    dim,
+                });
+            }
+            if let Some(i) = c.iter().position(|v| !v.is_finite()) {
+                return Err(Error::InitNonFinite { index: i / dim });
+            }
+        }
+        let start = Instant::now();
+        let target = resolve(&self.device)?;
+        let init: Vec<f64> = match &self.init {
+            Init::RandomPoints => random_points(data, dim, self.k, self.seed),
+            Init::KMeansPlusPlus => kmeans_plus_plus(data, weights, dim, self.k, self.seed),
+            Init::Centroids(c) => c.iter().map(|&v| f64::from(v)).collect(),
+        };
+        let total_mass = weights.map_or(n as f64, |w| w.iter().map(|&v| f64::from(v)).sum());
+        let schedule = Schedule {
+            iterations: self.iterations,
+            tolerance: self.tolerance,
+            observer: self.observer.clone(),
+        };
+        let (out, labels, device, setup_seconds) = match target {
+            Target::Cpu => {
+                let mut b = CpuDense::new(data, weights, dim, &init);
+                let setup = start.elapsed().as_secs_f64();
+                let out = driver::run(&mut b, &schedule, total_mass)?;
+                (out, b.labels().to_vec(), b.device_name(), setup)
+            }
+        };
+        let centroids: Vec<f32> = out.centroids.iter().map(|&v| v as f32).collect();
+        let inertia = out.mse * total_mass;
+        Ok(KMeansFit {
+            codebook: Codebook::new(centroids, dim)?,
+            labels,
+            counts: out.cells.counts,
+            cell_weights: out.cells.mass,
+            inertia,
+            mse: out.mse,
+            distortion: 0.5 * out.mse,
+            iterations_run: out.history.len(),
+            converged: out.converged,
+            empty_cells_split: out.history.iter().map(|s| s.empty_cells_split).sum(),
+            history: out.history,
+            device,
+            setup_seconds,
+        })
+    }
+}

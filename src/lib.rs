@@ -1,0 +1,74 @@
+//! # lloyd
+//!
+//! Optimal quantizers and vector-quantization codebooks by Lloyd's fixed point (K-means), on
+//! the CPU or on any GPU wgpu reaches, one algorithm and two backends.
+//!
+//! - Numerical probability: [`Lloyd1d`] builds the optimal N-point quantizer of a 1-D law
+//!   by the randomized Lloyd method and returns a [`Quantizer1d`] (sorted centroids, cell
+//!   probabilities, distortion in the ½ convention, MSE), whose
+//!   [`Quantizer1d::expectation`] is the cubature E\[f(X)\] ≈ Σ pᵢ f(xᵢ).
+//! - Machine learning: [`KMeans`] fits a [`Codebook`] on d-dimensional data (weights,
+//!   k-means++, history), which encodes, decodes and saves to NumPy's `.npy`.
+//!
+//! ```
+//! use lloyd::{Device, Law, Lloyd1d};
+//! let q = Lloyd1d::new(10).samples(200_000).device(Device::Cpu)
+//!     .fit_law(Law::standard_normal())?;
+//! assert_eq!(q.centroids.len(), 10);
+//! assert!(q.centroids.windows(2).all(|w| w[0] < w[1]));
+//! # Ok::<(), lloyd::Error>(())
+//! ```
+
+mod backend;
+#[doc(hidden)]
+pub mod bench;
+mod codebook;
+mod data;
+mod device;
+mod driver;
+mod error;
+mod init;
+mod kmeans;
+mod law;
+mod npy_io;
+mod quantizer1d;
+mod target;
+
+pub use codebook::Codebook;
+pub use device::Device;
+pub use driver::{IterationStats, Observer, median_ms_per_iteration};
+pub use error::{Error, Result};
+pub use init::Init;
+pub use kmeans::{KMeans, KMeansFit};
+pub use law::{Law, sample_distribution};
+pub use quantizer1d::{Lloyd1d, Quantizer1d};
+
+/// Reading and writing NumPy `.npy` arrays (atomic writes), for the command line and callers
+/// that move data to and from Python.
+pub mod npy {
+    use std::path::Path;
+
+    use crate::error::Result;
+
+    /// Reads a float32/float64 array as f32 with its shape (row-major).
+    pub fn read_f32(path: impl AsRef<Path>) -> Result<(Vec<usize>, Vec<f32>)> {
+        let a = crate::npy_io::read_f32(path.as_ref())?;
+        Ok((a.shape, a.data))
+    }
+
+    /// Reads an integer array (labels) as u64 with its shape.
+    pub fn read_labels(path: impl AsRef<Path>) -> Result<(Vec<usize>, Vec<u64>)> {
+        let a = crate::npy_io::read_labels(path.as_ref())?;
+        Ok((a.shape, a.data))
+    }
+
+    /// Writes a float32 array of `shape` atomically.
+    pub fn write_f32(path: impl AsRef<Path>, shape: &[usize], data: &[f32]) -> Result<()> {
+        crate::npy_io::write(path.as_ref(), shape, data)
+    }
+
+    /// Writes u32 labels (shape `(n,)`) atomically.
+    pub fn write_labels(path: impl AsRef<Path>, labels: &[u32]) -> Result<()> {
+        crate::npy_io::write_labels(path.as_ref(), labels)
+    }
+}

@@ -1,0 +1,441 @@
+//! The `lloyd` command line: optimal quantizers of 1-D laws, K-means codebooks on `.npy`
+//! files, encoding and decoding.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::json;
+
+use lloyd::{Codebook, Device, Error, Init, IterationStats, KMeans, Law, Lloyd1d, Observer, npy};
+
+#[derive(Parser)]
+#[command(
+    name = "lloyd",
+    version,
+    about = "Optimal quantizers and K-means codebooks (Lloyd's method) on the CPU or a GPU"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// The optimal quantizer of a 1-D law (randomized Lloyd method) or of 1-D samples.
+    Quantize(QuantizeArgs),
+    /// K-means codebook of the rows of a 2-D .npy array.
+    Kmeans(KmeansArgs),
+    /// Nearest-centroid labels of the rows of a .npy array.
+    Encode(EncodeArgs),
+    /// Centroids named by a .npy array of labels.
+    Decode(DecodeArgs),
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LawName {
+    Normal,
+    Uniform,
+    Exponential,
+    Lognormal,
+}
+
+#[derive(clap::Args)]
+struct Common {
+    /// cpu, gpu, auto, gpu:INDEX or gpu:NAME.
+    #[arg(long, default_value = "auto", value_parser = parse_device)]
+    device: Device,
+    /// Print one JSON object instead of a table.
+    #[arg(long)]
+    json: bool,
+    /// No progress bar.
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+fn parse_device(s: &str) -> Result<Device, String> {
+    s.parse()
+}
+
+#[derive(clap::Args)]
+struct QuantizeArgs {
+    /// The law to quantize.
+    #[arg(long, value_enum, default_value = "normal")]
+    law: LawName,
+    /// Normal: mean.
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
+    mean: f64,
+    /// Normal: standard deviation.
+    #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
+    std: f64,
+    /// Uniform: lower end.
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
+    low: f64,
+    /// Uniform: upper end.
+    #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
+    high: f64,
+    /// Exponential: rate.
+    #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
+    rate: f64,
+    /// Log-normal: mean of the logarithm.
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
+    mu: f64,
+    /// Log-normal: standard deviation of the logarithm.
+    #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
+    sigma: f64,
+    /// Quantize these 1-D samples (.npy) instead of a law.
+    #[arg(long)]
+    input: Option<PathBuf>,
+    /// Number of centroids N.
+    #[arg(long, default_value_t = 10)]
+    n: usize,
+    /// Number of samples M.
+    #[arg(long, default_value_t = 1_000_000)]
+    samples: usize,
+    /// Most Lloyd iterations.
+    #[arg(long, default_value_t = 100)]
+    iterations: usize,
+    /// Relative decrease of the distortion under which to stop.
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
+    tolerance: f64,
+    /// Seed of the samples.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    #[command(flatten)]
+    common: Common,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum InitName {
+    Random,
+    #[value(name = "kmeans++")]
+    KmeansPlusPlus,
+}
+
+#[derive(clap::Args)]
+struct KmeansArgs {
+    /// Data: a float32/float64 .npy of shape (n, d).
+    #[arg(long)]
+    input: PathBuf,
+    /// Number of centroids.
+    #[arg(long)]
+    k: usize,
+    /// Most Lloyd iterations.
+    #[arg(long, default_value_t = 100)]
+    iterations: usize,
+    /// Relative decrease of the error under which to stop.
+    #[arg(long, default_value_t = 1e-4, allow_negative_numbers = true)]
+    tolerance: f64,
+    /// Seed of the initialisation.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Initialisation.
+    #[arg(long, value_enum, default_value = "random")]
+    init: InitName,
+    /// Per-point weights: a .npy of shape (n,).
+    #[arg(long)]
+    weights: Option<PathBuf>,
+    /// Where to write the centroids (float32 .npy, shape (k, d)).
+    #[arg(long)]
+    output: Option<PathBuf>,
+    /// Where to write the labels (uint32 .npy, shape (n,)).
+    #[arg(long)]
+    labels: Option<PathBuf>,
+    #[command(flatten)]
+    common: Common,
+}
+
+#[derive(clap::Args)]
+struct EncodeArgs {
+    /// The codebook (.npy, shape (k, d)).
+    #[arg(long)]
+    codebook: PathBuf,
+    /// The vectors (.npy, shape (n, d)).
+    #[arg(long)]
+    input: PathBuf,
+    /// Where to write the labels (uint32 .npy).
+    #[arg(long)]
+    output: PathBuf,
+    /// Print one JSON object.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(clap::Args)]
+struct DecodeArgs {
+    /// The codebook (.npy, shape (k, d)).
+    #[arg(long)]
+    codebook: PathBuf,
+    /// The labels (integer .npy).
+    #[arg(long)]
+    labels: PathBuf,
+    /// Where to write the vectors (float32 .npy, shape (n, d)).
+    #[arg(long)]
+    output: PathBuf,
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if !e.use_stderr() => e.exit(),
+        Err(e) => {
+            // One line, like every other error of this program; `--help` has the rest.
+            let text = e.render().to_string();
+            let first = text.lines().next().unwrap_or("invalid arguments");
+            eprintln!("{} (see --help)", first.trim());
+            return ExitCode::from(2);
+        }
+    };
+    let result = match cli.command {
+        None => quantize(&QuantizeArgs::parse_default()),
+        Some(Command::Quantize(a)) => quantize(&a),
+        Some(Command::Kmeans(a)) => kmeans(&a),
+        Some(Command::Encode(a)) => encode(&a),
+        Some(Command::Decode(a)) => decode(&a),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+impl QuantizeArgs {
+    /// The main job's parameters: the 10-point quantizer of N(0, 1).
+    fn parse_default() -> Self {
+        #[derive(Parser)]
+        struct Wrap {
+            #[command(flatten)]
+            q: QuantizeArgs,
+        }
+        Wrap::parse_from(["lloyd"]).q
+    }
+
+    fn law(&self) -> Law {
+        match self.law {
+            LawName::Normal => Law::Normal {
+                mean: self.mean,
+                std: self.std,
+            },
+            LawName::Uniform => Law::Uniform {
+                low: self.low,
+                high: self.high,
+            },
+            LawName::Exponential => Law::Exponential { rate: self.rate },
+            LawName::Lognormal => Law::LogNormal {
+                mu: self.mu,
+                sigma: self.sigma,
+            },
+        }
+    }
+}
+
+/// A progress bar on standard error, hidden when it is not a terminal or with --quiet.
+fn progress(total: usize, quiet: bool) -> (ProgressBar, Observer) {
+    let bar = if quiet || !std::io::stderr().is_terminal() {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new(total as u64)
+    };
+    bar.set_style(
+        ProgressStyle::with_template("{bar:40} {pos}/{len} iterations  {msg}  [{elapsed}]")
+            .expect("static template"),
+    );
+    let b = bar.clone();
+    let observer: Observer = Arc::new(move |s: &IterationStats| {
+        b.inc(1);
+        b.set_message(format!("mse {:.6e}", s.mse));
+    });
+    (bar, observer)
+}
+
+fn quantize(a: &QuantizeArgs) -> Result<(), Error> {
+    let (bar, observer) = progress(a.iterations, a.common.quiet);
+    let params = Lloyd1d::new(a.n)
+        .samples(a.samples)
+        .iterations(a.iterations)
+        .tolerance(a.tolerance)
+        .seed(a.seed)
+        .device(a.common.device.clone())
+        .on_iteration(observer);
+    let (q, source, samples_used) = match &a.input {
+        Some(path) => {
+            let (_, data) = npy::read_f32(path)?;
+            let samples: Vec<f64> = data.iter().map(|&v| f64::from(v)).collect();
+            (
+                params.fit_samples(&samples)?,
+                path.display().to_string(),
+                samples.len(),
+            )
+        }
+        None => (
+            params.fit_law(a.law())?,
+            format!("{:?}", a.law()),
+            a.samples,
+        ),
+    };
+    bar.finish_and_clear();
+    if a.common.json {
+        let out = json!({
+            "law": source,
+            "n": q.len(),
+            "samples": samples_used,
+            "seed": a.seed,
+            "centroids": q.centroids,
+            "probabilities": q.probabilities,
+            "distortion": q.distortion,
+            "mse": q.mse,
+            "iterations": q.iterations_run,
+            "converged": q.converged,
+            "empty_cells_split": q.empty_cells_split,
+            "device": q.device,
+            "ms_per_iteration": q.ms_per_iteration(),
+            "setup_ms": q.setup_seconds * 1e3,
+        });
+        println!("{out}");
+    } else {
+        println!("Optimal {}-point quantizer of {source}", q.len());
+        println!("{:>5}  {:>14}  {:>12}", "i", "centroid", "probability");
+        for (i, (c, p)) in q.centroids.iter().zip(&q.probabilities).enumerate() {
+            println!("{:>5}  {:>14.8}  {:>12.8}", i + 1, c, p);
+        }
+        println!(
+            "distortion (1/2M)Σ|x-x̂|² = {:.8e}   mse = {:.8e}",
+            q.distortion, q.mse
+        );
+        println!(
+            "{} iterations on {}, {:.3} ms per iteration (median), setup {:.1} ms",
+            q.iterations_run,
+            q.device,
+            q.ms_per_iteration(),
+            q.setup_seconds * 1e3
+        );
+    }
+    Ok(())
+}
+
+/// Reads a 2-D (or 1-D, d = 1) float .npy as (data, d).
+fn read_matrix(path: &PathBuf) -> Result<(Vec<f32>, usize), Error> {
+    let (shape, data) = npy::read_f32(path)?;
+    let dim = match shape.as_slice() {
+        [_] => 1,
+        [_, d] => *d,
+        s => {
+            return Err(Error::Npy {
+                path: path.clone(),
+                reason: format!("expected shape (n, d), found {s:?}"),
+            });
+        }
+    };
+    Ok((data, dim))
+}
+
+fn kmeans(a: &KmeansArgs) -> Result<(), Error> {
+    let (data, dim) = read_matrix(&a.input)?;
+    let (bar, observer) = progress(a.iterations, a.common.quiet);
+    let params = KMeans::new(a.k)
+        .iterations(a.iterations)
+        .tolerance(a.tolerance)
+        .seed(a.seed)
+        .init(match a.init {
+            InitName::Random => Init::RandomPoints,
+            InitName::KmeansPlusPlus => Init::KMeansPlusPlus,
+        })
+        .device(a.common.device.clone())
+        .on_iteration(observer);
+    let fit = match &a.weights {
+        Some(p) => {
+            let (_, w) = npy::read_f32(p)?;
+            params.fit_weighted(&data, dim, &w)?
+        }
+        None => params.fit(&data, dim)?,
+    };
+    bar.finish_and_clear();
+    if let Some(out) = &a.output {
+        fit.codebook.save_npy(out)?;
+    }
+    if let Some(out) = &a.labels {
+        npy::write_labels(out, &fit.labels)?;
+    }
+    if a.common.json {
+        let out = json!({
+            "k": a.k,
+            "n": fit.labels.len(),
+            "d": dim,
+            "mse": fit.mse,
+            "distortion": fit.distortion,
+            "inertia": fit.inertia,
+            "iterations": fit.iterations_run,
+            "converged": fit.converged,
+            "empty_cells_split": fit.empty_cells_split,
+            "counts": fit.counts,
+            "device": fit.device,
+            "ms_per_iteration": fit.ms_per_iteration(),
+            "setup_ms": fit.setup_seconds * 1e3,
+        });
+        println!("{out}");
+    } else {
+        println!(
+            "k-means: n = {}, d = {dim}, k = {}: mse {:.6e} after {} iterations on {} ({:.3} ms per iteration, {} empty cells split){}",
+            fit.labels.len(),
+            a.k,
+            fit.mse,
+            fit.iterations_run,
+            fit.device,
+            fit.ms_per_iteration(),
+            fit.empty_cells_split,
+            a.output
+                .as_ref()
+                .map(|p| format!("; centroids in {}", p.display()))
+                .unwrap_or_default()
+        );
+    }
+    Ok(())
+}
+
+fn encode(a: &EncodeArgs) -> Result<(), Error> {
+    let cb = Codebook::load_npy(&a.codebook)?;
+    let (data, dim) = read_matrix(&a.input)?;
+    if dim != cb.dim() {
+        return Err(Error::DimensionMismatch {
+            expected: cb.dim(),
+            got: dim,
+        });
+    }
+    let labels = cb.encode(&data)?;
+    let mse = cb.mse(&data)?;
+    npy::write_labels(&a.output, &labels)?;
+    if a.json {
+        println!(
+            "{}",
+            json!({"n": labels.len(), "k": cb.k(), "d": dim, "mse": mse})
+        );
+    } else {
+        println!(
+            "encoded {} vectors with {} centroids: mse {:.6e}; labels in {}",
+            labels.len(),
+            cb.k(),
+            mse,
+            a.output.display()
+        );
+    }
+    Ok(())
+}
+
+fn decode(a: &DecodeArgs) -> Result<(), Error> {
+    let cb = Codebook::load_npy(&a.codebook)?;
+    let (_, labels) = npy::read_labels(&a.labels)?;
+    let out = cb.decode(&labels)?;
+    npy::write_f32(&a.output, &[labels.len(), cb.dim()], &out)?;
+    println!(
+        "decoded {} labels into {}",
+        labels.len(),
+        a.output.display()
+    );
+    Ok(())
+}

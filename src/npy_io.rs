@@ -1,0 +1,202 @@
+//! NumPy `.npy` files: read with shape checks, written atomically (temporary file in the same
+//! folder, synced, then renamed), so a crash never leaves half a codebook behind.
+
+use std::fs::File;
+use std::io::{BufReader, BufWriter};
+use std::path::{Path, PathBuf};
+
+use npyz::{NpyFile, Order, WriterBuilder};
+
+use crate::error::{Error, Result};
+
+fn npy_err(path: &Path, reason: impl Into<String>) -> Error {
+    Error::Npy {
+        path: path.to_path_buf(),
+        reason: reason.into(),
+    }
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
+    move |source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// An array read from a `.npy` file, converted to row-major order.
+pub(crate) struct NpyArray<T> {
+    pub shape: Vec<usize>,
+    pub data: Vec<T>,
+}
+
+fn open(path: &Path) -> Result<NpyFile<BufReader<File>>> {
+    let file = File::open(path).map_err(io_err(path))?;
+    NpyFile::new(BufReader::new(file)).map_err(|e| npy_err(path, format!("bad header ({e})")))
+}
+
+/// The element kind and width of a plain dtype without its byte-order mark: `f4`, `u1`, ...
+fn plain_kind(path: &Path, npy: &NpyFile<BufReader<File>>) -> Result<String> {
+    match npy.dtype() {
+        npyz::DType::Plain(ts) => Ok(ts.to_string()[1..].to_string()),
+        other => Err(npy_err(
+            path,
+            format!(
+                "structured or array dtype {} is not supported",
+                other.descr()
+            ),
+        )),
+    }
+}
+
+fn finish<T: Copy>(path: &Path, shape: &[u64], order: Order, data: Vec<T>) -> Result<NpyArray<T>> {
+    let shape: Vec<usize> = shape.iter().map(|&s| s as usize).collect();
+    let expected: usize = shape.iter().product();
+    if data.len() != expected {
+        return Err(npy_err(
+            path,
+            format!(
+                "shape {shape:?} needs {expected} values, found {}",
+                data.len()
+            ),
+        ));
+    }
+    let data = if order == Order::Fortran && shape.len() > 1 {
+        to_row_major(&data, &shape)
+    } else {
+        data
+    };
+    Ok(NpyArray { shape, data })
+}
+
+/// Reorders a column-major array of any rank into row-major order.
+fn to_row_major<T: Copy>(data: &[T], shape: &[usize]) -> Vec<T> {
+    let rank = shape.len();
+    let mut out = Vec::with_capacity(data.len());
+    let mut idx = vec![0usize; rank];
+    for _ in 0..data.len() {
+        // Column-major offset of the row-major multi-index `idx`.
+        let mut off = 0;
+        let mut stride = 1;
+        for a in 0..rank {
+            off += idx[a] * stride;
+            stride *= shape[a];
+        }
+        out.push(data[off]);
+        for a in (0..rank).rev() {
+            idx[a] += 1;
+            if idx[a] < shape[a] {
+                break;
+            }
+            idx[a] = 0;
+        }
+    }
+    out
+}
+
+/// Reads a floating-point array (`f4` or `f8`, either byte order) as f32.
+pub(crate) fn read_f32(path: &Path) -> Result<NpyArray<f32>> {
+    let npy = open(path)?;
+    let kind = plain_kind(path, &npy)?;
+    let shape = npy.shape().to_vec();
+    let order = npy.order();
+    let bad_data = |e: std::io::Error| npy_err(path, format!("truncated or unreadable data ({e})"));
+    let data: Vec<f32> = match kind.as_str() {
+        "f4" => npy.into_vec::<f32>().map_err(bad_data)?,
+        "f8" => npy
+            .into_vec::<f64>()
+            .map_err(bad_data)?
+            .into_iter()
+            .map(|v| v as f32)
+            .collect(),
+        other => {
+            return Err(npy_err(
+                path,
+                format!("dtype '{other}' is not a float array: expected float32 or float64"),
+            ));
+        }
+    };
+    finish(path, &shape, order, data)
+}
+
+/// Reads an integer array (any unsigned or signed width) as u64 labels; negatives are refused.
+pub(crate) fn read_labels(path: &Path) -> Result<NpyArray<u64>> {
+    let npy = open(path)?;
+    let kind = plain_kind(path, &npy)?;
+    let shape = npy.shape().to_vec();
+    let order = npy.order();
+    let bad_data = |e: std::io::Error| npy_err(path, format!("truncated or unreadable data ({e})"));
+    fn unsigned<T: Into<u64>>(v: Vec<T>) -> Vec<u64> {
+        v.into_iter().map(Into::into).collect()
+    }
+    let signed = |v: Vec<i64>| -> Result<Vec<u64>> {
+        v.into_iter()
+            .map(|x| u64::try_from(x).map_err(|_| npy_err(path, format!("negative label {x}"))))
+            .collect()
+    };
+    let data = match kind.as_str() {
+        "u1" => unsigned(npy.into_vec::<u8>().map_err(bad_data)?),
+        "u2" => unsigned(npy.into_vec::<u16>().map_err(bad_data)?),
+        "u4" => unsigned(npy.into_vec::<u32>().map_err(bad_data)?),
+        "u8" => npy.into_vec::<u64>().map_err(bad_data)?,
+        "i4" => signed(
+            npy.into_vec::<i32>()
+                .map_err(bad_data)?
+                .into_iter()
+                .map(i64::from)
+                .collect(),
+        )?,
+        "i8" => signed(npy.into_vec::<i64>().map_err(bad_data)?)?,
+        other => {
+            return Err(npy_err(
+                path,
+                format!("dtype '{other}' is not an integer array: expected labels"),
+            ));
+        }
+    };
+    finish(path, &shape, order, data)
+}
+
+/// A sibling path for the temporary file of an atomic write.
+fn temporary_beside(path: &Path) -> PathBuf {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "out.npy".into());
+    path.with_file_name(format!(".{name}.{}.tmp", std::process::id()))
+}
+
+/// Writes `data` with `shape` (row-major) atomically.
+pub(crate) fn write<T>(path: &Path, shape: &[usize], data: &[T]) -> Result<()>
+where
+    T: npyz::AutoSerialize + Copy,
+{
+    let tmp = temporary_beside(path);
+    let result = (|| -> std::io::Result<()> {
+        let file = File::create(&tmp)?;
+        let mut buf = BufWriter::new(file);
+        let shape64: Vec<u64> = shape.iter().map(|&s| s as u64).collect();
+        let mut w = npyz::WriteOptions::new()
+            .default_dtype()
+            .shape(&shape64)
+            .writer(&mut buf)
+            .begin_nd()?;
+        w.extend(data.iter().copied())?;
+        w.finish()?;
+        let file = buf.into_inner().map_err(|e| e.into_error())?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if let Err(source) = result {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(Error::Io {
+            path: path.to_path_buf(),
+            source,
+        });
+    }
+    Ok(())
+}
+
+/// Writes a u32 label vector (u4, shape (n,)).
+pub(crate) fn write_labels(path: &Path, labels: &[u32]) -> Result<()> {
+    write(path, &[labels.len()], labels)
+}

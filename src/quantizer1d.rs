@@ -1,0 +1,226 @@
+//! The optimal quantizer of a 1-D law by the randomized Lloyd method.
+
+use std::time::Instant;
+
+use rand_distr::Distribution;
+use serde::Serialize;
+
+use crate::backend::Backend;
+use crate::backend::cpu_1d::Cpu1d;
+use crate::data::{check_k, check_samples, check_schedule};
+use crate::device::Device;
+use crate::driver::{self, IterationStats, Observer, Schedule};
+use crate::error::{Error, Result};
+use crate::law::{Law, sample_distribution};
+use crate::target::{Target, resolve};
+
+/// A quantizer of a real random variable X: N points and the probabilities of their
+/// Voronoi cells (intervals), with its quadratic error.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Quantizer1d {
+    /// The N centroids, sorted increasingly.
+    pub centroids: Vec<f64>,
+    /// P(X in cell i), estimated by the share of samples in the cell; sums to 1.
+    pub probabilities: Vec<f64>,
+    /// `(1/2M) Σ (x − x̂)²`: the distortion in the ½ convention of numerical probability.
+    pub distortion: f64,
+    /// `(1/M) Σ (x − x̂)² = 2 × distortion`.
+    pub mse: f64,
+    /// Lloyd iterations performed.
+    pub iterations_run: usize,
+    /// Whether the run stopped on the tolerance rather than on the iteration budget.
+    pub converged: bool,
+    /// Empty cells re-seeded over the run.
+    pub empty_cells_split: usize,
+    /// One entry per iteration.
+    pub history: Vec<IterationStats>,
+    /// The device that ran it: `cpu` or the GPU adapter's name.
+    pub device: String,
+    /// Seconds spent before the first iteration (sampling, sorting, upload).
+    pub setup_seconds: f64,
+}
+
+impl Quantizer1d {
+    /// Number of centroids N.
+    pub fn len(&self) -> usize {
+        self.centroids.len()
+    }
+
+    /// Whether the quantizer has no centroid (never true for a fitted one).
+    pub fn is_empty(&self) -> bool {
+        self.centroids.is_empty()
+    }
+
+    /// The cubature formula of the quantizer: E[f(X)] ≈ Σ pᵢ f(xᵢ).
+    ///
+    /// ```
+    /// let q = lloyd::Lloyd1d::new(20).samples(200_000).device(lloyd::Device::Cpu)
+    ///     .fit_law(lloyd::Law::standard_normal()).unwrap();
+    /// let second_moment = q.expectation(|x| x * x);
+    /// assert!((second_moment - 1.0).abs() < 0.02);
+    /// ```
+    pub fn expectation(&self, f: impl Fn(f64) -> f64) -> f64 {
+        self.centroids
+            .iter()
+            .zip(&self.probabilities)
+            .map(|(&x, &p)| p * f(x))
+            .sum()
+    }
+
+    /// Median wall-clock milliseconds per Lloyd iteration.
+    pub fn ms_per_iteration(&self) -> f64 {
+        driver::median_ms_per_iteration(&self.history)
+    }
+}
+
+/// Parameters of the randomized Lloyd method in 1-D, builder style.
+///
+/// Defaults: `samples` 1 000 000, `iterations` 100, `tolerance` 0 (stop only at a fixed
+/// point or when the budget is spent), `seed` 0, `device` [`Device::Auto`]. The centroids
+/// start at the empirical quantiles of levels (2i − 1)/2N.
+///
+/// ```
+/// use lloyd::{Device, Law, Lloyd1d};
+/// let q = Lloyd1d::new(2).samples(100_000).seed(1).device(Device::Cpu)
+///     .fit_law(Law::standard_normal())?;
+/// let optimum = (2.0 / std::f64::consts::PI).sqrt();
+/// assert!((q.centroids[1] - optimum).abs() < 0.02);
+/// assert!((q.probabilities.iter().sum::<f64>() - 1.0).abs() < 1e-12);
+/// # Ok::<(), lloyd::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct Lloyd1d {
+    n: usize,
+    samples: usize,
+    iterations: usize,
+    tolerance: f64,
+    seed: u64,
+    device: Device,
+    observer: Option<Observer>,
+}
+
+impl Lloyd1d {
+    /// A quantizer of `n` points with the default parameters.
+    pub fn new(n: usize) -> Self {
+        Lloyd1d {
+            n,
+            samples: 1_000_000,
+            iterations: 100,
+            tolerance: 0.0,
+            seed: 0,
+            device: Device::Auto,
+            observer: None,
+        }
+    }
+
+    /// Number M of samples drawn from the law (ignored by [`Lloyd1d::fit_samples`]).
+    pub fn samples(mut self, m: usize) -> Self {
+        self.samples = m;
+        self
+    }
+
+    /// Most Lloyd iterations.
+    pub fn iterations(mut self, iterations: usize) -> Self {
+        self.iterations = iterations;
+        self
+    }
+
+    /// Stop when the distortion decreases by less than this fraction in one iteration.
+    pub fn tolerance(mut self, tolerance: f64) -> Self {
+        self.tolerance = tolerance;
+        self
+    }
+
+    /// Seed of the samples: same seed, same result.
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        self
+    }
+
+    /// Device to run on.
+    pub fn device(mut self, device: Device) -> Self {
+        self.device = device;
+        self
+    }
+
+    /// A callback run after each iteration.
+    pub fn on_iteration(mut self, observer: Observer) -> Self {
+        self.observer = Some(observer);
+        self
+    }
+
+    /// Checks every parameter rule, before any work.
+    pub fn validate(&self) -> Result<()> {
+        if self.n == 0 {
+            return Err(Error::ZeroCentroids);
+        }
+        if self.samples == 0 {
+            return Err(Error::ZeroSamples);
+        }
+        check_schedule(self.iterations, self.tolerance)
+    }
+
+    /// The optimal quantizer of a built-in law.
+    pub fn fit_law(&self, law: Law) -> Result<Quantizer1d> {
+        self.validate()?;
+        law.validate()?;
+        check_k(self.n, self.samples)?;
+        let start = Instant::now();
+        let target = resolve(&self.device)?;
+        let samples = law.sample(self.samples, self.seed)?;
+        self.run(target, samples, start)
+    }
+
+    /// The optimal quantizer of any `rand_distr` law (sampled on the CPU).
+    pub fn fit_distribution<D: Distribution<f64> + Sync>(&self, dist: &D) -> Result<Quantizer1d> {
+        self.validate()?;
+        check_k(self.n, self.samples)?;
+        let start = Instant::now();
+        let target = resolve(&self.device)?;
+        let samples = sample_distribution(dist, self.samples, self.seed);
+        check_samples(&samples)?;
+        self.run(target, samples, start)
+    }
+
+    /// The optimal quantizer of the empirical law of the caller's samples.
+    pub fn fit_samples(&self, samples: &[f64]) -> Result<Quantizer1d> {
+        self.validate()?;
+        check_samples(samples)?;
+        check_k(self.n, samples.len())?;
+        let start = Instant::now();
+        let target = resolve(&self.device)?;
+        self.run(target, samples.to_vec(), start)
+    }
+
+    fn run(&self, target: Target, samples: Vec<f64>, start: Instant) -> Result<Quantizer1d> {
+        let m = samples.len();
+        let mut backend: Box<dyn Backend> = match target {
+            Target::Cpu => {
+                let mut b = Cpu1d::new(samples);
+                let init = b.quantile_centroids(self.n);
+                b.set_centroids(init);
+                Box::new(b)
+            }
+        };
+        let setup_seconds = start.elapsed().as_secs_f64();
+        let schedule = Schedule {
+            iterations: self.iterations,
+            tolerance: self.tolerance,
+            observer: self.observer.clone(),
+        };
+        let out = driver::run(backend.as_mut(), &schedule, m as f64)?;
+        let probabilities = out.cells.mass.iter().map(|&w| w / m as f64).collect();
+        Ok(Quantizer1d {
+            centroids: out.centroids,
+            probabilities,
+            distortion: 0.5 * out.mse,
+            mse: out.mse,
+            iterations_run: out.history.len(),
+            converged: out.converged,
+            empty_cells_split: out.history.iter().map(|s| s.empty_cells_split).sum(),
+            history: out.history,
+            device: backend.device_name(),
+            setup_seconds,
+        })
+    }
+}

@@ -1,0 +1,175 @@
+//! The `lloyd` binary end to end: the main job, JSON output, K-means on files, errors.
+
+mod common;
+
+use std::process::Command;
+
+fn lloyd(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_lloyd"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn stdout(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+#[test]
+fn main_job_prints_the_ten_point_normal_quantizer() {
+    let o = lloyd(&[]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let s = stdout(&o);
+    assert!(s.contains("10-point quantizer"), "{s}");
+    let rows = s.lines().filter(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        f.len() == 3 && f.iter().all(|x| x.parse::<f64>().is_ok())
+    });
+    assert_eq!(rows.count(), 10, "{s}");
+    assert!(s.contains("distortion"), "{s}");
+}
+
+#[test]
+fn quantize_json_has_every_field() {
+    let o = lloyd(&[
+        "quantize",
+        "--law",
+        "normal",
+        "--n",
+        "8",
+        "--samples",
+        "100000",
+        "--iterations",
+        "50",
+        "--seed",
+        "0",
+        "--device",
+        "cpu",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    for key in [
+        "centroids",
+        "probabilities",
+        "distortion",
+        "mse",
+        "iterations",
+        "device",
+        "ms_per_iteration",
+    ] {
+        assert!(v.get(key).is_some(), "missing {key}: {v}");
+    }
+    assert_eq!(v["centroids"].as_array().unwrap().len(), 8);
+    assert_eq!(v["device"], "cpu");
+    let d = v["distortion"].as_f64().unwrap();
+    assert!((v["mse"].as_f64().unwrap() - 2.0 * d).abs() < 1e-15);
+    // the optimal 8-point quantizer of N(0,1) has mse 0.03455 (Max, 1960)
+    assert!((v["mse"].as_f64().unwrap() - 0.03455).abs() < 1e-3, "{v}");
+}
+
+#[test]
+fn kmeans_encode_decode_on_npy_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = common::blobs(600, 3, 3, 2);
+    let input = dir.path().join("data.npy");
+    lloyd::npy::write_f32(&input, &[600, 3], &data).unwrap();
+    let cents = dir.path().join("centroids.npy");
+    let o = lloyd(&[
+        "kmeans",
+        "--input",
+        input.to_str().unwrap(),
+        "--k",
+        "3",
+        "--iterations",
+        "20",
+        "--seed",
+        "0",
+        "--output",
+        cents.to_str().unwrap(),
+        "--device",
+        "cpu",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    for key in ["mse", "iterations", "counts", "device", "ms_per_iteration"] {
+        assert!(v.get(key).is_some(), "missing {key}: {v}");
+    }
+    let counts: u64 = v["counts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_u64().unwrap())
+        .sum();
+    assert_eq!(counts, 600);
+
+    let labels = dir.path().join("labels.npy");
+    let o = lloyd(&[
+        "encode",
+        "--codebook",
+        cents.to_str().unwrap(),
+        "--input",
+        input.to_str().unwrap(),
+        "--output",
+        labels.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let e: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    assert!((e["mse"].as_f64().unwrap() - v["mse"].as_f64().unwrap()).abs() < 1e-6);
+
+    let recon = dir.path().join("recon.npy");
+    let o = lloyd(&[
+        "decode",
+        "--codebook",
+        cents.to_str().unwrap(),
+        "--labels",
+        labels.to_str().unwrap(),
+        "--output",
+        recon.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let (shape, back) = lloyd::npy::read_f32(&recon).unwrap();
+    assert_eq!(shape, vec![600, 3]);
+    let mse: f64 = data
+        .iter()
+        .zip(&back)
+        .map(|(a, b)| f64::from(a - b).powi(2))
+        .sum::<f64>()
+        / 600.0;
+    assert!((mse - e["mse"].as_f64().unwrap()).abs() < 1e-5);
+}
+
+#[test]
+fn bad_input_is_one_error_line_and_a_failure_code() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.npy");
+    std::fs::write(&bad, b"garbage").unwrap();
+    for args in [
+        vec!["quantize", "--n", "0", "--device", "cpu"],
+        vec!["quantize", "--n", "5", "--samples", "3", "--device", "cpu"],
+        vec![
+            "quantize", "--law", "normal", "--std", "-1", "--device", "cpu",
+        ],
+        vec!["kmeans", "--input", bad.to_str().unwrap(), "--k", "3"],
+        vec!["kmeans", "--input", "/nonexistent/data.npy", "--k", "3"],
+        vec!["quantize", "--n", "not-a-number"],
+        vec![
+            "encode",
+            "--codebook",
+            bad.to_str().unwrap(),
+            "--input",
+            bad.to_str().unwrap(),
+            "--output",
+            "x.npy",
+        ],
+    ] {
+        let o = lloyd(&args);
+        assert!(!o.status.success(), "{args:?} succeeded");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+        assert!(err.starts_with("error: "), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+    }
+}

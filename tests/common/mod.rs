@@ -1,0 +1,48 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use rand_distr::{Distribution, Normal};
+
+/// `n` points in `dim` dimensions around `centers` well-separated blob centres.
+pub fn blobs(n: usize, dim: usize, centers: usize, seed: u64) -> Vec<f32> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let noise = Normal::new(0.0f32, 0.3).unwrap();
+    let mut out = Vec::with_capacity(n * dim);
+    for i in 0..n {
+        let c = i % centers;
+        for j in 0..dim {
+            let centre = if j % centers == c { 10.0 } else { 0.0 } + c as f32;
+            out.push(centre + noise.sample(&mut rng));
+        }
+    }
+    out
+}
+
+/// `n x dim` standard normal values.
+pub fn gaussian(n: usize, dim: usize, seed: u64) -> Vec<f32> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let g = Normal::new(0.0f32, 1.0).unwrap();
+    (0..n * dim).map(|_| g.sample(&mut rng)).collect()
+}
+
+/// Nearest centroid by brute force in f64, lowest index on ties: the reference assignment.
+pub fn brute_labels(data: &[f32], dim: usize, centroids: &[f32]) -> Vec<(u32, f64)> {
+    data.chunks_exact(dim)
+        .map(|x| {
+            let mut best = (0u32, f64::INFINITY);
+            for (j, c) in centroids.chunks_exact(dim).enumerate() {
+                let d: f64 = x
+                    .iter()
+                    .zip(c)
+                    .map(|(a, b)| (f64::from(*a) - f64::from(*b)).powi(2))
+                    .sum();
+                if d < best.1 {
+                    best = (j as u32, d);
+                }
+            }
+            best
+        })
+        .collect()
+}

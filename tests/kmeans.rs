@@ -1,0 +1,219 @@
+//! K-means on the CPU backend: recovery, weights, determinism, empty cells, codebooks.
+
+mod common;
+
+use common::{blobs, brute_labels, gaussian};
+use lloyd::{Codebook, Device, Init, KMeans};
+
+#[test]
+fn recovers_separated_blobs() {
+    let data = blobs(3000, 5, 4, 1);
+    let fit = KMeans::new(4)
+        .init(Init::KMeansPlusPlus)
+        .device(Device::Cpu)
+        .fit(&data, 5)
+        .unwrap();
+    let mut counts = fit.counts.clone();
+    counts.sort();
+    assert_eq!(counts, vec![750, 750, 750, 750]);
+    for (i, l) in fit.labels.iter().enumerate() {
+        assert_eq!(*l, fit.labels[i % 4], "point {i}");
+    }
+    assert!(fit.mse < 5.0 * 0.3 * 0.3 * 1.2, "{}", fit.mse);
+    assert!((fit.distortion * 2.0 - fit.mse).abs() < 1e-15);
+}
+
+#[test]
+fn labels_and_error_match_a_brute_force_assignment() {
+    for (n, dim, k) in [
+        (1usize, 3usize, 1usize),
+        (1001, 17, 31),
+        (5000, 32, 256),
+        (777, 1, 5),
+        (300, 130, 600 / 3),
+    ] {
+        let data = gaussian(n, dim, n as u64);
+        let fit = KMeans::new(k)
+            .iterations(5)
+            .device(Device::Cpu)
+            .fit(&data, dim)
+            .unwrap();
+        let reference = brute_labels(&data, dim, fit.codebook.centroids());
+        let mut mismatches = 0;
+        let mut sse = 0.0;
+        for (i, (l, d)) in reference.iter().enumerate() {
+            sse += d;
+            if fit.labels[i] != *l {
+                // Only a near-tie may differ (f32 distance formula vs f64 brute force).
+                let c = fit.labels[i] as usize;
+                let x = &data[i * dim..(i + 1) * dim];
+                let dc: f64 = x
+                    .iter()
+                    .zip(fit.codebook.centroid(c))
+                    .map(|(a, b)| (f64::from(*a) - f64::from(*b)).powi(2))
+                    .sum();
+                assert!((dc - d).abs() <= 1e-4 * (1.0 + d), "point {i}: {dc} vs {d}");
+                mismatches += 1;
+            }
+        }
+        assert!(
+            mismatches * 1000 <= n.max(1000),
+            "{mismatches} near-ties of {n}"
+        );
+        assert!(
+            (fit.inertia - sse).abs() <= 1e-5 * sse.max(1e-30),
+            "{} vs {sse}",
+            fit.inertia
+        );
+        let counted: u64 = fit.counts.iter().sum();
+        assert_eq!(counted as usize, n);
+    }
+}
+
+#[test]
+fn centroids_are_cell_means_at_convergence() {
+    let data = gaussian(4000, 3, 9);
+    let fit = KMeans::new(7)
+        .iterations(300)
+        .tolerance(0.0)
+        .device(Device::Cpu)
+        .fit(&data, 3)
+        .unwrap();
+    let mut sums = [0.0f64; 7 * 3];
+    for (i, &l) in fit.labels.iter().enumerate() {
+        for j in 0..3 {
+            sums[l as usize * 3 + j] += f64::from(data[i * 3 + j]);
+        }
+    }
+    for c in 0..7 {
+        for j in 0..3 {
+            let mean = sums[c * 3 + j] / fit.counts[c] as f64;
+            let got = f64::from(fit.codebook.centroid(c)[j]);
+            assert!((mean - got).abs() < 1e-5, "cell {c}: {mean} vs {got}");
+        }
+    }
+}
+
+#[test]
+fn integer_weights_equal_repeated_points() {
+    let base = gaussian(500, 4, 2);
+    let weights: Vec<f32> = (0..500).map(|i| (i % 3) as f32).collect();
+    let mut repeated = Vec::new();
+    for i in 0..500 {
+        for _ in 0..(i % 3) {
+            repeated.extend_from_slice(&base[i * 4..(i + 1) * 4]);
+        }
+    }
+    let init: Vec<f32> = base[4 * 10..4 * 16].to_vec();
+    let p = KMeans::new(6)
+        .init(Init::Centroids(init))
+        .iterations(30)
+        .device(Device::Cpu);
+    let weighted = p.fit_weighted(&base, 4, &weights).unwrap();
+    let plain = p.fit(&repeated, 4).unwrap();
+    for (a, b) in weighted
+        .codebook
+        .centroids()
+        .iter()
+        .zip(plain.codebook.centroids())
+    {
+        assert!((a - b).abs() < 1e-5, "{a} vs {b}");
+    }
+    assert!((weighted.inertia - plain.inertia).abs() < 1e-6 * plain.inertia);
+    assert!((weighted.mse - plain.mse).abs() < 1e-9);
+}
+
+#[test]
+fn same_seed_same_fit() {
+    let data = gaussian(3000, 8, 4);
+    for init in [Init::RandomPoints, Init::KMeansPlusPlus] {
+        let p = KMeans::new(20)
+            .init(init)
+            .seed(11)
+            .iterations(10)
+            .device(Device::Cpu);
+        let a = p.fit(&data, 8).unwrap();
+        let b = p.fit(&data, 8).unwrap();
+        assert_eq!(a.codebook, b.codebook);
+        assert_eq!(a.labels, b.labels);
+        assert_eq!(a.inertia, b.inertia);
+        let c = p.clone().seed(12).fit(&data, 8).unwrap();
+        assert_ne!(a.codebook, c.codebook);
+    }
+}
+
+#[test]
+fn history_is_reported_and_error_does_not_grow() {
+    let data = gaussian(5000, 6, 5);
+    let fit = KMeans::new(50)
+        .iterations(25)
+        .tolerance(0.0)
+        .device(Device::Cpu)
+        .fit(&data, 6)
+        .unwrap();
+    assert_eq!(fit.history.len(), fit.iterations_run);
+    for (i, s) in fit.history.iter().enumerate() {
+        assert_eq!(s.iteration, i);
+        assert!(s.seconds >= 0.0);
+        assert!((s.distortion * 2.0 - s.mse).abs() < 1e-15);
+    }
+    for w in fit.history.windows(2) {
+        if w[0].empty_cells_split == 0 {
+            assert!(
+                w[1].mse <= w[0].mse * (1.0 + 1e-6),
+                "{} > {}",
+                w[1].mse,
+                w[0].mse
+            );
+        }
+    }
+}
+
+#[test]
+fn empty_cells_are_split_not_nan() {
+    // 40 points on 4 distinct sites; 4 given centroids of which two sit far away: their
+    // cells are empty after the first assignment and must be re-seeded from populated ones.
+    let mut data = Vec::new();
+    for i in 0..40 {
+        let s = (i % 4) as f32;
+        data.extend_from_slice(&[s, s * 2.0 + 0.01 * (i / 4) as f32]);
+    }
+    let init = vec![0.0, 0.0, 3.0, 6.0, 100.0, 100.0, -100.0, 100.0];
+    let fit = KMeans::new(4)
+        .init(Init::Centroids(init))
+        .iterations(50)
+        .device(Device::Cpu)
+        .fit(&data, 2)
+        .unwrap();
+    assert!(fit.codebook.centroids().iter().all(|v| v.is_finite()));
+    assert!(fit.empty_cells_split >= 2, "{}", fit.empty_cells_split);
+    assert!(fit.counts.iter().all(|&c| c > 0), "{:?}", fit.counts);
+    assert!(fit.mse < 0.01, "{}", fit.mse);
+
+    // Fewer distinct points than cells: no NaN, the extra cells simply stay empty.
+    let dup = vec![1.0f32, 1.0, 1.0, 2.0, 2.0, 2.0];
+    let fit = KMeans::new(3).device(Device::Cpu).fit(&dup, 1).unwrap();
+    assert!(fit.codebook.centroids().iter().all(|v| v.is_finite()));
+    assert_eq!(fit.mse, 0.0);
+}
+
+#[test]
+fn codebook_encode_decode_mse_agree_with_the_fit() {
+    let data = gaussian(2000, 12, 8);
+    let fit = KMeans::new(16).device(Device::Cpu).fit(&data, 12).unwrap();
+    let cb = &fit.codebook;
+    assert_eq!((cb.k(), cb.dim()), (16, 12));
+    let labels = cb.encode(&data).unwrap();
+    assert_eq!(labels, fit.labels);
+    let decoded = cb.decode(&labels).unwrap();
+    let mse: f64 = data
+        .iter()
+        .zip(&decoded)
+        .map(|(a, b)| (f64::from(*a) - f64::from(*b)).powi(2))
+        .sum::<f64>()
+        / 2000.0;
+    assert!((cb.mse(&data).unwrap() - mse).abs() < 1e-5 * mse);
+    assert!((fit.mse - mse).abs() < 1e-5 * mse);
+    let again = Codebook::new(cb.centroids().to_vec(), 12).unwrap();
+    assert_eq!(&again, cb);
+}

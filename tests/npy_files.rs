@@ -1,0 +1,106 @@
+//! `.npy` round trips, atomic writes, corrupt files, and a read-back by NumPy itself.
+
+use std::process::Command;
+
+use lloyd::{Codebook, Error, npy};
+
+#[test]
+fn codebook_round_trip() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("centroids.npy");
+    let cb = Codebook::new((0..24).map(|i| i as f32 * 0.25 - 1.0).collect(), 3).unwrap();
+    cb.save_npy(&path).unwrap();
+    assert_eq!(Codebook::load_npy(&path).unwrap(), cb);
+    // Atomic write: no temporary file is left beside it.
+    let names: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names, vec![std::ffi::OsString::from("centroids.npy")]);
+}
+
+#[test]
+fn labels_round_trip_and_float64_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("labels.npy");
+    npy::write_labels(&p, &[3, 1, 4, 1, 5]).unwrap();
+    let (shape, labels) = npy::read_labels(&p).unwrap();
+    assert_eq!(shape, vec![5]);
+    assert_eq!(labels, vec![3, 1, 4, 1, 5]);
+    // labels are not floats
+    assert!(matches!(npy::read_f32(&p), Err(Error::Npy { .. })));
+}
+
+#[test]
+fn corrupt_and_missing_files_are_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let garbage = dir.path().join("garbage.npy");
+    std::fs::write(&garbage, b"this is not numpy").unwrap();
+    let e = Codebook::load_npy(&garbage).unwrap_err();
+    assert!(matches!(e, Error::Npy { .. }), "{e}");
+
+    let good = dir.path().join("good.npy");
+    Codebook::new(vec![1.0; 64], 8)
+        .unwrap()
+        .save_npy(&good)
+        .unwrap();
+    let bytes = std::fs::read(&good).unwrap();
+    let truncated = dir.path().join("truncated.npy");
+    std::fs::write(&truncated, &bytes[..bytes.len() - 10]).unwrap();
+    let e = Codebook::load_npy(&truncated).unwrap_err();
+    assert!(matches!(e, Error::Npy { .. }), "{e}");
+
+    let mut nan = bytes.clone();
+    let n = nan.len();
+    nan[n - 4..].copy_from_slice(&f32::NAN.to_le_bytes());
+    let with_nan = dir.path().join("nan.npy");
+    std::fs::write(&with_nan, &nan).unwrap();
+    let e = Codebook::load_npy(&with_nan).unwrap_err();
+    assert!(e.to_string().contains("non-finite"), "{e}");
+
+    let e = Codebook::load_npy(dir.path().join("missing.npy")).unwrap_err();
+    assert!(matches!(e, Error::Io { .. }), "{e}");
+}
+
+#[test]
+fn numpy_reads_what_we_write_and_we_read_what_numpy_writes() {
+    let probe = Command::new("python3")
+        .args(["-c", "import numpy"])
+        .output();
+    if !matches!(probe, Ok(ref o) if o.status.success()) {
+        eprintln!("skipped: python3 with numpy is not available");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let ours = dir.path().join("ours.npy");
+    let cb = Codebook::new(vec![1.5, -2.0, 3.25, 0.0, 7.0, 1e-3], 2).unwrap();
+    cb.save_npy(&ours).unwrap();
+    let theirs = dir.path().join("theirs.npy");
+    let script = format!(
+        "import numpy as np; a = np.load({ours:?}); assert a.dtype == np.float32, a.dtype; \
+         assert a.shape == (3, 2), a.shape; print(repr(a.tolist())); \
+         np.save({theirs:?}, np.asfortranarray(np.arange(12, dtype=np.float64).reshape(3, 4)))",
+        ours = ours.to_str().unwrap(),
+        theirs = theirs.to_str().unwrap()
+    );
+    let out = Command::new("python3")
+        .args(["-c", &script])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        printed.trim(),
+        "[[1.5, -2.0], [3.25, 0.0], [7.0, 0.0010000000474974513]]"
+    );
+    let back = Codebook::load_npy(&theirs).unwrap();
+    assert_eq!(back.dim(), 4);
+    assert_eq!(
+        back.centroids(),
+        (0..12).map(|i| i as f32).collect::<Vec<_>>().as_slice()
+    );
+}
