@@ -46,7 +46,7 @@ fn dense(c: &mut Criterion) {
         .map(|v| v as f32)
         .collect();
     for device in devices() {
-        let mut s = match Stepper::kmeans(&data, d, k, 0, &device) {
+        let mut s = match Stepper::kmeans(&data, d, k, 0, &[], &device) {
             Ok(s) => s,
             Err(e) => {
                 eprintln!("skipping {device}: {e}");

@@ -1,18 +1,37 @@
-//! One Lloyd iteration at a time, for benchmarks: the same backends and steps as a fit,
-//! with set-up kept apart from the timed iterations. Not a stable API.
+//! One Lloyd iteration at a time, for benchmarks and cross-checks: the same backends and
+//! steps as a fit, with set-up kept apart from the timed iterations. Not a stable API.
 
 use crate::backend::Backend;
-use crate::backend::cpu_1d::Cpu1d;
 use crate::backend::cpu_dense::CpuDense;
 use crate::data::{check_k, check_points, check_samples};
 use crate::device::Device;
-use crate::error::Result;
+use crate::error::{Error, Result};
+use crate::gpu::backend::{GpuLloyd, Layout, ResidentPoints};
 use crate::init::random_points;
+use crate::law::Law;
+use crate::quantizer1d::{Samples, backend_1d};
 use crate::target::{Target, resolve};
+
+enum Inner<'a> {
+    Any(Box<dyn Backend + 'a>),
+    Cpu(CpuDense<'a>),
+    Gpu(GpuLloyd),
+}
 
 /// A backend loaded with points and starting centroids, stepped by hand.
 pub struct Stepper<'a> {
-    backend: Box<dyn Backend + 'a>,
+    inner: Inner<'a>,
+}
+
+/// Per-cell statistics of the last assignment.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Cells {
+    /// Points per cell.
+    pub counts: Vec<u64>,
+    /// Weight per cell.
+    pub mass: Vec<f64>,
+    /// Weighted squared error per cell.
+    pub sse: Vec<f64>,
 }
 
 impl<'a> Stepper<'a> {
@@ -20,45 +39,111 @@ impl<'a> Stepper<'a> {
     pub fn quantizer1d(samples: Vec<f64>, n: usize, device: &Device) -> Result<Self> {
         check_samples(&samples)?;
         check_k(n, samples.len())?;
-        let backend: Box<dyn Backend> = match resolve(device)? {
-            Target::Cpu => {
-                let mut b = Cpu1d::new(samples);
-                let init = b.quantile_centroids(n);
-                b.set_centroids(init);
-                Box::new(b)
-            }
-        };
-        Ok(Stepper { backend })
+        let m = samples.len();
+        let (backend, _) = backend_1d(resolve(device)?, Samples::Host(samples), n, m, 0)?;
+        Ok(Stepper {
+            inner: Inner::Any(backend),
+        })
     }
 
-    /// The d-D K-means backend on `data` (`dim` columns) with `k` random points as centroids.
+    /// The d-D K-means backend on `data` (`dim` columns) starting from `init` (`k x dim`), or
+    /// from k random points drawn with `seed` when `init` is empty.
     pub fn kmeans(
         data: &'a [f32],
         dim: usize,
         k: usize,
         seed: u64,
+        init: &[f32],
         device: &Device,
     ) -> Result<Self> {
         let n = check_points(data, dim)?;
         check_k(k, n)?;
-        let init = random_points(data, dim, k, seed);
-        let backend: Box<dyn Backend + 'a> = match resolve(device)? {
-            Target::Cpu => Box::new(CpuDense::new(data, None, dim, &init)),
+        let init: Vec<f64> = if init.is_empty() {
+            random_points(data, dim, k, seed)
+        } else {
+            init.iter().map(|&v| f64::from(v)).collect()
         };
-        Ok(Stepper { backend })
+        let inner = match resolve(device)? {
+            Target::Cpu => Inner::Cpu(CpuDense::new(data, None, dim, &init)),
+            Target::Gpu(ctx) => {
+                let points = ResidentPoints::upload(&ctx, data, dim, true)?;
+                Inner::Gpu(GpuLloyd::new(ctx, Layout::Dense, points, dim, &init, None)?)
+            }
+        };
+        Ok(Stepper { inner })
+    }
+
+    fn backend(&mut self) -> &mut dyn Backend {
+        match &mut self.inner {
+            Inner::Any(b) => b.as_mut(),
+            Inner::Cpu(b) => b,
+            Inner::Gpu(b) => b,
+        }
     }
 
     /// One Lloyd iteration (assign, reduce, read back the error, update); returns the
     /// weighted sum of squared errors before the update.
     pub fn step(&mut self) -> Result<f64> {
-        self.backend.assign_reduce()?;
-        let sse = self.backend.sse()?;
-        self.backend.update()?;
+        let b = self.backend();
+        b.assign_reduce()?;
+        let sse = b.sse()?;
+        b.update()?;
         Ok(sse)
     }
 
+    /// Assignment and reduction only.
+    pub fn assign_reduce(&mut self) -> Result<()> {
+        self.backend().assign_reduce()
+    }
+
+    /// The update only; returns the empty cells split.
+    pub fn update(&mut self) -> Result<usize> {
+        self.backend().update()
+    }
+
+    /// The statistics of the last assignment.
+    pub fn cells(&mut self) -> Result<Cells> {
+        let s = self.backend().cell_stats()?;
+        Ok(Cells {
+            counts: s.counts,
+            mass: s.mass,
+            sse: s.sse,
+        })
+    }
+
+    /// The current centroids.
+    pub fn centroids(&mut self) -> Result<Vec<f64>> {
+        self.backend().centroids()
+    }
+
+    /// The labels of the last assignment (d-D backends).
+    pub fn labels(&mut self) -> Result<Vec<u32>> {
+        match &mut self.inner {
+            Inner::Cpu(b) => Ok(b.labels().to_vec()),
+            Inner::Gpu(b) => b.labels(),
+            Inner::Any(_) => Err(Error::Gpu("the 1-D backends keep no labels".into())),
+        }
+    }
+
+    /// Chunks the points were split into on the device (1 on the CPU).
+    pub fn chunks(&self) -> usize {
+        match &self.inner {
+            Inner::Gpu(b) => b.chunk_count(),
+            _ => 1,
+        }
+    }
+
     /// The device's name.
-    pub fn device_name(&self) -> String {
-        self.backend.device_name()
+    pub fn device_name(&mut self) -> String {
+        self.backend().device_name()
+    }
+}
+
+/// `m` samples of `law` drawn on the GPU `device` (Philox4x32-10), read back.
+pub fn gpu_samples(law: Law, m: usize, seed: u64, device: &Device) -> Result<Vec<f32>> {
+    law.validate()?;
+    match resolve(device)? {
+        Target::Gpu(ctx) => ResidentPoints::generate(&ctx, &law, m, seed)?.download(&ctx),
+        Target::Cpu => Err(Error::Gpu("no GPU resolved for this device".into())),
     }
 }

@@ -3,10 +3,14 @@
 
 use std::path::Path;
 
+use crate::backend::Backend;
 use crate::backend::cpu_dense::assign_dense;
 use crate::data::check_points;
+use crate::device::Device;
 use crate::error::{Error, Result};
+use crate::gpu::backend::{GpuLloyd, Layout, ResidentPoints};
 use crate::npy_io;
+use crate::target::{Target, resolve};
 
 /// `k` centroids of dimension `dim`, row-major.
 ///
@@ -85,6 +89,37 @@ impl Codebook {
     /// ties go to the lowest index.
     pub fn encode(&self, data: &[f32]) -> Result<Vec<u32>> {
         Ok(self.assign(data)?.0)
+    }
+
+    /// [`Codebook::encode`] on a chosen device, with the mean squared distance of the rows to
+    /// their centroids and the name of the device that ran it.
+    ///
+    /// ```
+    /// use lloyd::{Codebook, Device};
+    /// let cb = Codebook::new(vec![0.0, 4.0], 1)?;
+    /// let (labels, mse, device) = cb.encode_on(&[1.0, 3.0, 5.0], &Device::Cpu)?;
+    /// assert_eq!(labels, vec![0, 1, 1]);
+    /// assert_eq!(mse, 1.0);
+    /// assert_eq!(device, "cpu");
+    /// # Ok::<(), lloyd::Error>(())
+    /// ```
+    pub fn encode_on(&self, data: &[f32], device: &Device) -> Result<(Vec<u32>, f64, String)> {
+        let n = self.check_data(data)?;
+        match resolve(device)? {
+            Target::Cpu => {
+                let (labels, dist) = self.assign(data)?;
+                let mse = dist.iter().map(|&d| f64::from(d)).sum::<f64>() / n as f64;
+                Ok((labels, mse, "cpu".to_string()))
+            }
+            Target::Gpu(ctx) => {
+                let init: Vec<f64> = self.centroids.iter().map(|&v| f64::from(v)).collect();
+                let points = ResidentPoints::upload(&ctx, data, self.dim, true)?;
+                let mut b = GpuLloyd::new(ctx, Layout::Dense, points, self.dim, &init, None)?;
+                b.assign_reduce()?;
+                let mse = b.sse()? / n as f64;
+                Ok((b.labels()?, mse, b.device_name()))
+            }
+        }
     }
 
     /// The centroids named by `labels`, row-major.

@@ -9,6 +9,7 @@ use crate::data::{check_k, check_points, check_schedule, check_weights};
 use crate::device::Device;
 use crate::driver::{self, IterationStats, Observer, Schedule};
 use crate::error::{Error, Result};
+use crate::gpu::backend::{GpuLloyd, Layout, ResidentPoints};
 use crate::init::{Init, kmeans_plus_plus, random_points};
 use crate::target::{Target, resolve};
 
@@ -183,6 +184,13 @@ impl KMeans {
                 let setup = start.elapsed().as_secs_f64();
                 let out = driver::run(&mut b, &schedule, total_mass)?;
                 (out, b.labels().to_vec(), b.device_name(), setup)
+            }
+            Target::Gpu(ctx) => {
+                let points = ResidentPoints::upload(&ctx, data, dim, true)?;
+                let mut b = GpuLloyd::new(ctx, Layout::Dense, points, dim, &init, weights)?;
+                let setup = start.elapsed().as_secs_f64();
+                let out = driver::run(&mut b, &schedule, total_mass)?;
+                (out, b.labels()?, b.device_name(), setup)
             }
         };
         let centroids: Vec<f32> = out.centroids.iter().map(|&v| v as f32).collect();

@@ -19,6 +19,8 @@
 //! # Ok::<(), lloyd::Error>(())
 //! ```
 
+#![warn(missing_docs)]
+
 mod backend;
 #[doc(hidden)]
 pub mod bench;
@@ -27,6 +29,7 @@ mod data;
 mod device;
 mod driver;
 mod error;
+mod gpu;
 mod init;
 mod kmeans;
 mod law;
@@ -38,6 +41,7 @@ pub use codebook::Codebook;
 pub use device::Device;
 pub use driver::{IterationStats, Observer, median_ms_per_iteration};
 pub use error::{Error, Result};
+pub use gpu::{AdapterSummary, list_adapters};
 pub use init::Init;
 pub use kmeans::{KMeans, KMeansFit};
 pub use law::{Law, sample_distribution};

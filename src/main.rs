@@ -33,6 +33,12 @@ enum Command {
     Encode(EncodeArgs),
     /// Centroids named by a .npy array of labels.
     Decode(DecodeArgs),
+    /// The GPU adapters wgpu finds (index, backend, type, name, driver).
+    Devices {
+        /// Print one JSON array.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -159,9 +165,8 @@ struct EncodeArgs {
     /// Where to write the labels (uint32 .npy).
     #[arg(long)]
     output: PathBuf,
-    /// Print one JSON object.
-    #[arg(long)]
-    json: bool,
+    #[command(flatten)]
+    common: Common,
 }
 
 #[derive(clap::Args)]
@@ -175,6 +180,9 @@ struct DecodeArgs {
     /// Where to write the vectors (float32 .npy, shape (n, d)).
     #[arg(long)]
     output: PathBuf,
+    /// Accepted for symmetry: decoding is a gather, done on the host whatever the device.
+    #[arg(long, default_value = "auto", value_parser = parse_device)]
+    device: Device,
 }
 
 fn main() -> ExitCode {
@@ -195,6 +203,7 @@ fn main() -> ExitCode {
         Some(Command::Kmeans(a)) => kmeans(&a),
         Some(Command::Encode(a)) => encode(&a),
         Some(Command::Decode(a)) => decode(&a),
+        Some(Command::Devices { json }) => devices(json),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -407,23 +416,44 @@ fn encode(a: &EncodeArgs) -> Result<(), Error> {
             got: dim,
         });
     }
-    let labels = cb.encode(&data)?;
-    let mse = cb.mse(&data)?;
+    let (labels, mse, device) = cb.encode_on(&data, &a.common.device)?;
     npy::write_labels(&a.output, &labels)?;
-    if a.json {
+    if a.common.json {
         println!(
             "{}",
-            json!({"n": labels.len(), "k": cb.k(), "d": dim, "mse": mse})
+            json!({"n": labels.len(), "k": cb.k(), "d": dim, "mse": mse, "device": device})
         );
     } else {
         println!(
-            "encoded {} vectors with {} centroids: mse {:.6e}; labels in {}",
+            "encoded {} vectors with {} centroids on {device}: mse {:.6e}; labels in {}",
             labels.len(),
             cb.k(),
             mse,
             a.output.display()
         );
     }
+    Ok(())
+}
+
+fn devices(as_json: bool) -> Result<(), Error> {
+    let list = lloyd::list_adapters();
+    if as_json {
+        println!("{}", serde_json::to_string(&list).expect("plain data"));
+        return Ok(());
+    }
+    if list.is_empty() {
+        println!("no GPU adapter found; --device cpu (and auto) run on the CPU backend");
+    }
+    for a in list {
+        println!(
+            "gpu:{}  {:<8} {:<14} {}  [{}]",
+            a.index, a.backend, a.device_type, a.name, a.driver
+        );
+    }
+    println!(
+        "cpu    the CPU backend ({} threads)",
+        rayon::current_num_threads()
+    );
     Ok(())
 }
 

@@ -6,11 +6,12 @@ use rand_distr::Distribution;
 use serde::Serialize;
 
 use crate::backend::Backend;
-use crate::backend::cpu_1d::Cpu1d;
+use crate::backend::cpu_1d::{Cpu1d, empirical_quantiles};
 use crate::data::{check_k, check_samples, check_schedule};
 use crate::device::Device;
 use crate::driver::{self, IterationStats, Observer, Schedule};
 use crate::error::{Error, Result};
+use crate::gpu::backend::{GpuLloyd, Layout, ResidentPoints};
 use crate::law::{Law, sample_distribution};
 use crate::target::{Target, resolve};
 
@@ -167,7 +168,10 @@ impl Lloyd1d {
         check_k(self.n, self.samples)?;
         let start = Instant::now();
         let target = resolve(&self.device)?;
-        let samples = law.sample(self.samples, self.seed)?;
+        let samples = match target {
+            Target::Cpu => Samples::Host(law.sample(self.samples, self.seed)?),
+            Target::Gpu(_) => Samples::Law(law),
+        };
         self.run(target, samples, start)
     }
 
@@ -179,7 +183,7 @@ impl Lloyd1d {
         let target = resolve(&self.device)?;
         let samples = sample_distribution(dist, self.samples, self.seed);
         check_samples(&samples)?;
-        self.run(target, samples, start)
+        self.run(target, Samples::Host(samples), start)
     }
 
     /// The optimal quantizer of the empirical law of the caller's samples.
@@ -189,19 +193,12 @@ impl Lloyd1d {
         check_k(self.n, samples.len())?;
         let start = Instant::now();
         let target = resolve(&self.device)?;
-        self.run(target, samples.to_vec(), start)
+        self.run(target, Samples::Host(samples.to_vec()), start)
     }
 
-    fn run(&self, target: Target, samples: Vec<f64>, start: Instant) -> Result<Quantizer1d> {
-        let m = samples.len();
-        let mut backend: Box<dyn Backend> = match target {
-            Target::Cpu => {
-                let mut b = Cpu1d::new(samples);
-                let init = b.quantile_centroids(self.n);
-                b.set_centroids(init);
-                Box::new(b)
-            }
-        };
+    fn run(&self, target: Target, samples: Samples, start: Instant) -> Result<Quantizer1d> {
+        let (backend, m) = backend_1d(target, samples, self.n, self.samples, self.seed)?;
+        let mut backend = backend;
         let setup_seconds = start.elapsed().as_secs_f64();
         let schedule = Schedule {
             iterations: self.iterations,
@@ -222,5 +219,63 @@ impl Lloyd1d {
             device: backend.device_name(),
             setup_seconds,
         })
+    }
+}
+
+/// Where the samples of a 1-D run come from.
+pub(crate) enum Samples {
+    /// Drawn or given on the host.
+    Host(Vec<f64>),
+    /// Drawn on the device (GPU only).
+    Law(Law),
+}
+
+/// The 1-D backend for `target`, loaded with the samples and centroids at the empirical
+/// quantiles; returns it with the number of samples.
+pub(crate) fn backend_1d(
+    target: Target,
+    samples: Samples,
+    n: usize,
+    m: usize,
+    seed: u64,
+) -> Result<(Box<dyn Backend>, usize)> {
+    match (target, samples) {
+        (Target::Cpu, Samples::Host(s)) => {
+            let m = s.len();
+            let mut b = Cpu1d::new(s);
+            let init = b.quantile_centroids(n);
+            b.set_centroids(init);
+            Ok((Box::new(b), m))
+        }
+        (Target::Cpu, Samples::Law(law)) => {
+            backend_1d(Target::Cpu, Samples::Host(law.sample(m, seed)?), n, m, seed)
+        }
+        (Target::Gpu(ctx), Samples::Host(s)) => {
+            let m = s.len();
+            let s32: Vec<f32> = s.iter().map(|&v| v as f32).collect();
+            let mut sorted: Vec<f64> = s32.iter().map(|&v| f64::from(v)).collect();
+            sorted.sort_unstable_by(f64::total_cmp);
+            let init = empirical_quantiles(&sorted, n);
+            let points = ResidentPoints::upload(&ctx, &s32, 1, false)?;
+            Ok((
+                Box::new(GpuLloyd::new(ctx, Layout::OneD, points, 1, &init, None)?),
+                m,
+            ))
+        }
+        (Target::Gpu(ctx), Samples::Law(law)) => {
+            let points = ResidentPoints::generate(&ctx, &law, m, seed)?;
+            // The starting quantiles come from the first samples (at most 2^16), sorted here.
+            let mut head: Vec<f64> = points
+                .head(&ctx, 1 << 16)?
+                .iter()
+                .map(|&v| f64::from(v))
+                .collect();
+            head.sort_unstable_by(f64::total_cmp);
+            let init = empirical_quantiles(&head, n);
+            Ok((
+                Box::new(GpuLloyd::new(ctx, Layout::OneD, points, 1, &init, None)?),
+                m,
+            ))
+        }
     }
 }

@@ -173,3 +173,28 @@ fn bad_input_is_one_error_line_and_a_failure_code() {
         assert!(!err.contains("panicked"), "{args:?}: {err}");
     }
 }
+
+#[test]
+fn gpu_json_names_the_adapter() {
+    let Some(_) = common::gpu::gpu() else { return };
+    let o = lloyd(&[
+        "quantize",
+        "--n",
+        "4",
+        "--samples",
+        "10000",
+        "--iterations",
+        "5",
+        "--device",
+        "gpu",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    let name = lloyd::list_adapters()[0].name.clone();
+    assert!(v["device"].as_str().unwrap().contains(&name), "{v}");
+    let o = lloyd(&["devices", "--json"]);
+    assert!(o.status.success());
+    let list: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    assert_eq!(list[0]["name"], name);
+}

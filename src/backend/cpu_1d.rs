@@ -56,10 +56,7 @@ impl Cpu1d {
     /// The empirical quantiles at levels (2i + 1) / 2N: a start close to the optimum for
     /// any law, found for free in sorted samples.
     pub(crate) fn quantile_centroids(&self, n: usize) -> Vec<f64> {
-        let m = self.sorted.len();
-        (0..n)
-            .map(|i| self.sorted[((2 * i + 1) * m / (2 * n)).min(m - 1)])
-            .collect()
+        empirical_quantiles(&self.sorted, n)
     }
 
     /// Sets the starting centroids (sorted here: the 1-D backends keep them sorted).
@@ -72,6 +69,14 @@ impl Cpu1d {
         self.sums = vec![0.0; n];
         self.stats = CellStats::zeros(n);
     }
+}
+
+/// The empirical quantiles of levels (2i + 1) / 2N of sorted samples.
+pub(crate) fn empirical_quantiles(sorted: &[f64], n: usize) -> Vec<f64> {
+    let m = sorted.len();
+    (0..n)
+        .map(|i| sorted[((2 * i + 1) * m / (2 * n)).min(m - 1)])
+        .collect()
 }
 
 /// First index `p >= lo` with `sorted[p] > mid`, searched outward from `hint`: when the

@@ -1,0 +1,57 @@
+// Shared by every kernel: the parameter block and 96-bit fixed-point accumulation.
+//
+// Per-cell sums are accumulated as 96-bit two's-complement integers (three u32 words) with
+// 32-bit integer atomics. Integer addition is associative, so the totals are exact and
+// identical from run to run whatever order the invocations run in: no float atomics, no
+// f64 and no 64-bit atomics needed, which keeps the kernels portable (Metal, GL, WebGPU).
+// A value v is stored as round-toward-zero(v * 2^s), with s chosen on the host so every
+// scaled value stays below 2^61: ~2^34 of them fit before the 96 bits could overflow.
+
+struct Params {
+    n: u32,          // points in this chunk
+    k: u32,          // centroids
+    dim: u32,        // coordinates per point
+    stride: u32,     // words per cell in `acc`: 7 + 3 * dim
+    scale_x: f32,    // 2^s for coordinates (times weights)
+    scale_e: f32,    // 2^s for squared errors (times weights)
+    scale_w: f32,    // 2^s for weights
+    use_local: u32,  // 1-D: 1 when the cells fit in workgroup memory
+    tile: u32,       // d-D: centroids per workgroup-memory tile (0: read them from global)
+    weighted: u32,   // 1 when per-point weights are bound
+    seed_lo: u32,
+    seed_hi: u32,
+    base_lo: u32,    // index of this chunk's first point in the whole sample (generation)
+    base_hi: u32,
+    law: u32,        // 0 normal, 1 uniform, 2 exponential, 3 log-normal
+    p0: f32,
+    p1: f32,
+    pad0: u32,
+    pad1: u32,
+    pad2: u32,
+}
+
+// Layout of one cell in `acc`: [count, mass(3), sse(3), sum_0(3), ..., sum_{dim-1}(3)].
+const CELL_COUNT: u32 = 0u;
+const CELL_MASS: u32 = 1u;
+const CELL_SSE: u32 = 4u;
+const CELL_SUMS: u32 = 7u;
+
+// The 96-bit two's-complement words (low first) of trunc(v) for |v| < 2^62.
+fn fixed96(v: f32) -> vec3<u32> {
+    let a = abs(v);
+    // Both steps are exact: scaling by a power of two, and removing the high bits of a
+    // 24-bit mantissa.
+    let hi = floor(a * 2.3283064365386963e-10);
+    var lo = u32(a - hi * 4294967296.0);
+    var mid = u32(hi);
+    var top = 0u;
+    if (v < 0.0) {
+        let c1 = select(0u, 1u, lo == 0u);
+        lo = ~lo + 1u;
+        let m = ~mid + c1;
+        let c2 = select(0u, 1u, c1 == 1u && m == 0u);
+        mid = m;
+        top = 0xffffffffu + c2;
+    }
+    return vec3<u32>(lo, mid, top);
+}

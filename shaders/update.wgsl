@@ -1,0 +1,63 @@
+// After a reduction: `stats` copies each cell's count, mass and squared error out for the
+// host (7 words a cell); `update` moves each centroid to its cell's mean (cells without mass
+// keep theirs) and refreshes ‖c‖². Empty cells are re-seeded by the host with the policy the
+// CPU backend uses.
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> acc: array<u32>;
+@group(0) @binding(2) var<storage, read_write> cents: array<f32>;
+@group(0) @binding(3) var<storage, read_write> norms: array<f32>;
+@group(0) @binding(4) var<storage, read_write> stats: array<u32>;
+
+// The value of a 96-bit two's-complement integer, rounded to f32.
+fn from96(b: u32) -> f32 {
+    var w0 = acc[b];
+    var w1 = acc[b + 1u];
+    var w2 = acc[b + 2u];
+    let negative = (w2 & 0x80000000u) != 0u;
+    if (negative) {
+        let c1 = select(0u, 1u, w0 == 0u);
+        w0 = ~w0 + 1u;
+        let m = ~w1 + c1;
+        let c2 = select(0u, 1u, c1 == 1u && m == 0u);
+        w1 = m;
+        w2 = ~w2 + c2;
+    }
+    let v = f32(w2) * 18446744073709551616.0 + f32(w1) * 4294967296.0 + f32(w0);
+    return select(v, -v, negative);
+}
+
+@compute @workgroup_size(64)
+fn copy_stats(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let j = gid.x;
+    if (j >= p.k) {
+        return;
+    }
+    for (var w = 0u; w < 7u; w++) {
+        stats[j * 7u + w] = acc[j * p.stride + w];
+    }
+}
+
+@compute @workgroup_size(64)
+fn update(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let j = gid.x;
+    if (j >= p.k) {
+        return;
+    }
+    let b = j * p.stride;
+    let count = acc[b + CELL_COUNT];
+    var mass = f32(count);
+    if (p.weighted == 1u) {
+        mass = from96(b + CELL_MASS) / p.scale_w;
+    }
+    if (count == 0u || mass <= 0.0) {
+        return;
+    }
+    var norm = 0.0;
+    for (var t = 0u; t < p.dim; t++) {
+        let c = (from96(b + CELL_SUMS + 3u * t) / p.scale_x) / mass;
+        cents[j * p.dim + t] = c;
+        norm = fma(c, c, norm);
+    }
+    norms[j] = norm;
+}

@@ -1,0 +1,707 @@
+//! The GPU backend: points resident in device buffers (split into chunks no larger than one
+//! storage binding), pipelines and bind groups built once per fit, one submission and one
+//! small read-back (the per-cell counts, masses and errors) per iteration.
+
+use std::sync::Arc;
+
+use bytemuck::{Pod, Zeroable};
+use wgpu::util::DeviceExt;
+
+use super::context::GpuContext;
+use super::fixed::{scale_for, words_to_f64};
+use super::shaders;
+use crate::backend::{Backend, CellStats, empty_cells::split_empty_cells};
+use crate::error::{Error, Result};
+
+/// Mirrors `Params` in `shaders/common.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, Default, Pod, Zeroable)]
+pub(crate) struct Params {
+    pub n: u32,
+    pub k: u32,
+    pub dim: u32,
+    pub stride: u32,
+    pub scale_x: f32,
+    pub scale_e: f32,
+    pub scale_w: f32,
+    pub use_local: u32,
+    pub tile: u32,
+    pub weighted: u32,
+    pub seed_lo: u32,
+    pub seed_hi: u32,
+    pub base_lo: u32,
+    pub base_hi: u32,
+    pub law: u32,
+    pub p0: f32,
+    pub p1: f32,
+    pub pad: [u32; 3],
+}
+
+/// Words per cell in the statistics read back: count, mass (3), squared error (3).
+const STAT_WORDS: usize = 7;
+/// Cells the 1-D kernel can gather in workgroup memory (see `assign_1d.wgsl`).
+const LOCAL_CELLS: usize = 512;
+/// Floats of centroids per workgroup-memory tile (see `assign_dense.wgsl`).
+const TILE_FLOATS: usize = 3072;
+/// Samples per invocation in the 1-D kernel: fewer workgroups, fewer flushes.
+const POINTS_PER_THREAD_1D: usize = 8;
+const MAX_WORKGROUPS: usize = 65_535;
+
+/// Which assignment kernel a backend runs.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Layout {
+    /// Sorted 1-D centroids, binary search.
+    OneD,
+    /// Any dimension, tiled distances.
+    Dense,
+}
+
+/// One binding's worth of points with its parameters and bind group.
+struct Chunk {
+    n: usize,
+    _xs: wgpu::Buffer,
+    labels: Option<wgpu::Buffer>,
+    bind: wgpu::BindGroup,
+    workgroups: u32,
+}
+
+/// Points already on the device, chunked, with the bound of their magnitudes.
+pub(crate) struct ResidentPoints {
+    chunks: Vec<(usize, wgpu::Buffer, Option<wgpu::Buffer>)>,
+    bound: f64,
+}
+
+/// Largest number of points of dimension `dim` one chunk may hold.
+pub(crate) fn chunk_capacity(ctx: &GpuContext, dim: usize) -> usize {
+    let mut bytes = ctx
+        .limits
+        .max_storage_buffer_binding_size
+        .min(ctx.limits.max_buffer_size);
+    if let Some(cap) = std::env::var("LLOYD_GPU_MAX_CHUNK_BYTES")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        bytes = bytes.min(cap.max(4 * dim as u64));
+    }
+    let align = u64::from(ctx.limits.min_storage_buffer_offset_alignment).max(4);
+    let bytes = bytes / align * align;
+    ((bytes / (4 * dim as u64)) as usize).min(u32::MAX as usize)
+}
+
+fn storage(
+    ctx: &GpuContext,
+    label: &str,
+    contents: &[u8],
+    extra: wgpu::BufferUsages,
+) -> wgpu::Buffer {
+    ctx.device
+        .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some(label),
+            contents,
+            usage: wgpu::BufferUsages::STORAGE
+                | wgpu::BufferUsages::COPY_SRC
+                | wgpu::BufferUsages::COPY_DST
+                | extra,
+        })
+}
+
+fn empty_storage(ctx: &GpuContext, label: &str, bytes: u64) -> wgpu::Buffer {
+    ctx.device.create_buffer(&wgpu::BufferDescriptor {
+        label: Some(label),
+        size: bytes.max(4),
+        usage: wgpu::BufferUsages::STORAGE
+            | wgpu::BufferUsages::COPY_SRC
+            | wgpu::BufferUsages::COPY_DST,
+        mapped_at_creation: false,
+    })
+}
+
+/// Runs `f` inside error scopes so that running out of memory or a validation error comes
+/// back as an [`Error`] instead of wgpu's default panic.
+pub(crate) fn guarded<T>(ctx: &GpuContext, what: &str, f: impl FnOnce() -> T) -> Result<T> {
+    let oom = ctx.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+    let validation = ctx.device.push_error_scope(wgpu::ErrorFilter::Validation);
+    let out = f();
+    let v = pollster::block_on(validation.pop());
+    let o = pollster::block_on(oom.pop());
+    if let Some(e) = o {
+        return Err(Error::Gpu(format!(
+            "{what}: out of device memory ({e}); use fewer points or --device cpu"
+        )));
+    }
+    if let Some(e) = v {
+        return Err(Error::Gpu(format!("{what}: {e}")));
+    }
+    Ok(out)
+}
+
+/// Copies `size` bytes of `src` from `offset` back to the host.
+pub(crate) fn read_back(
+    ctx: &GpuContext,
+    src: &wgpu::Buffer,
+    offset: u64,
+    size: u64,
+) -> Result<Vec<u8>> {
+    let staging = ctx.device.create_buffer(&wgpu::BufferDescriptor {
+        label: Some("lloyd read-back"),
+        size,
+        usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+        mapped_at_creation: false,
+    });
+    let mut enc = ctx.device.create_command_encoder(&Default::default());
+    enc.copy_buffer_to_buffer(src, offset, &staging, 0, size);
+    ctx.queue.submit(Some(enc.finish()));
+    map_and_read(ctx, &staging, size)
+}
+
+fn map_and_read(ctx: &GpuContext, staging: &wgpu::Buffer, size: u64) -> Result<Vec<u8>> {
+    let (tx, rx) = futures_intrusive::channel::shared::oneshot_channel();
+    staging.map_async(wgpu::MapMode::Read, 0..size, move |r| {
+        let _ = tx.send(r);
+    });
+    ctx.device
+        .poll(wgpu::PollType::wait_indefinitely())
+        .map_err(|e| Error::Gpu(format!("waiting for the device: {e}")))?;
+    pollster::block_on(rx.receive())
+        .ok_or_else(|| Error::Gpu("the read-back was dropped".into()))?
+        .map_err(|e| Error::Gpu(format!("mapping a read-back buffer: {e}")))?;
+    let bytes = staging
+        .get_mapped_range(0..size)
+        .map_err(|e| Error::Gpu(format!("reading a mapped buffer: {e}")))?
+        .to_vec();
+    staging.unmap();
+    Ok(bytes)
+}
+
+impl ResidentPoints {
+    /// Uploads row-major points (and their labels buffers when `labels` is set).
+    pub(crate) fn upload(ctx: &GpuContext, data: &[f32], dim: usize, labels: bool) -> Result<Self> {
+        let n = data.len() / dim;
+        let cap = chunk_capacity(ctx, dim);
+        let bound = data.iter().fold(0.0f64, |m, &v| m.max(f64::from(v).abs()));
+        let chunks = guarded(ctx, "uploading the points", || {
+            (0..n)
+                .step_by(cap)
+                .map(|start| {
+                    let len = cap.min(n - start);
+                    let xs = storage(
+                        ctx,
+                        "points",
+                        bytemuck::cast_slice(&data[start * dim..(start + len) * dim]),
+                        wgpu::BufferUsages::empty(),
+                    );
+                    let lab = labels.then(|| empty_storage(ctx, "labels", 4 * len as u64));
+                    (len, xs, lab)
+                })
+                .collect()
+        })?;
+        Ok(ResidentPoints { chunks, bound })
+    }
+
+    /// Draws `m` samples of a law on the device (1-D).
+    pub(crate) fn generate(
+        ctx: &GpuContext,
+        law: &crate::law::Law,
+        m: usize,
+        seed: u64,
+    ) -> Result<Self> {
+        use crate::law::Law;
+        let (code, p0, p1, bound) = match *law {
+            // Box–Muller with u1 >= 2^-24 gives |z| <= 5.77.
+            Law::Normal { mean, std } => (0u32, mean, std, mean.abs() + 6.0 * std),
+            Law::Uniform { low, high } => (1, low, high, low.abs().max(high.abs())),
+            Law::Exponential { rate } => (2, rate, 0.0, 17.5 / rate),
+            Law::LogNormal { mu, sigma } => (3, mu, sigma, (mu + 6.0 * sigma).exp()),
+        };
+        let cap = chunk_capacity(ctx, 1);
+        let module = ctx
+            .device
+            .create_shader_module(wgpu::ShaderModuleDescriptor {
+                label: Some("generate"),
+                source: wgpu::ShaderSource::Wgsl(shaders::GENERATE.into()),
+            });
+        let pipeline = ctx
+            .device
+            .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                label: Some("generate"),
+                layout: None,
+                module: &module,
+                entry_point: Some("main"),
+                compilation_options: Default::default(),
+                cache: None,
+            });
+        let chunks = guarded(ctx, "generating the samples", || {
+            let mut enc = ctx.device.create_command_encoder(&Default::default());
+            let mut chunks = Vec::new();
+            let mut keep = Vec::new();
+            for start in (0..m).step_by(cap) {
+                let len = cap.min(m - start);
+                let xs = empty_storage(ctx, "samples", 4 * len as u64);
+                let params = Params {
+                    n: len as u32,
+                    seed_lo: seed as u32,
+                    seed_hi: (seed >> 32) as u32,
+                    base_lo: start as u32,
+                    base_hi: ((start as u64) >> 32) as u32,
+                    law: code,
+                    p0: p0 as f32,
+                    p1: p1 as f32,
+                    ..Default::default()
+                };
+                let pbuf = ctx
+                    .device
+                    .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                        label: Some("generate params"),
+                        contents: bytemuck::bytes_of(&params),
+                        usage: wgpu::BufferUsages::UNIFORM,
+                    });
+                let bind = ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
+                    label: Some("generate"),
+                    layout: &pipeline.get_bind_group_layout(0),
+                    entries: &[
+                        wgpu::BindGroupEntry {
+                            binding: 0,
+                            resource: pbuf.as_entire_binding(),
+                        },
+                        wgpu::BindGroupEntry {
+                            binding: 1,
+                            resource: xs.as_entire_binding(),
+                        },
+                    ],
+                });
+                {
+                    let mut pass = enc.begin_compute_pass(&Default::default());
+                    pass.set_pipeline(&pipeline);
+                    pass.set_bind_group(0, &bind, &[]);
+                    pass.dispatch_workgroups(
+                        len.div_ceil(256 * 4).clamp(1, MAX_WORKGROUPS) as u32,
+                        1,
+                        1,
+                    );
+                }
+                keep.push(pbuf);
+                chunks.push((len, xs, None));
+            }
+            ctx.queue.submit(Some(enc.finish()));
+            chunks
+        })?;
+        Ok(ResidentPoints {
+            chunks,
+            bound: bound * 1.01,
+        })
+    }
+
+    /// The first `count` values of the first chunk (1-D), for the starting quantiles.
+    pub(crate) fn head(&self, ctx: &GpuContext, count: usize) -> Result<Vec<f32>> {
+        let (len, xs, _) = &self.chunks[0];
+        let count = count.min(*len);
+        let bytes = read_back(ctx, xs, 0, 4 * count as u64)?;
+        Ok(bytemuck::cast_slice(&bytes).to_vec())
+    }
+
+    /// Every value, in order (tests and small inputs).
+    pub(crate) fn download(&self, ctx: &GpuContext) -> Result<Vec<f32>> {
+        let mut out = Vec::new();
+        for (_, xs, _) in &self.chunks {
+            let bytes = read_back(ctx, xs, 0, xs.size())?;
+            out.extend_from_slice(bytemuck::cast_slice(&bytes));
+        }
+        Ok(out)
+    }
+}
+
+/// Lloyd's per-iteration steps on a GPU.
+pub(crate) struct GpuLloyd {
+    ctx: Arc<GpuContext>,
+    layout: Layout,
+    k: usize,
+    dim: usize,
+    weighted: bool,
+    scale_e: f32,
+    scale_w: f32,
+    chunks: Vec<Chunk>,
+    cents: wgpu::Buffer,
+    norms: wgpu::Buffer,
+    acc: wgpu::Buffer,
+    stats: wgpu::Buffer,
+    stats_staging: wgpu::Buffer,
+    assign: wgpu::ComputePipeline,
+    copy_stats: wgpu::ComputePipeline,
+    update: wgpu::ComputePipeline,
+    copy_stats_bind: wgpu::BindGroup,
+    update_bind: wgpu::BindGroup,
+    cached: Option<CellStats>,
+    // Kept alive for the bind groups.
+    _params: Vec<wgpu::Buffer>,
+    _weights: Vec<wgpu::Buffer>,
+}
+
+fn pipeline(ctx: &GpuContext, src: &str, entry: &str) -> wgpu::ComputePipeline {
+    let module = ctx
+        .device
+        .create_shader_module(wgpu::ShaderModuleDescriptor {
+            label: Some(entry),
+            source: wgpu::ShaderSource::Wgsl(src.into()),
+        });
+    ctx.device
+        .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+            label: Some(entry),
+            layout: None,
+            module: &module,
+            entry_point: Some(entry),
+            compilation_options: Default::default(),
+            cache: None,
+        })
+}
+
+fn norms_of(c: &[f64], dim: usize) -> Vec<f32> {
+    c.chunks_exact(dim)
+        .map(|r| r.iter().map(|&v| (v as f32) * (v as f32)).sum())
+        .collect()
+}
+
+impl GpuLloyd {
+    /// Builds the pipelines and buffers of one fit. `init` is `k x dim`; `weights` (Dense
+    /// only) holds one validated weight per point.
+    pub(crate) fn new(
+        ctx: Arc<GpuContext>,
+        layout: Layout,
+        points: ResidentPoints,
+        dim: usize,
+        init: &[f64],
+        weights: Option<&[f32]>,
+    ) -> Result<Self> {
+        let k = init.len() / dim;
+        if k > MAX_WORKGROUPS * 64 {
+            return Err(Error::Gpu(format!(
+                "k = {k} is more than the GPU backend's {} centroids",
+                MAX_WORKGROUPS * 64
+            )));
+        }
+        let stride = 7 + 3 * dim;
+        let bound_c = init.iter().fold(points.bound, |m, &v| m.max(v.abs()));
+        let wmax = weights.map_or(1.0, |w| w.iter().fold(0.0f64, |m, &v| m.max(f64::from(v))));
+        let scale_x = scale_for(wmax * points.bound);
+        let scale_e = scale_for(wmax * dim as f64 * (points.bound + bound_c).powi(2) * 4.0);
+        let scale_w = scale_for(wmax);
+        let tile = if layout == Layout::Dense {
+            TILE_FLOATS / dim
+        } else {
+            0
+        };
+        let base = Params {
+            k: k as u32,
+            dim: dim as u32,
+            stride: stride as u32,
+            scale_x,
+            scale_e,
+            scale_w,
+            use_local: u32::from(layout == Layout::OneD && k <= LOCAL_CELLS),
+            tile: tile as u32,
+            weighted: u32::from(weights.is_some()),
+            ..Default::default()
+        };
+        let ctx2 = ctx.clone();
+        let c = &*ctx2;
+        guarded(c, "building the GPU pipelines and buffers", || {
+            let (src, entry) = match layout {
+                Layout::OneD => (shaders::ASSIGN_1D, "main"),
+                Layout::Dense => (shaders::ASSIGN_DENSE, "main"),
+            };
+            let assign = pipeline(c, src, entry);
+            let copy_stats = pipeline(c, shaders::UPDATE, "copy_stats");
+            let update = pipeline(c, shaders::UPDATE, "update");
+            let init32: Vec<f32> = init.iter().map(|&v| v as f32).collect();
+            let cents = storage(
+                c,
+                "centroids",
+                bytemuck::cast_slice(&init32),
+                wgpu::BufferUsages::empty(),
+            );
+            let norms = storage(
+                c,
+                "norms",
+                bytemuck::cast_slice(&norms_of(init, dim)),
+                wgpu::BufferUsages::empty(),
+            );
+            let acc = empty_storage(c, "accumulators", 4 * (k * stride) as u64);
+            let stats = empty_storage(c, "stats", 4 * (k * STAT_WORDS) as u64);
+            let stats_staging = c.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("stats staging"),
+                size: 4 * (k * STAT_WORDS) as u64,
+                usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            });
+            let uniform = |p: &Params| {
+                c.device
+                    .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                        label: Some("params"),
+                        contents: bytemuck::bytes_of(p),
+                        usage: wgpu::BufferUsages::UNIFORM,
+                    })
+            };
+            let mut params = vec![uniform(&base)];
+            let mut weight_bufs = Vec::new();
+            let dummy = storage(c, "no weights", &[0u8; 4], wgpu::BufferUsages::empty());
+            let assign_layout = assign.get_bind_group_layout(0);
+            let mut chunks = Vec::new();
+            let mut start = 0usize;
+            for (len, xs, labels) in points.chunks {
+                let p = uniform(&Params {
+                    n: len as u32,
+                    ..base
+                });
+                let mut entries = vec![
+                    wgpu::BindGroupEntry {
+                        binding: 0,
+                        resource: p.as_entire_binding(),
+                    },
+                    wgpu::BindGroupEntry {
+                        binding: 1,
+                        resource: xs.as_entire_binding(),
+                    },
+                    wgpu::BindGroupEntry {
+                        binding: 2,
+                        resource: cents.as_entire_binding(),
+                    },
+                    wgpu::BindGroupEntry {
+                        binding: 3,
+                        resource: acc.as_entire_binding(),
+                    },
+                ];
+                let wbuf = weights.map(|w| {
+                    storage(
+                        c,
+                        "weights",
+                        bytemuck::cast_slice(&w[start..start + len]),
+                        wgpu::BufferUsages::empty(),
+                    )
+                });
+                let labels = match layout {
+                    Layout::Dense => {
+                        Some(labels.unwrap_or_else(|| empty_storage(c, "labels", 4 * len as u64)))
+                    }
+                    Layout::OneD => None,
+                };
+                if let Some(l) = &labels {
+                    entries.push(wgpu::BindGroupEntry {
+                        binding: 4,
+                        resource: norms.as_entire_binding(),
+                    });
+                    entries.push(wgpu::BindGroupEntry {
+                        binding: 5,
+                        resource: l.as_entire_binding(),
+                    });
+                    entries.push(wgpu::BindGroupEntry {
+                        binding: 6,
+                        resource: wbuf.as_ref().unwrap_or(&dummy).as_entire_binding(),
+                    });
+                }
+                let bind = c.device.create_bind_group(&wgpu::BindGroupDescriptor {
+                    label: Some("assign"),
+                    layout: &assign_layout,
+                    entries: &entries,
+                });
+                let workgroups = match layout {
+                    Layout::OneD => len.div_ceil(256 * POINTS_PER_THREAD_1D),
+                    Layout::Dense => len.div_ceil(64),
+                }
+                .clamp(1, MAX_WORKGROUPS) as u32;
+                chunks.push(Chunk {
+                    n: len,
+                    _xs: xs,
+                    labels,
+                    bind,
+                    workgroups,
+                });
+                params.push(p);
+                weight_bufs.extend(wbuf);
+                start += len;
+            }
+            weight_bufs.push(dummy);
+            let copy_stats_bind = c.device.create_bind_group(&wgpu::BindGroupDescriptor {
+                label: Some("copy stats"),
+                layout: &copy_stats.get_bind_group_layout(0),
+                entries: &[
+                    wgpu::BindGroupEntry {
+                        binding: 0,
+                        resource: params[0].as_entire_binding(),
+                    },
+                    wgpu::BindGroupEntry {
+                        binding: 1,
+                        resource: acc.as_entire_binding(),
+                    },
+                    wgpu::BindGroupEntry {
+                        binding: 4,
+                        resource: stats.as_entire_binding(),
+                    },
+                ],
+            });
+            let update_bind = c.device.create_bind_group(&wgpu::BindGroupDescriptor {
+                label: Some("update"),
+                layout: &update.get_bind_group_layout(0),
+                entries: &[
+                    wgpu::BindGroupEntry {
+                        binding: 0,
+                        resource: params[0].as_entire_binding(),
+                    },
+                    wgpu::BindGroupEntry {
+                        binding: 1,
+                        resource: acc.as_entire_binding(),
+                    },
+                    wgpu::BindGroupEntry {
+                        binding: 2,
+                        resource: cents.as_entire_binding(),
+                    },
+                    wgpu::BindGroupEntry {
+                        binding: 3,
+                        resource: norms.as_entire_binding(),
+                    },
+                ],
+            });
+            GpuLloyd {
+                ctx: ctx.clone(),
+                layout,
+                k,
+                dim,
+                weighted: weights.is_some(),
+                scale_e,
+                scale_w,
+                chunks,
+                cents,
+                norms,
+                acc,
+                stats,
+                stats_staging,
+                assign,
+                copy_stats,
+                update,
+                copy_stats_bind,
+                update_bind,
+                cached: None,
+                _params: params,
+                _weights: weight_bufs,
+            }
+        })
+    }
+
+    fn ensure_stats(&mut self) -> Result<&CellStats> {
+        if self.cached.is_none() {
+            let size = 4 * (self.k * STAT_WORDS) as u64;
+            let bytes = map_and_read(&self.ctx, &self.stats_staging, size)?;
+            let words: &[u32] = bytemuck::cast_slice(&bytes);
+            let mut st = CellStats::zeros(self.k);
+            let (se, sw) = (f64::from(self.scale_e), f64::from(self.scale_w));
+            for (j, w) in words.chunks_exact(STAT_WORDS).enumerate() {
+                st.counts[j] = u64::from(w[0]);
+                st.mass[j] = if self.weighted {
+                    words_to_f64(&w[1..4]) / sw
+                } else {
+                    f64::from(w[0])
+                };
+                st.sse[j] = words_to_f64(&w[4..7]) / se;
+            }
+            self.cached = Some(st);
+        }
+        Ok(self.cached.as_ref().expect("filled above"))
+    }
+
+    /// Labels of the last assignment, in point order (Dense layout).
+    pub(crate) fn labels(&mut self) -> Result<Vec<u32>> {
+        let mut out = Vec::new();
+        for ch in &self.chunks {
+            let l = ch
+                .labels
+                .as_ref()
+                .ok_or_else(|| Error::Gpu("the 1-D kernel keeps no labels".into()))?;
+            let bytes = read_back(&self.ctx, l, 0, 4 * ch.n as u64)?;
+            out.extend_from_slice(bytemuck::cast_slice(&bytes));
+        }
+        Ok(out)
+    }
+
+    /// Number of chunks the points were split into.
+    pub(crate) fn chunk_count(&self) -> usize {
+        self.chunks.len()
+    }
+}
+
+impl Backend for GpuLloyd {
+    fn device_name(&self) -> String {
+        self.ctx.name()
+    }
+
+    fn assign_reduce(&mut self) -> Result<()> {
+        self.cached = None;
+        let mut enc = self.ctx.device.create_command_encoder(&Default::default());
+        enc.clear_buffer(&self.acc, 0, None);
+        {
+            let mut pass = enc.begin_compute_pass(&Default::default());
+            pass.set_pipeline(&self.assign);
+            for ch in &self.chunks {
+                pass.set_bind_group(0, &ch.bind, &[]);
+                pass.dispatch_workgroups(ch.workgroups, 1, 1);
+            }
+            pass.set_pipeline(&self.copy_stats);
+            pass.set_bind_group(0, &self.copy_stats_bind, &[]);
+            pass.dispatch_workgroups(self.k.div_ceil(64) as u32, 1, 1);
+        }
+        enc.copy_buffer_to_buffer(
+            &self.stats,
+            0,
+            &self.stats_staging,
+            0,
+            self.stats_staging.size(),
+        );
+        self.ctx.queue.submit(Some(enc.finish()));
+        Ok(())
+    }
+
+    fn sse(&mut self) -> Result<f64> {
+        Ok(self.ensure_stats()?.sse.iter().sum())
+    }
+
+    fn update(&mut self) -> Result<usize> {
+        let stats = self.ensure_stats()?.clone();
+        let mut enc = self.ctx.device.create_command_encoder(&Default::default());
+        {
+            let mut pass = enc.begin_compute_pass(&Default::default());
+            pass.set_pipeline(&self.update);
+            pass.set_bind_group(0, &self.update_bind, &[]);
+            pass.dispatch_workgroups(self.k.div_ceil(64) as u32, 1, 1);
+        }
+        self.ctx.queue.submit(Some(enc.finish()));
+        if stats.mass.iter().all(|&m| m > 0.0) {
+            return Ok(0);
+        }
+        // Empty cells: the shared policy, on the host, on the updated means.
+        let mut c = self.centroids()?;
+        let mut st = stats;
+        let splits = split_empty_cells(&mut c, self.dim, &mut st);
+        if splits > 0 {
+            if self.layout == Layout::OneD {
+                c.sort_by(f64::total_cmp);
+            }
+            let c32: Vec<f32> = c.iter().map(|&v| v as f32).collect();
+            self.ctx
+                .queue
+                .write_buffer(&self.cents, 0, bytemuck::cast_slice(&c32));
+            self.ctx.queue.write_buffer(
+                &self.norms,
+                0,
+                bytemuck::cast_slice(&norms_of(&c, self.dim)),
+            );
+        }
+        Ok(splits)
+    }
+
+    fn centroids(&mut self) -> Result<Vec<f64>> {
+        let bytes = read_back(&self.ctx, &self.cents, 0, self.cents.size())?;
+        let v: &[f32] = bytemuck::cast_slice(&bytes);
+        Ok(v.iter().map(|&x| f64::from(x)).collect())
+    }
+
+    fn cell_stats(&mut self) -> Result<CellStats> {
+        Ok(self.ensure_stats()?.clone())
+    }
+}

@@ -1,0 +1,147 @@
+//! Adapters and devices: found once, shared by every fit that asks for the same device.
+
+use std::sync::{Arc, Mutex, OnceLock};
+
+use crate::device::Device;
+use crate::error::{Error, Result};
+
+/// One GPU adapter as `lloyd devices` lists it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct AdapterSummary {
+    /// Index for [`Device::GpuAdapter`].
+    pub index: usize,
+    /// The adapter's name (`llvmpipe`, `NVIDIA H100 …`).
+    pub name: String,
+    /// Vulkan, Metal, Dx12, Gl, …
+    pub backend: String,
+    /// Discrete, integrated, CPU, …
+    pub device_type: String,
+    /// Driver name and version.
+    pub driver: String,
+}
+
+/// A wgpu device and queue with the adapter's limits, created once per adapter.
+pub(crate) struct GpuContext {
+    pub device: wgpu::Device,
+    pub queue: wgpu::Queue,
+    pub info: wgpu::AdapterInfo,
+    pub limits: wgpu::Limits,
+}
+
+fn instance() -> wgpu::Instance {
+    // Honours WGPU_BACKEND and the other WGPU_* variables. Without WGPU_BACKEND only the
+    // primary backends (Vulkan, Metal, DX12) are probed: GL adds no compute-capable adapter
+    // worth having here and its probing prints noise on headless machines.
+    let mut desc = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
+    if std::env::var_os("WGPU_BACKEND").is_none() {
+        desc.backends = wgpu::Backends::PRIMARY;
+    }
+    wgpu::Instance::new(desc)
+}
+
+fn adapters() -> Vec<wgpu::Adapter> {
+    pollster::block_on(instance().enumerate_adapters(wgpu::Backends::all()))
+}
+
+fn summary(index: usize, a: &wgpu::Adapter) -> AdapterSummary {
+    let i = a.get_info();
+    AdapterSummary {
+        index,
+        name: i.name,
+        backend: format!("{:?}", i.backend),
+        device_type: format!("{:?}", i.device_type),
+        driver: format!("{} {}", i.driver, i.driver_info).trim().to_string(),
+    }
+}
+
+/// Every adapter wgpu finds (after `WGPU_BACKEND` filtering).
+pub fn list_adapters() -> Vec<AdapterSummary> {
+    adapters()
+        .iter()
+        .enumerate()
+        .map(|(i, a)| summary(i, a))
+        .collect()
+}
+
+fn name_matches(a: &wgpu::Adapter, needle: &str) -> bool {
+    a.get_info()
+        .name
+        .to_lowercase()
+        .contains(&needle.to_lowercase())
+}
+
+fn pick_adapter(device: &Device) -> Result<wgpu::Adapter> {
+    let all = adapters();
+    let none = |why: String| Error::NoAdapter(why);
+    match device {
+        Device::GpuAdapter(i) => all.into_iter().nth(*i).ok_or_else(|| {
+            none(format!(
+                "no adapter at index {i}; `lloyd devices` lists them"
+            ))
+        }),
+        Device::GpuNamed(name) => all
+            .into_iter()
+            .find(|a| name_matches(a, name))
+            .ok_or_else(|| none(format!("no adapter name contains '{name}'"))),
+        _ => {
+            if let Ok(name) = std::env::var("WGPU_ADAPTER_NAME") {
+                return all
+                    .into_iter()
+                    .find(|a| name_matches(a, &name))
+                    .ok_or_else(|| none(format!("WGPU_ADAPTER_NAME='{name}' matches no adapter")));
+            }
+            pollster::block_on(instance().request_adapter(&wgpu::RequestAdapterOptions {
+                power_preference: wgpu::PowerPreference::HighPerformance,
+                ..Default::default()
+            }))
+            .map_err(|e| none(e.to_string()))
+        }
+    }
+}
+
+/// Contexts opened so far, keyed by the device choice that found them.
+type Cache = Mutex<Vec<(String, Arc<GpuContext>)>>;
+
+fn cache() -> &'static Cache {
+    static CACHE: OnceLock<Cache> = OnceLock::new();
+    CACHE.get_or_init(|| Mutex::new(Vec::new()))
+}
+
+impl GpuContext {
+    /// The context of the adapter `device` names, created on first use and then shared.
+    pub(crate) fn get(device: &Device) -> Result<Arc<GpuContext>> {
+        let key = format!(
+            "{device}|{}",
+            std::env::var("WGPU_ADAPTER_NAME").unwrap_or_default()
+        );
+        let mut cache = cache().lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((_, c)) = cache.iter().find(|(k, _)| *k == key) {
+            return Ok(c.clone());
+        }
+        let adapter = pick_adapter(device)?;
+        let limits = adapter.limits();
+        let (device_handle, queue) =
+            pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
+                label: Some("lloyd"),
+                required_features: wgpu::Features::empty(),
+                required_limits: limits.clone(),
+                experimental_features: wgpu::ExperimentalFeatures::disabled(),
+                memory_hints: wgpu::MemoryHints::Performance,
+                trace: wgpu::Trace::Off,
+            }))
+            .map_err(|e| Error::Gpu(format!("could not open the adapter: {e}")))?;
+        let ctx = Arc::new(GpuContext {
+            device: device_handle,
+            queue,
+            info: adapter.get_info(),
+            limits,
+        });
+        cache.push((key, ctx.clone()));
+        Ok(ctx)
+    }
+
+    /// A name for reports: the adapter's name and backend.
+    pub(crate) fn name(&self) -> String {
+        format!("{} ({:?})", self.info.name, self.info.backend)
+    }
+}

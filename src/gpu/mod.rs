@@ -1,0 +1,9 @@
+//! The wgpu backend: WGSL kernels for assignment and exact, order-independent reductions,
+//! a host that keeps the points resident across iterations, and adapter selection.
+
+pub(crate) mod backend;
+pub(crate) mod context;
+pub(crate) mod fixed;
+pub(crate) mod shaders;
+
+pub use context::{AdapterSummary, list_adapters};

@@ -1,0 +1,275 @@
+//! Every GPU kernel against the CPU backend (f64) on fresh random inputs of awkward sizes.
+
+mod common;
+
+use common::gpu::gpu;
+use common::{blobs, gaussian};
+use lloyd::bench::Stepper;
+use lloyd::{Device, Init, KMeans, Law, Lloyd1d};
+
+fn rel(a: f64, b: f64, scale: f64) -> f64 {
+    (a - b).abs() / (b.abs() + scale)
+}
+
+/// f32-representable N(0,1) samples, so both backends see the very same points.
+fn samples(m: usize, seed: u64) -> Vec<f64> {
+    Law::standard_normal()
+        .sample(m, seed)
+        .unwrap()
+        .into_iter()
+        .map(|v| f64::from(v as f32))
+        .collect()
+}
+
+#[test]
+fn one_d_quantizer_matches_the_cpu() {
+    let Some(dev) = gpu() else { return };
+    for (m, n) in [
+        (1usize, 1usize),
+        (1031, 2),
+        (1031, 7),
+        (300_001, 100),
+        (20_011, 600),
+    ] {
+        let s = samples(m, m as u64);
+        let p = Lloyd1d::new(n).iterations(4).tolerance(0.0);
+        let c = p.clone().device(Device::Cpu).fit_samples(&s).unwrap();
+        let g = p.device(dev.clone()).fit_samples(&s).unwrap();
+        assert_eq!(c.centroids.len(), g.centroids.len());
+        for (a, b) in g.centroids.iter().zip(&c.centroids) {
+            assert!(rel(*a, *b, 1.0) < 2e-6, "m {m} n {n}: {a} vs {b}");
+        }
+        for (a, b) in g.probabilities.iter().zip(&c.probabilities) {
+            assert!((a - b).abs() <= 3.0 / m as f64, "m {m} n {n}: {a} vs {b}");
+        }
+        assert!(
+            rel(g.distortion, c.distortion, 1e-12) < 1e-5,
+            "m {m} n {n}: {} vs {}",
+            g.distortion,
+            c.distortion
+        );
+        assert!(g.centroids.windows(2).all(|w| w[0] <= w[1]));
+    }
+}
+
+/// One iteration on each device from the same centroids: labels agree except at near ties,
+/// and the GPU's reduction equals the exact f64 reduction of the GPU's own labels.
+#[test]
+fn dense_step_matches_exact_reduction() {
+    let Some(dev) = gpu() else { return };
+    for (n, d, k) in [
+        (1usize, 1usize, 1usize),
+        (1003, 3, 2),
+        (5003, 17, 255),
+        (2001, 128, 64),
+        (301, 1000, 4),
+        (4099, 2, 4096),
+    ] {
+        let data = gaussian(n, d, (n * d) as u64);
+        let init: Vec<f32> = data[..k * d].to_vec();
+        let mut cpu = Stepper::kmeans(&data, d, k, 0, &init, &Device::Cpu).unwrap();
+        let mut gpu = Stepper::kmeans(&data, d, k, 0, &init, &dev).unwrap();
+        cpu.assign_reduce().unwrap();
+        gpu.assign_reduce().unwrap();
+        let (lc, lg) = (cpu.labels().unwrap(), gpu.labels().unwrap());
+        let dist = |i: usize, c: u32| -> f64 {
+            (0..d)
+                .map(|t| (f64::from(data[i * d + t]) - f64::from(init[c as usize * d + t])).powi(2))
+                .sum()
+        };
+        let mut flips = 0;
+        for i in 0..n {
+            if lc[i] != lg[i] {
+                let (a, b) = (dist(i, lc[i]), dist(i, lg[i]));
+                assert!(
+                    (a - b).abs() <= 1e-5 * (1.0 + a),
+                    "n{n} d{d} k{k} point {i}: {a} vs {b}"
+                );
+                flips += 1;
+            }
+        }
+        assert!(flips * 500 <= n.max(500), "{flips} flips");
+        // exact f64 reduction of the GPU's labels
+        let mut sums = vec![0.0f64; k * d];
+        let mut counts = vec![0u64; k];
+        let mut sse = vec![0.0f64; k];
+        for i in 0..n {
+            let l = lg[i] as usize;
+            counts[l] += 1;
+            sse[l] += dist(i, lg[i]);
+            for t in 0..d {
+                sums[l * d + t] += f64::from(data[i * d + t]);
+            }
+        }
+        let cells = gpu.cells().unwrap();
+        assert_eq!(cells.counts, counts, "n{n} d{d} k{k}");
+        for (j, (got, want)) in cells.sse.iter().zip(&sse).enumerate() {
+            assert!(rel(*got, *want, 1e-9) < 1e-5, "cell {j}: {got} vs {want}");
+        }
+        let total: f64 = sse.iter().sum();
+        assert!(rel(cells.sse.iter().sum(), total, 1e-12) < 2e-6);
+        gpu.update().unwrap();
+        let cg = gpu.centroids().unwrap();
+        for j in 0..k {
+            for t in 0..d {
+                let want = if counts[j] > 0 {
+                    sums[j * d + t] / counts[j] as f64
+                } else {
+                    f64::from(init[j * d + t])
+                };
+                assert!(
+                    rel(cg[j * d + t], want, 1e-3) < 1e-6,
+                    "n{n} d{d} k{k} cell {j}.{t}: {} vs {want}",
+                    cg[j * d + t]
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn kmeans_fit_matches_the_cpu_on_separated_data() {
+    let Some(dev) = gpu() else { return };
+    let data = blobs(20_001, 6, 5, 3);
+    let init: Vec<f32> = data[..5 * 6].to_vec();
+    let p = KMeans::new(5).init(Init::Centroids(init)).iterations(10);
+    let c = p.clone().device(Device::Cpu).fit(&data, 6).unwrap();
+    let g = p.device(dev).fit(&data, 6).unwrap();
+    assert_eq!(g.labels, c.labels);
+    assert_eq!(g.counts, c.counts);
+    assert_eq!(g.iterations_run, c.iterations_run);
+    for (a, b) in g.codebook.centroids().iter().zip(c.codebook.centroids()) {
+        assert!(rel(f64::from(*a), f64::from(*b), 1.0) < 1e-6, "{a} vs {b}");
+    }
+    assert!(
+        rel(g.inertia, c.inertia, 1e-12) < 1e-6,
+        "{} vs {}",
+        g.inertia,
+        c.inertia
+    );
+    assert!(g.device.contains('('), "{}", g.device);
+}
+
+#[test]
+fn weighted_fit_matches_the_cpu() {
+    let Some(dev) = gpu() else { return };
+    let data = blobs(3001, 4, 3, 9);
+    let w: Vec<f32> = (0..3001).map(|i| ((i * 7) % 5) as f32 * 0.25).collect();
+    let init: Vec<f32> = data[..3 * 4].to_vec();
+    let p = KMeans::new(3).init(Init::Centroids(init)).iterations(5);
+    let c = p
+        .clone()
+        .device(Device::Cpu)
+        .fit_weighted(&data, 4, &w)
+        .unwrap();
+    let g = p.device(dev).fit_weighted(&data, 4, &w).unwrap();
+    assert_eq!(g.labels, c.labels);
+    for (a, b) in g.codebook.centroids().iter().zip(c.codebook.centroids()) {
+        assert!(rel(f64::from(*a), f64::from(*b), 1.0) < 1e-6, "{a} vs {b}");
+    }
+    for (a, b) in g.cell_weights.iter().zip(&c.cell_weights) {
+        assert!(rel(*a, *b, 1e-9) < 1e-7);
+    }
+    assert!(rel(g.mse, c.mse, 1e-12) < 1e-6);
+}
+
+#[test]
+fn empty_cells_follow_the_cpu_policy() {
+    let Some(dev) = gpu() else { return };
+    let mut data = Vec::new();
+    for i in 0..40 {
+        let s = (i % 4) as f32;
+        data.extend_from_slice(&[s, s * 2.0 + 0.01 * (i / 4) as f32]);
+    }
+    let init = vec![0.0, 0.0, 3.0, 6.0, 100.0, 100.0, -100.0, 100.0];
+    let p = KMeans::new(4).init(Init::Centroids(init)).iterations(50);
+    let c = p.clone().device(Device::Cpu).fit(&data, 2).unwrap();
+    let g = p.device(dev).fit(&data, 2).unwrap();
+    assert_eq!(g.empty_cells_split, c.empty_cells_split);
+    assert!(g.empty_cells_split >= 2);
+    assert_eq!(g.counts, c.counts);
+    assert!(g.codebook.centroids().iter().all(|v| v.is_finite()));
+    for (a, b) in g.codebook.centroids().iter().zip(c.codebook.centroids()) {
+        assert!((a - b).abs() < 1e-5, "{a} vs {b}");
+    }
+}
+
+#[test]
+fn same_seed_bitwise_same_gpu_result() {
+    let Some(dev) = gpu() else { return };
+    let q = || {
+        Lloyd1d::new(16)
+            .samples(200_003)
+            .iterations(8)
+            .seed(4)
+            .device(dev.clone())
+            .fit_law(Law::standard_normal())
+            .unwrap()
+    };
+    let (a, b) = (q(), q());
+    assert_eq!(a.centroids, b.centroids);
+    assert_eq!(a.probabilities, b.probabilities);
+    let ha: Vec<f64> = a.history.iter().map(|s| s.mse).collect();
+    let hb: Vec<f64> = b.history.iter().map(|s| s.mse).collect();
+    assert_eq!(ha, hb);
+
+    let data = gaussian(7001, 9, 1);
+    let k = || {
+        KMeans::new(33)
+            .seed(2)
+            .iterations(6)
+            .device(dev.clone())
+            .fit(&data, 9)
+            .unwrap()
+    };
+    let (a, b) = (k(), k());
+    assert_eq!(a.codebook, b.codebook);
+    assert_eq!(a.labels, b.labels);
+    assert_eq!(a.inertia, b.inertia);
+}
+
+#[test]
+fn gpu_samples_quantize_the_normal_law() {
+    let Some(dev) = gpu() else { return };
+    let q = Lloyd1d::new(2)
+        .samples(1_000_000)
+        .iterations(50)
+        .seed(1)
+        .device(dev)
+        .fit_law(Law::standard_normal())
+        .unwrap();
+    let c = (2.0 / std::f64::consts::PI).sqrt();
+    assert!(
+        (q.centroids[1] - c).abs() < 3e-3 && (q.centroids[0] + c).abs() < 3e-3,
+        "{:?}",
+        q.centroids
+    );
+    assert!((q.mse - (1.0 - 2.0 / std::f64::consts::PI)).abs() < 3e-3);
+    assert!((q.probabilities.iter().sum::<f64>() - 1.0).abs() < 1e-12);
+}
+
+/// One pass over more than a 128 MiB binding and more than 65 535 x 256 points: the samples
+/// are split across bindings and the grid-stride loop covers the rest.
+#[test]
+fn input_over_one_binding() {
+    let Some(dev) = gpu() else { return };
+    let m = 34_000_001; // 136 MB of f32
+    let s = samples(m, 77);
+    let mut g = Stepper::quantizer1d(s.clone(), 16, &dev).unwrap();
+    let mut c = Stepper::quantizer1d(s, 16, &Device::Cpu).unwrap();
+    for _ in 0..2 {
+        let (eg, ec) = (g.step().unwrap(), c.step().unwrap());
+        assert!(rel(eg, ec, 1e-9) < 1e-6, "{eg} vs {ec}");
+    }
+    g.assign_reduce().unwrap();
+    c.assign_reduce().unwrap();
+    let (cg, cc) = (g.cells().unwrap(), c.cells().unwrap());
+    let total: u64 = cg.counts.iter().sum();
+    assert_eq!(total, m as u64);
+    for (a, b) in cg.counts.iter().zip(&cc.counts) {
+        assert!(a.abs_diff(*b) <= 2, "{a} vs {b}");
+    }
+    for (a, b) in g.centroids().unwrap().iter().zip(&c.centroids().unwrap()) {
+        assert!(rel(*a, *b, 1.0) < 1e-6, "{a} vs {b}");
+    }
+}
