@@ -273,3 +273,31 @@ fn input_over_one_binding() {
         assert!(rel(*a, *b, 1.0) < 1e-6, "{a} vs {b}");
     }
 }
+
+/// Sums that wander around zero in units far below the scale set by the largest value: the
+/// running 96-bit totals keep crossing zero, which exercises every carry of the accumulators
+/// (a missed carry is off by 2^64 units, far outside the tolerance).
+#[test]
+fn fixed_point_carries_across_zero() {
+    let Some(dev) = gpu() else { return };
+    let tiny = gaussian(50_001, 1, 8);
+    let mut one_d = Vec::new();
+    for (i, t) in tiny.iter().enumerate() {
+        let v = f64::from(t * 1e-9);
+        one_d.push(if i % 2 == 0 { v } else { 100.0 + v });
+    }
+    let p = Lloyd1d::new(2).iterations(2).tolerance(0.0);
+    let c = p.clone().device(Device::Cpu).fit_samples(&one_d).unwrap();
+    let g = p.device(dev.clone()).fit_samples(&one_d).unwrap();
+    assert!((g.centroids[0] - c.centroids[0]).abs() < 1e-15, "{} vs {}", g.centroids[0], c.centroids[0]);
+    assert!(rel(g.centroids[1], c.centroids[1], 1.0) < 1e-6);
+
+    let mut dense: Vec<f32> = tiny.iter().map(|t| t * 1e-9).collect();
+    dense.push(100.0);
+    let init = vec![0.0f32, 100.0];
+    let mut gs = Stepper::kmeans(&dense, 1, 2, 0, &init, &dev).unwrap();
+    gs.step().unwrap();
+    let exact = tiny.iter().map(|t| f64::from(t * 1e-9)).sum::<f64>() / tiny.len() as f64;
+    let got = gs.centroids().unwrap()[0];
+    assert!((got - exact).abs() < 1e-6 * exact.abs() + 1e-16, "{got} vs {exact}");
+}
