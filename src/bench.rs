@@ -14,8 +14,8 @@ use crate::target::{Target, resolve};
 
 enum Inner<'a> {
     Any(Box<dyn Backend + 'a>),
-    Cpu(CpuDense<'a>),
-    Gpu(GpuLloyd),
+    Cpu(Box<CpuDense<'a>>),
+    Gpu(Box<GpuLloyd>),
 }
 
 /// A backend loaded with points and starting centroids, stepped by hand.
@@ -64,10 +64,17 @@ impl<'a> Stepper<'a> {
             init.iter().map(|&v| f64::from(v)).collect()
         };
         let inner = match resolve(device)? {
-            Target::Cpu => Inner::Cpu(CpuDense::new(data, None, dim, &init)),
+            Target::Cpu => Inner::Cpu(Box::new(CpuDense::new(data, None, dim, &init))),
             Target::Gpu(ctx) => {
                 let points = ResidentPoints::upload(&ctx, data, dim, true)?;
-                Inner::Gpu(GpuLloyd::new(ctx, Layout::Dense, points, dim, &init, None)?)
+                Inner::Gpu(Box::new(GpuLloyd::new(
+                    ctx,
+                    Layout::Dense,
+                    points,
+                    dim,
+                    &init,
+                    None,
+                )?))
             }
         };
         Ok(Stepper { inner })
@@ -76,8 +83,8 @@ impl<'a> Stepper<'a> {
     fn backend(&mut self) -> &mut dyn Backend {
         match &mut self.inner {
             Inner::Any(b) => b.as_mut(),
-            Inner::Cpu(b) => b,
-            Inner::Gpu(b) => b,
+            Inner::Cpu(b) => b.as_mut(),
+            Inner::Gpu(b) => b.as_mut(),
         }
     }
 
@@ -89,6 +96,11 @@ impl<'a> Stepper<'a> {
         let sse = b.sse()?;
         b.update()?;
         Ok(sse)
+    }
+
+    /// Device time of the last assignment and reduction (GPU timestamp queries), if any.
+    pub fn device_seconds(&mut self) -> Result<Option<f64>> {
+        self.backend().device_seconds()
     }
 
     /// Assignment and reduction only.

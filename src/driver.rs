@@ -25,6 +25,9 @@ pub struct IterationStats {
     pub seconds: f64,
     /// Empty cells re-seeded by splitting a populated one in this iteration.
     pub empty_cells_split: usize,
+    /// GPU time of the assignment and reduction kernels from timestamp queries (None on the
+    /// CPU or where the adapter has no timestamps).
+    pub device_seconds: Option<f64>,
 }
 
 /// A callback the driver calls after every iteration (progress bars, logging).
@@ -61,6 +64,7 @@ pub(crate) fn run(
         let start = Instant::now();
         backend.assign_reduce()?;
         let mse = backend.sse()? / total_mass;
+        let device_seconds = backend.device_seconds()?;
         let empty_cells_split = backend.update()?;
         let stats = IterationStats {
             iteration,
@@ -68,6 +72,7 @@ pub(crate) fn run(
             distortion: 0.5 * mse,
             seconds: start.elapsed().as_secs_f64(),
             empty_cells_split,
+            device_seconds,
         };
         if let Some(obs) = &schedule.observer {
             obs(&stats);

@@ -109,6 +109,20 @@ pub enum Error {
         /// The data's dimension.
         got: usize,
     },
+    /// A product quantizer with no sub-space.
+    #[error("the number of sub-spaces m must be at least 1, got 0")]
+    ZeroSubspaces,
+    /// Bits per code outside 1..=16.
+    #[error("bits per code must be between 1 and 16 (u8 codes up to 8, u16 up to 16), got {0}")]
+    InvalidBits(u32),
+    /// A dimension that the sub-spaces do not divide.
+    #[error("the dimension {dim} is not divisible by m = {m}: choose m among the divisors of d")]
+    SubspaceMismatch {
+        /// The dimension.
+        dim: usize,
+        /// Sub-spaces asked for.
+        m: usize,
+    },
     /// No GPU adapter could be found.
     #[error(
         "no GPU adapter found ({0}); install a Vulkan/Metal/DX12 driver (on Linux without a GPU: \

@@ -34,6 +34,7 @@ mod init;
 mod kmeans;
 mod law;
 mod npy_io;
+mod pq;
 mod quantizer1d;
 mod target;
 
@@ -45,6 +46,7 @@ pub use gpu::{AdapterSummary, list_adapters};
 pub use init::Init;
 pub use kmeans::{KMeans, KMeansFit};
 pub use law::{Law, sample_distribution};
+pub use pq::{PqCodebook, PqCodes, ProductQuantizer};
 pub use quantizer1d::{Lloyd1d, Quantizer1d};
 
 /// Reading and writing NumPy `.npy` arrays (atomic writes), for the command line and callers

@@ -10,7 +10,10 @@ use clap::{Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 
-use lloyd::{Codebook, Device, Error, Init, IterationStats, KMeans, Law, Lloyd1d, Observer, npy};
+use lloyd::{
+    Codebook, Device, Error, Init, IterationStats, KMeans, Law, Lloyd1d, Observer, PqCodebook,
+    PqCodes, ProductQuantizer, npy,
+};
 
 #[derive(Parser)]
 #[command(
@@ -33,12 +36,77 @@ enum Command {
     Encode(EncodeArgs),
     /// Centroids named by a .npy array of labels.
     Decode(DecodeArgs),
+    /// Product quantization: train, encode, decode.
+    #[command(subcommand)]
+    Pq(PqCommand),
     /// The GPU adapters wgpu finds (index, backend, type, name, driver).
     Devices {
         /// Print one JSON array.
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(Subcommand)]
+enum PqCommand {
+    /// Train m codebooks of 2^bits centroids on the rows of a (n, d) .npy.
+    Train(PqTrainArgs),
+    /// Codes (n, m) of the rows of a .npy (uint8 up to 8 bits, uint16 above).
+    Encode(PqEncodeArgs),
+    /// Vectors (n, d) from codes.
+    Decode(PqDecodeArgs),
+}
+
+#[derive(clap::Args)]
+struct PqTrainArgs {
+    /// Data: a float .npy of shape (n, d).
+    #[arg(long)]
+    input: PathBuf,
+    /// Sub-spaces (must divide d).
+    #[arg(long)]
+    m: usize,
+    /// Bits per code (1 to 16).
+    #[arg(long, default_value_t = 8)]
+    bits: u32,
+    /// Lloyd iterations per sub-space.
+    #[arg(long, default_value_t = 25)]
+    iterations: usize,
+    /// Seed.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Where to write the codebooks (float32 .npy, shape (m, 2^bits, d/m)).
+    #[arg(long)]
+    output: PathBuf,
+    #[command(flatten)]
+    common: Common,
+}
+
+#[derive(clap::Args)]
+struct PqEncodeArgs {
+    /// The codebooks written by `lloyd pq train`.
+    #[arg(long)]
+    codebook: PathBuf,
+    /// The vectors (.npy, shape (n, d)).
+    #[arg(long)]
+    input: PathBuf,
+    /// Where to write the codes.
+    #[arg(long)]
+    output: PathBuf,
+    #[command(flatten)]
+    common: Common,
+}
+
+#[derive(clap::Args)]
+struct PqDecodeArgs {
+    /// The codebooks written by `lloyd pq train`.
+    #[arg(long)]
+    codebook: PathBuf,
+    /// The codes (.npy, uint8/uint16, shape (n, m)).
+    #[arg(long)]
+    codes: PathBuf,
+    /// Where to write the vectors (float32 .npy, shape (n, d)).
+    #[arg(long)]
+    output: PathBuf,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -204,6 +272,9 @@ fn main() -> ExitCode {
         Some(Command::Encode(a)) => encode(&a),
         Some(Command::Decode(a)) => decode(&a),
         Some(Command::Devices { json }) => devices(json),
+        Some(Command::Pq(PqCommand::Train(a))) => pq_train(&a),
+        Some(Command::Pq(PqCommand::Encode(a))) => pq_encode(&a),
+        Some(Command::Pq(PqCommand::Decode(a))) => pq_decode(&a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -432,6 +503,76 @@ fn encode(a: &EncodeArgs) -> Result<(), Error> {
             a.output.display()
         );
     }
+    Ok(())
+}
+
+fn pq_train(a: &PqTrainArgs) -> Result<(), Error> {
+    let (data, dim) = read_matrix(&a.input)?;
+    let start = std::time::Instant::now();
+    let pq = ProductQuantizer::new(a.m, a.bits)
+        .iterations(a.iterations)
+        .seed(a.seed)
+        .device(a.common.device.clone())
+        .train(&data, dim)?;
+    let train_ms = start.elapsed().as_secs_f64() * 1e3;
+    pq.save_npy(&a.output)?;
+    let mse = pq.mse(&data)?;
+    if a.common.json {
+        let out = json!({"n": data.len() / dim, "d": dim, "m": a.m, "bits": a.bits, "mse": mse,
+            "sub_mse": pq.sub_mse(&data)?, "device": pq.trained_on(), "train_ms": train_ms});
+        println!("{out}");
+    } else {
+        println!(
+            "product quantizer m = {}, {} bits on {}: mse {mse:.6e}, trained in {train_ms:.0} ms; codebooks in {}",
+            a.m,
+            a.bits,
+            pq.trained_on(),
+            a.output.display()
+        );
+    }
+    Ok(())
+}
+
+fn pq_encode(a: &PqEncodeArgs) -> Result<(), Error> {
+    let pq = PqCodebook::load_npy(&a.codebook)?.with_device(a.common.device.clone());
+    let (data, dim) = read_matrix(&a.input)?;
+    if dim != pq.dim() {
+        return Err(Error::DimensionMismatch {
+            expected: pq.dim(),
+            got: dim,
+        });
+    }
+    let codes = pq.encode(&data)?;
+    codes.save_npy(&a.output, pq.m())?;
+    let mse = pq.mse(&data)?;
+    if a.common.json {
+        println!(
+            "{}",
+            json!({"n": data.len() / dim, "m": pq.m(), "bits": pq.bits(), "mse": mse})
+        );
+    } else {
+        println!(
+            "encoded {} vectors: mse {mse:.6e}; codes in {}",
+            data.len() / dim,
+            a.output.display()
+        );
+    }
+    Ok(())
+}
+
+fn pq_decode(a: &PqDecodeArgs) -> Result<(), Error> {
+    let pq = PqCodebook::load_npy(&a.codebook)?;
+    let (codes, m) = PqCodes::load_npy(&a.codes)?;
+    if m != pq.m() {
+        return Err(Error::DimensionMismatch {
+            expected: pq.m(),
+            got: m,
+        });
+    }
+    let out = pq.decode(&codes)?;
+    let n = codes.len() / m;
+    npy::write_f32(&a.output, &[n, pq.dim()], &out)?;
+    println!("decoded {n} codes into {}", a.output.display());
     Ok(())
 }
 

@@ -156,6 +156,34 @@ pub(crate) fn read_labels(path: &Path) -> Result<NpyArray<u64>> {
     finish(path, &shape, order, data)
 }
 
+/// Reads product-quantizer codes (uint8 or uint16) as u16, with whether they were uint16.
+pub(crate) fn read_codes(path: &Path) -> Result<(Vec<usize>, Vec<u16>, bool)> {
+    let npy = open(path)?;
+    let kind = plain_kind(path, &npy)?;
+    let shape = npy.shape().to_vec();
+    let order = npy.order();
+    let bad_data = |e: std::io::Error| npy_err(path, format!("truncated or unreadable data ({e})"));
+    let (data, wide) = match kind.as_str() {
+        "u1" => (
+            npy.into_vec::<u8>()
+                .map_err(bad_data)?
+                .into_iter()
+                .map(u16::from)
+                .collect(),
+            false,
+        ),
+        "u2" => (npy.into_vec::<u16>().map_err(bad_data)?, true),
+        other => {
+            return Err(npy_err(
+                path,
+                format!("dtype '{other}' is not uint8 or uint16 codes"),
+            ));
+        }
+    };
+    let arr = finish(path, &shape, order, data)?;
+    Ok((arr.shape, arr.data, wide))
+}
+
 /// A sibling path for the temporary file of an atomic write.
 fn temporary_beside(path: &Path) -> PathBuf {
     let name = path

@@ -198,3 +198,79 @@ fn gpu_json_names_the_adapter() {
     let list: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
     assert_eq!(list[0]["name"], name);
 }
+
+#[test]
+fn pq_train_encode_decode_on_npy_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = common::gaussian(2000, 8, 3);
+    let input = dir.path().join("data.npy");
+    lloyd::npy::write_f32(&input, &[2000, 8], &data).unwrap();
+    let p = |s: &str| dir.path().join(s).to_str().unwrap().to_string();
+    let o = lloyd(&[
+        "pq",
+        "train",
+        "--input",
+        &p("data.npy"),
+        "--m",
+        "4",
+        "--bits",
+        "4",
+        "--output",
+        &p("pq.npy"),
+        "--device",
+        "cpu",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    let o = lloyd(&[
+        "pq",
+        "encode",
+        "--codebook",
+        &p("pq.npy"),
+        "--input",
+        &p("data.npy"),
+        "--output",
+        &p("codes.npy"),
+        "--device",
+        "cpu",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let e: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    assert_eq!(e["mse"], v["mse"]);
+    let o = lloyd(&[
+        "pq",
+        "decode",
+        "--codebook",
+        &p("pq.npy"),
+        "--codes",
+        &p("codes.npy"),
+        "--output",
+        &p("recon.npy"),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let (shape, recon) = lloyd::npy::read_f32(p("recon.npy")).unwrap();
+    assert_eq!(shape, vec![2000, 8]);
+    let mse: f64 = data
+        .iter()
+        .zip(&recon)
+        .map(|(a, b)| f64::from(a - b).powi(2))
+        .sum::<f64>()
+        / 2000.0;
+    assert!((mse - v["mse"].as_f64().unwrap()).abs() < 1e-5);
+    let o = lloyd(&[
+        "pq",
+        "train",
+        "--input",
+        &p("data.npy"),
+        "--m",
+        "3",
+        "--output",
+        &p("x.npy"),
+        "--device",
+        "cpu",
+    ]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("not divisible by m = 3"));
+}

@@ -289,7 +289,12 @@ fn fixed_point_carries_across_zero() {
     let p = Lloyd1d::new(2).iterations(2).tolerance(0.0);
     let c = p.clone().device(Device::Cpu).fit_samples(&one_d).unwrap();
     let g = p.device(dev.clone()).fit_samples(&one_d).unwrap();
-    assert!((g.centroids[0] - c.centroids[0]).abs() < 1e-15, "{} vs {}", g.centroids[0], c.centroids[0]);
+    assert!(
+        (g.centroids[0] - c.centroids[0]).abs() < 1e-15,
+        "{} vs {}",
+        g.centroids[0],
+        c.centroids[0]
+    );
     assert!(rel(g.centroids[1], c.centroids[1], 1.0) < 1e-6);
 
     let mut dense: Vec<f32> = tiny.iter().map(|t| t * 1e-9).collect();
@@ -299,5 +304,25 @@ fn fixed_point_carries_across_zero() {
     gs.step().unwrap();
     let exact = tiny.iter().map(|t| f64::from(t * 1e-9)).sum::<f64>() / tiny.len() as f64;
     let got = gs.centroids().unwrap()[0];
-    assert!((got - exact).abs() < 1e-6 * exact.abs() + 1e-16, "{got} vs {exact}");
+    assert!(
+        (got - exact).abs() < 1e-6 * exact.abs() + 1e-16,
+        "{got} vs {exact}"
+    );
+}
+
+#[test]
+fn product_quantizer_matches_the_cpu() {
+    let Some(dev) = gpu() else { return };
+    let data = blobs(4001, 8, 4, 12);
+    let p = lloyd::ProductQuantizer::new(2, 3).iterations(6).seed(2);
+    let c = p.clone().device(Device::Cpu).train(&data, 8).unwrap();
+    let g = p.device(dev.clone()).train(&data, 8).unwrap();
+    let (cc, gc) = (
+        c.encode(&data).unwrap(),
+        g.clone().with_device(dev).encode(&data).unwrap(),
+    );
+    let same = (0..cc.len()).filter(|&i| cc.get(i) == gc.get(i)).count();
+    assert!(same * 1000 >= cc.len() * 999, "{same} of {}", cc.len());
+    let (mc, mg) = (c.mse(&data).unwrap(), g.mse(&data).unwrap());
+    assert!(rel(mg, mc, 1e-12) < 1e-4, "{mg} vs {mc}");
 }

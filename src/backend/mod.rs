@@ -49,4 +49,9 @@ pub(crate) trait Backend {
     fn centroids(&mut self) -> Result<Vec<f64>>;
     /// The per-cell summary of the last [`Backend::assign_reduce`].
     fn cell_stats(&mut self) -> Result<CellStats>;
+    /// Device time of the last [`Backend::assign_reduce`] from timestamp queries, where the
+    /// device has them.
+    fn device_seconds(&mut self) -> Result<Option<f64>> {
+        Ok(None)
+    }
 }

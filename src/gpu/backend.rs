@@ -310,6 +310,40 @@ impl ResidentPoints {
     }
 }
 
+/// Two timestamp queries around a pass, resolved into a buffer read back with the stats.
+struct Timer {
+    queries: wgpu::QuerySet,
+    resolved: wgpu::Buffer,
+    staging: wgpu::Buffer,
+}
+
+impl Timer {
+    fn new(ctx: &GpuContext) -> Self {
+        let queries = ctx.device.create_query_set(&wgpu::QuerySetDescriptor {
+            label: Some("assignment pass"),
+            ty: wgpu::QueryType::Timestamp,
+            count: 2,
+        });
+        let resolved = ctx.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("timestamps"),
+            size: 16,
+            usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
+            mapped_at_creation: false,
+        });
+        let staging = ctx.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("timestamps staging"),
+            size: 16,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        Timer {
+            queries,
+            resolved,
+            staging,
+        }
+    }
+}
+
 /// Lloyd's per-iteration steps on a GPU.
 pub(crate) struct GpuLloyd {
     ctx: Arc<GpuContext>,
@@ -331,6 +365,9 @@ pub(crate) struct GpuLloyd {
     copy_stats_bind: wgpu::BindGroup,
     update_bind: wgpu::BindGroup,
     cached: Option<CellStats>,
+    /// Timestamps around the assignment pass, when the adapter has them.
+    timer: Option<Timer>,
+    device_seconds: Option<f64>,
     // Kept alive for the bind groups.
     _params: Vec<wgpu::Buffer>,
     _weights: Vec<wgpu::Buffer>,
@@ -579,6 +616,8 @@ impl GpuLloyd {
                 copy_stats_bind,
                 update_bind,
                 cached: None,
+                timer: c.timestamps.then(|| Timer::new(c)),
+                device_seconds: None,
                 _params: params,
                 _weights: weight_bufs,
             }
@@ -602,6 +641,13 @@ impl GpuLloyd {
                 st.sse[j] = words_to_f64(&w[4..7]) / se;
             }
             self.cached = Some(st);
+            if let Some(t) = &self.timer {
+                let ts = map_and_read(&self.ctx, &t.staging, 16)?;
+                let ticks: &[u64] = bytemuck::cast_slice(&ts);
+                let ns = ticks[1].saturating_sub(ticks[0]) as f64
+                    * f64::from(self.ctx.queue.get_timestamp_period());
+                self.device_seconds = Some(ns * 1e-9);
+            }
         }
         Ok(self.cached.as_ref().expect("filled above"))
     }
@@ -636,7 +682,17 @@ impl Backend for GpuLloyd {
         let mut enc = self.ctx.device.create_command_encoder(&Default::default());
         enc.clear_buffer(&self.acc, 0, None);
         {
-            let mut pass = enc.begin_compute_pass(&Default::default());
+            let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some("assign and reduce"),
+                timestamp_writes: self
+                    .timer
+                    .as_ref()
+                    .map(|t| wgpu::ComputePassTimestampWrites {
+                        query_set: &t.queries,
+                        beginning_of_pass_write_index: Some(0),
+                        end_of_pass_write_index: Some(1),
+                    }),
+            });
             pass.set_pipeline(&self.assign);
             for ch in &self.chunks {
                 pass.set_bind_group(0, &ch.bind, &[]);
@@ -653,8 +709,17 @@ impl Backend for GpuLloyd {
             0,
             self.stats_staging.size(),
         );
+        if let Some(t) = &self.timer {
+            enc.resolve_query_set(&t.queries, 0..2, &t.resolved, 0);
+            enc.copy_buffer_to_buffer(&t.resolved, 0, &t.staging, 0, 16);
+        }
         self.ctx.queue.submit(Some(enc.finish()));
         Ok(())
+    }
+
+    fn device_seconds(&mut self) -> Result<Option<f64>> {
+        self.ensure_stats()?;
+        Ok(self.device_seconds)
     }
 
     fn sse(&mut self) -> Result<f64> {

@@ -26,6 +26,8 @@ pub(crate) struct GpuContext {
     pub queue: wgpu::Queue,
     pub info: wgpu::AdapterInfo,
     pub limits: wgpu::Limits,
+    /// Whether kernels can be timed with timestamp queries.
+    pub timestamps: bool,
 }
 
 fn instance() -> wgpu::Instance {
@@ -120,10 +122,11 @@ impl GpuContext {
         }
         let adapter = pick_adapter(device)?;
         let limits = adapter.limits();
+        let features = adapter.features() & wgpu::Features::TIMESTAMP_QUERY;
         let (device_handle, queue) =
             pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
                 label: Some("lloyd"),
-                required_features: wgpu::Features::empty(),
+                required_features: features,
                 required_limits: limits.clone(),
                 experimental_features: wgpu::ExperimentalFeatures::disabled(),
                 memory_hints: wgpu::MemoryHints::Performance,
@@ -135,6 +138,7 @@ impl GpuContext {
             queue,
             info: adapter.get_info(),
             limits,
+            timestamps: !features.is_empty(),
         });
         cache.push((key, ctx.clone()));
         Ok(ctx)

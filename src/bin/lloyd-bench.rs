@@ -1,0 +1,391 @@
+//! `lloyd-bench`: the field's reference benchmark of one Lloyd iteration, CPU against every
+//! GPU adapter (and any external command), written as CSV, a Markdown summary and SVG plots.
+
+use std::fmt::Write as _;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+use std::time::Instant;
+
+use clap::Parser;
+use indicatif::{ProgressBar, ProgressStyle};
+use lloyd::bench::Stepper;
+use lloyd::{Device, Law, ProductQuantizer};
+
+#[path = "lloyd_bench/plot.rs"]
+mod plot;
+#[path = "lloyd_bench/stats.rs"]
+mod stats;
+
+use stats::{Row, summarize};
+
+#[derive(Parser)]
+#[command(
+    name = "lloyd-bench",
+    about = "Time one Lloyd iteration on the CPU, every GPU and external commands"
+)]
+struct Args {
+    /// A grid that finishes in under a minute on 2 cores.
+    #[arg(long)]
+    quick: bool,
+    /// Devices: `all` (the CPU and every adapter), or a comma list of cpu, gpu, gpu:INDEX.
+    #[arg(long, default_value = "all")]
+    device: String,
+    /// An external command printing `lloyd quantize --json`-style JSON; `--n N --samples M
+    /// --iterations I --seed S` are appended. Repeatable.
+    #[arg(long)]
+    compare: Vec<String>,
+    /// Numbers of centroids N (1-D).
+    #[arg(long, value_delimiter = ',')]
+    n: Option<Vec<usize>>,
+    /// Numbers of samples M (1-D).
+    #[arg(long, value_delimiter = ',')]
+    m: Option<Vec<usize>>,
+    /// Seeds.
+    #[arg(long, value_delimiter = ',')]
+    seeds: Option<Vec<u64>>,
+    /// Timed iterations per run (after the warm-up).
+    #[arg(long)]
+    iterations: Option<usize>,
+    /// Warm-up iterations, not timed.
+    #[arg(long, default_value_t = 3)]
+    warmup: usize,
+    /// K-means points n.
+    #[arg(long, value_delimiter = ',')]
+    kmeans_n: Option<Vec<usize>>,
+    /// K-means dimensions d.
+    #[arg(long, value_delimiter = ',')]
+    kmeans_d: Option<Vec<usize>>,
+    /// K-means centroids k.
+    #[arg(long, value_delimiter = ',')]
+    kmeans_k: Option<Vec<usize>>,
+    /// Output folder for bench.csv, summary.md and the SVG plots.
+    #[arg(long, default_value = "bench-out")]
+    out: PathBuf,
+    /// No progress bar.
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+/// A way to run an iteration: a lloyd device or an external command.
+enum Method {
+    Device(String, Device),
+    External(String),
+}
+
+impl Method {
+    fn name(&self) -> String {
+        match self {
+            Method::Device(name, _) => name.clone(),
+            Method::External(cmd) => cmd.clone(),
+        }
+    }
+}
+
+fn methods(a: &Args) -> Result<Vec<Method>, String> {
+    let mut out = Vec::new();
+    let adapters = lloyd::list_adapters();
+    let names: Vec<String> = if a.device == "all" {
+        std::iter::once("cpu".to_string())
+            .chain(adapters.iter().map(|x| format!("gpu:{}", x.index)))
+            .collect()
+    } else {
+        a.device.split(',').map(|s| s.trim().to_string()).collect()
+    };
+    for n in names {
+        let dev: Device = n.parse()?;
+        let label = match &dev {
+            Device::Cpu => "cpu".to_string(),
+            Device::GpuAdapter(i) => adapters
+                .get(*i)
+                .map(|x| format!("gpu:{} {}", i, x.name))
+                .ok_or(format!("no adapter {i}"))?,
+            other => format!("{other}"),
+        };
+        out.push(Method::Device(label, dev));
+    }
+    out.extend(a.compare.iter().cloned().map(Method::External));
+    Ok(out)
+}
+
+fn external(
+    cmd: &str,
+    n: usize,
+    m: usize,
+    iterations: usize,
+    seed: u64,
+) -> Result<(f64, f64), String> {
+    let full = format!("{cmd} --n {n} --samples {m} --iterations {iterations} --seed {seed}");
+    let o = Command::new("sh")
+        .args(["-c", &full])
+        .output()
+        .map_err(|e| format!("{full}: {e}"))?;
+    if !o.status.success() {
+        return Err(format!(
+            "{full}: {}",
+            String::from_utf8_lossy(&o.stderr).trim()
+        ));
+    }
+    let text = String::from_utf8_lossy(&o.stdout);
+    let line = text
+        .lines()
+        .rev()
+        .find(|l| l.trim_start().starts_with('{'))
+        .ok_or(format!("{full}: no JSON"))?;
+    let v: serde_json::Value = serde_json::from_str(line).map_err(|e| format!("{full}: {e}"))?;
+    let ms = v["ms_per_iteration"]
+        .as_f64()
+        .ok_or(format!("{full}: no ms_per_iteration"))?;
+    Ok((ms, v["setup_ms"].as_f64().unwrap_or(f64::NAN)))
+}
+
+/// Times `iterations` steps after `warmup`; returns per-iteration wall and device ms.
+fn time_steps(
+    s: &mut Stepper,
+    warmup: usize,
+    iterations: usize,
+) -> Result<(Vec<f64>, Vec<f64>), String> {
+    for _ in 0..warmup {
+        s.step().map_err(|e| e.to_string())?;
+    }
+    let mut wall = Vec::with_capacity(iterations);
+    let mut device = Vec::new();
+    for _ in 0..iterations {
+        let t = Instant::now();
+        s.step().map_err(|e| e.to_string())?;
+        wall.push(t.elapsed().as_secs_f64() * 1e3);
+        if let Some(d) = s.device_seconds().map_err(|e| e.to_string())? {
+            device.push(d * 1e3);
+        }
+    }
+    Ok((wall, device))
+}
+
+fn run(a: &Args) -> Result<(), String> {
+    let quick = a.quick;
+    let ns = a.n.clone().unwrap_or(if quick {
+        vec![10, 50, 200]
+    } else {
+        vec![10, 20, 50, 100, 200, 500]
+    });
+    let ms = a.m.clone().unwrap_or(if quick {
+        vec![200_000]
+    } else {
+        vec![200_000, 500_000, 1_000_000]
+    });
+    let seeds = a
+        .seeds
+        .clone()
+        .unwrap_or(if quick { vec![0, 1] } else { vec![0, 1, 2] });
+    let iterations = a.iterations.unwrap_or(if quick { 10 } else { 100 });
+    let kn = a.kmeans_n.clone().unwrap_or(if quick {
+        vec![20_000]
+    } else {
+        vec![100_000, 1_000_000]
+    });
+    let kd = a
+        .kmeans_d
+        .clone()
+        .unwrap_or(if quick { vec![16] } else { vec![32, 128] });
+    let kk = a
+        .kmeans_k
+        .clone()
+        .unwrap_or(if quick { vec![32] } else { vec![256, 1024] });
+    let kmeans_iterations = if quick { 3 } else { 5 };
+    let methods = methods(a)?;
+
+    let jobs = methods.len() * (ns.len() * ms.len() * seeds.len() + kn.len() * kd.len() * kk.len());
+    let bar = if a.quiet || !std::io::stderr().is_terminal() {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new(jobs as u64)
+    };
+    bar.set_style(
+        ProgressStyle::with_template("{bar:40} {pos}/{len} {msg} [{elapsed}]")
+            .expect("static template"),
+    );
+
+    let mut rows: Vec<Row> = Vec::new();
+    for &m in &ms {
+        for &seed in &seeds {
+            let samples = Law::standard_normal()
+                .sample(m, seed)
+                .map_err(|e| e.to_string())?;
+            for &n in &ns {
+                for method in &methods {
+                    bar.set_message(format!("1-D {} N={n} M={m} seed {seed}", method.name()));
+                    let row = match method {
+                        Method::Device(name, dev) => {
+                            let t = Instant::now();
+                            let mut s = Stepper::quantizer1d(samples.clone(), n, dev)
+                                .map_err(|e| e.to_string())?;
+                            let setup_ms = t.elapsed().as_secs_f64() * 1e3;
+                            let (wall, device) = time_steps(&mut s, a.warmup, iterations)?;
+                            Row::new(name, "lloyd1d", n, m, 1, seed, setup_ms, &wall, &device)
+                        }
+                        Method::External(cmd) => {
+                            let (ms_iter, setup_ms) = external(cmd, n, m, iterations, seed)?;
+                            Row::new(cmd, "lloyd1d", n, m, 1, seed, setup_ms, &[ms_iter], &[])
+                        }
+                    };
+                    rows.push(row);
+                    bar.inc(1);
+                }
+            }
+        }
+    }
+    for &n in &kn {
+        for &d in &kd {
+            let data: Vec<f32> = Law::standard_normal()
+                .sample(n * d, 7)
+                .map_err(|e| e.to_string())?
+                .into_iter()
+                .map(|v| v as f32)
+                .collect();
+            for &k in &kk {
+                for method in &methods {
+                    bar.inc(1);
+                    let Method::Device(name, dev) = method else {
+                        continue;
+                    };
+                    bar.set_message(format!("k-means {name} n={n} d={d} k={k}"));
+                    let t = Instant::now();
+                    let mut s =
+                        Stepper::kmeans(&data, d, k, 0, &[], dev).map_err(|e| e.to_string())?;
+                    let setup_ms = t.elapsed().as_secs_f64() * 1e3;
+                    let (wall, device) = time_steps(&mut s, 1, kmeans_iterations)?;
+                    rows.push(Row::new(
+                        name, "kmeans", k, n, d, 0, setup_ms, &wall, &device,
+                    ));
+                }
+            }
+        }
+    }
+    // Product quantization: training time (m = 8 sub-spaces of 256 centroids) and encoding
+    // throughput, reported per iteration of training and per 10^5 vectors encoded.
+    let (pn, pd) = if quick { (5_000, 16) } else { (100_000, 32) };
+    let pq_data: Vec<f32> = Law::standard_normal()
+        .sample(pn * pd, 9)
+        .map_err(|e| e.to_string())?
+        .into_iter()
+        .map(|v| v as f32)
+        .collect();
+    for method in &methods {
+        let Method::Device(name, dev) = method else {
+            continue;
+        };
+        bar.set_message(format!("pq {name}"));
+        let pq_iterations = if quick { 3 } else { 10 };
+        let t = Instant::now();
+        let pq = ProductQuantizer::new(8, 8)
+            .iterations(pq_iterations)
+            .device(dev.clone())
+            .train(&pq_data, pd)
+            .map_err(|e| e.to_string())?;
+        let train_ms = t.elapsed().as_secs_f64() * 1e3;
+        rows.push(Row::new(
+            name,
+            "pq_train",
+            256,
+            pn,
+            pd,
+            0,
+            0.0,
+            &[train_ms / pq_iterations as f64],
+            &[],
+        ));
+        let t = Instant::now();
+        pq.clone()
+            .with_device(dev.clone())
+            .encode(&pq_data)
+            .map_err(|e| e.to_string())?;
+        let per_1e5 = t.elapsed().as_secs_f64() * 1e3 * 1e5 / pn as f64;
+        rows.push(Row::new(
+            name,
+            "pq_encode",
+            256,
+            pn,
+            pd,
+            0,
+            0.0,
+            &[per_1e5],
+            &[],
+        ));
+    }
+    bar.finish_and_clear();
+    write_outputs(&a.out, &rows)
+}
+
+fn write_outputs(out: &Path, rows: &[Row]) -> Result<(), String> {
+    std::fs::create_dir_all(out).map_err(|e| format!("{}: {e}", out.display()))?;
+    let mut csv = String::from(Row::CSV_HEADER);
+    csv.push('\n');
+    for r in rows {
+        csv.push_str(&r.csv());
+        csv.push('\n');
+    }
+    let write = |name: &str, text: &str| {
+        std::fs::write(out.join(name), text)
+            .map_err(|e| format!("{}: {e}", out.join(name).display()))
+    };
+    write("bench.csv", &csv)?;
+    let summary = summarize(rows);
+    let mut md = String::new();
+    let machine = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+        })
+        .unwrap_or_default();
+    let _ = writeln!(md, "Machine: {machine}, {} threads\n", rayon_threads());
+    let _ = writeln!(
+        md,
+        "| method | kind | N or k | M or n | d | ms/iter (median over seeds) | spread (min–max) | GPU ms/iter | setup ms |"
+    );
+    let _ = writeln!(
+        md,
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+    );
+    for s in &summary {
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {} | {} | {:.4} | {:.4}–{:.4} | {} | {:.1} |",
+            s.method,
+            s.kind,
+            s.n,
+            s.m,
+            s.d,
+            s.median_ms,
+            s.min_ms,
+            s.max_ms,
+            s.device_ms.map_or("".to_string(), |v| format!("{v:.4}")),
+            s.setup_ms
+        );
+    }
+    write("summary.md", &md)?;
+    plot::time_vs_n(&out.join("time_vs_n.svg"), &summary)?;
+    plot::ratio_vs_n(&out.join("ratio_vs_n.svg"), &summary)?;
+    println!("{md}");
+    println!(
+        "wrote bench.csv, summary.md, time_vs_n.svg, ratio_vs_n.svg in {}",
+        out.display()
+    );
+    Ok(())
+}
+
+fn rayon_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    match run(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

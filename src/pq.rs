@@ -1,0 +1,408 @@
+//! Product quantization: d split into m sub-spaces, one K-means codebook of 2^bits centroids
+//! each, vectors stored as m small codes, and asymmetric distances for nearest-neighbour
+//! search.
+
+use std::path::Path;
+
+use crate::codebook::Codebook;
+use crate::data::check_points;
+use crate::device::Device;
+use crate::error::{Error, Result};
+use crate::kmeans::KMeans;
+use crate::npy_io;
+
+/// Codes of n vectors, row-major `n x m`: `u8` for up to 8 bits, `u16` for up to 16.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PqCodes {
+    /// One byte per sub-space.
+    U8(Vec<u8>),
+    /// Two bytes per sub-space.
+    U16(Vec<u16>),
+}
+
+impl PqCodes {
+    /// Number of codes (n x m).
+    pub fn len(&self) -> usize {
+        match self {
+            PqCodes::U8(c) => c.len(),
+            PqCodes::U16(c) => c.len(),
+        }
+    }
+
+    /// Whether there is no code.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Code `i` (row-major position) as an index.
+    pub fn get(&self, i: usize) -> usize {
+        match self {
+            PqCodes::U8(c) => usize::from(c[i]),
+            PqCodes::U16(c) => usize::from(c[i]),
+        }
+    }
+
+    /// Saves the codes as a `.npy` of shape `(n, m)` (uint8 or uint16), atomically.
+    pub fn save_npy(&self, path: impl AsRef<Path>, m: usize) -> Result<()> {
+        let n = self.len() / m.max(1);
+        match self {
+            PqCodes::U8(c) => npy_io::write(path.as_ref(), &[n, m], c),
+            PqCodes::U16(c) => npy_io::write(path.as_ref(), &[n, m], c),
+        }
+    }
+
+    /// Loads codes saved by [`PqCodes::save_npy`]; returns them with m.
+    pub fn load_npy(path: impl AsRef<Path>) -> Result<(Self, usize)> {
+        let path = path.as_ref();
+        let (shape, data, wide) = npy_io::read_codes(path)?;
+        let m = match shape.as_slice() {
+            [_, m] => *m,
+            s => {
+                return Err(Error::Npy {
+                    path: path.to_path_buf(),
+                    reason: format!("codes have shape (n, m), found {s:?}"),
+                });
+            }
+        };
+        let codes = if wide {
+            PqCodes::U16(data)
+        } else {
+            PqCodes::U8(data.into_iter().map(|v| v as u8).collect())
+        };
+        Ok((codes, m))
+    }
+}
+
+/// Product-quantizer training parameters, builder style.
+///
+/// Defaults: `iterations` 25 (faiss's), `seed` 0, `device` [`Device::Auto`].
+///
+/// ```
+/// use lloyd::{Device, ProductQuantizer};
+/// let data: Vec<f32> = (0..4000).map(|i| ((i * 37) % 101) as f32 / 101.0).collect();
+/// let pq = ProductQuantizer::new(4, 4).device(Device::Cpu).train(&data, 8)?;
+/// let codes = pq.encode(&data)?;
+/// let decoded = pq.decode(&codes)?;
+/// assert_eq!(decoded.len(), data.len());
+/// assert!(pq.mse(&data)? < 0.2);
+/// # Ok::<(), lloyd::Error>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct ProductQuantizer {
+    m: usize,
+    bits: u32,
+    iterations: usize,
+    seed: u64,
+    device: Device,
+}
+
+impl ProductQuantizer {
+    /// `m` sub-spaces of `2^bits` centroids each (1 <= bits <= 16).
+    pub fn new(m: usize, bits: u32) -> Self {
+        ProductQuantizer {
+            m,
+            bits,
+            iterations: 25,
+            seed: 0,
+            device: Device::Auto,
+        }
+    }
+
+    /// Lloyd iterations per sub-space.
+    pub fn iterations(mut self, iterations: usize) -> Self {
+        self.iterations = iterations;
+        self
+    }
+
+    /// Seed of the initialisations (sub-space j uses `seed + j`).
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        self
+    }
+
+    /// Device to train and encode on.
+    pub fn device(mut self, device: Device) -> Self {
+        self.device = device;
+        self
+    }
+
+    fn validate(&self, dim: usize) -> Result<()> {
+        if self.m == 0 {
+            return Err(Error::ZeroSubspaces);
+        }
+        if self.bits == 0 || self.bits > 16 {
+            return Err(Error::InvalidBits(self.bits));
+        }
+        if dim == 0 {
+            return Err(Error::ZeroDimension);
+        }
+        if !dim.is_multiple_of(self.m) {
+            return Err(Error::SubspaceMismatch { dim, m: self.m });
+        }
+        if self.iterations == 0 {
+            return Err(Error::ZeroIterations);
+        }
+        Ok(())
+    }
+
+    /// Fits one K-means codebook per sub-space on `data` (row-major, `dim` columns).
+    pub fn train(&self, data: &[f32], dim: usize) -> Result<PqCodebook> {
+        self.validate(dim)?;
+        let n = check_points(data, dim)?;
+        let ksub = 1usize << self.bits;
+        if ksub > n {
+            return Err(Error::TooManyCentroids { k: ksub, n });
+        }
+        let dsub = dim / self.m;
+        let mut codebooks = Vec::with_capacity(self.m);
+        let mut device_name = String::new();
+        for j in 0..self.m {
+            let sub = sub_space(data, dim, j, dsub);
+            let fit = KMeans::new(ksub)
+                .iterations(self.iterations)
+                .tolerance(0.0)
+                .seed(self.seed.wrapping_add(j as u64))
+                .device(self.device.clone())
+                .fit(&sub, dsub)?;
+            device_name = fit.device;
+            codebooks.push(fit.codebook);
+        }
+        Ok(PqCodebook {
+            bits: self.bits,
+            dim,
+            codebooks,
+            device: self.device.clone(),
+            trained_on: device_name,
+        })
+    }
+}
+
+/// Columns `[j dsub, (j + 1) dsub)` of every row, contiguous.
+fn sub_space(data: &[f32], dim: usize, j: usize, dsub: usize) -> Vec<f32> {
+    data.chunks_exact(dim)
+        .flat_map(|row| row[j * dsub..(j + 1) * dsub].iter().copied())
+        .collect()
+}
+
+/// A trained product quantizer: m codebooks of `2^bits` centroids of dimension d/m.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PqCodebook {
+    bits: u32,
+    dim: usize,
+    codebooks: Vec<Codebook>,
+    device: Device,
+    trained_on: String,
+}
+
+impl PqCodebook {
+    /// Number of sub-spaces m.
+    pub fn m(&self) -> usize {
+        self.codebooks.len()
+    }
+
+    /// Bits per code.
+    pub fn bits(&self) -> u32 {
+        self.bits
+    }
+
+    /// Dimension d of the vectors.
+    pub fn dim(&self) -> usize {
+        self.dim
+    }
+
+    /// Centroids per sub-space, 2^bits.
+    pub fn ksub(&self) -> usize {
+        1 << self.bits
+    }
+
+    /// The codebook of sub-space `j`.
+    pub fn codebook(&self, j: usize) -> &Codebook {
+        &self.codebooks[j]
+    }
+
+    /// The device the codebooks were trained on.
+    pub fn trained_on(&self) -> &str {
+        &self.trained_on
+    }
+
+    /// Encodes and decodes on this device from now on.
+    pub fn with_device(mut self, device: Device) -> Self {
+        self.device = device;
+        self
+    }
+
+    fn dsub(&self) -> usize {
+        self.dim / self.m()
+    }
+
+    /// The codes of the rows of `data`: nearest centroid in each sub-space.
+    pub fn encode(&self, data: &[f32]) -> Result<PqCodes> {
+        let n = check_points(data, self.dim).map_err(|e| match e {
+            Error::ShapeMismatch { len, .. } => Error::ShapeMismatch { len, dim: self.dim },
+            other => other,
+        })?;
+        let (m, dsub) = (self.m(), self.dsub());
+        let mut codes = vec![0u16; n * m];
+        for (j, cb) in self.codebooks.iter().enumerate() {
+            let (labels, _, _) = cb.encode_on(&sub_space(data, self.dim, j, dsub), &self.device)?;
+            for (i, l) in labels.into_iter().enumerate() {
+                codes[i * m + j] = l as u16;
+            }
+        }
+        Ok(if self.bits <= 8 {
+            PqCodes::U8(codes.into_iter().map(|c| c as u8).collect())
+        } else {
+            PqCodes::U16(codes)
+        })
+    }
+
+    fn check_codes(&self, codes: &PqCodes) -> Result<usize> {
+        let m = self.m();
+        if !codes.len().is_multiple_of(m) {
+            return Err(Error::ShapeMismatch {
+                len: codes.len(),
+                dim: m,
+            });
+        }
+        for i in 0..codes.len() {
+            let c = codes.get(i);
+            if c >= self.ksub() {
+                return Err(Error::LabelOutOfRange {
+                    index: i,
+                    label: c as u64,
+                    k: self.ksub(),
+                });
+            }
+        }
+        Ok(codes.len() / m)
+    }
+
+    /// The vectors the codes stand for, row-major `n x d`.
+    pub fn decode(&self, codes: &PqCodes) -> Result<Vec<f32>> {
+        let n = self.check_codes(codes)?;
+        let (m, dsub) = (self.m(), self.dsub());
+        let mut out = Vec::with_capacity(n * self.dim);
+        for i in 0..n {
+            for j in 0..m {
+                out.extend_from_slice(self.codebooks[j].centroid(codes.get(i * m + j)));
+            }
+        }
+        debug_assert_eq!(out.len(), n * m * dsub);
+        Ok(out)
+    }
+
+    /// Mean squared reconstruction error per sub-space (their sum is [`PqCodebook::mse`]).
+    pub fn sub_mse(&self, data: &[f32]) -> Result<Vec<f64>> {
+        check_points(data, self.dim)?;
+        let dsub = self.dsub();
+        self.codebooks
+            .iter()
+            .enumerate()
+            .map(|(j, cb)| {
+                Ok(cb
+                    .encode_on(&sub_space(data, self.dim, j, dsub), &self.device)?
+                    .1)
+            })
+            .collect()
+    }
+
+    /// Mean over the rows of `data` of ‖x − decode(encode(x))‖².
+    pub fn mse(&self, data: &[f32]) -> Result<f64> {
+        Ok(self.sub_mse(data)?.iter().sum())
+    }
+
+    /// The asymmetric distance table of `query`: entry `j * ksub + c` is the squared distance
+    /// from the query's sub-vector j to centroid c of sub-space j.
+    pub fn distance_table(&self, query: &[f32]) -> Result<Vec<f32>> {
+        if query.len() != self.dim {
+            return Err(Error::DimensionMismatch {
+                expected: self.dim,
+                got: query.len(),
+            });
+        }
+        check_points(query, self.dim)?;
+        let dsub = self.dsub();
+        let mut table = Vec::with_capacity(self.m() * self.ksub());
+        for (j, cb) in self.codebooks.iter().enumerate() {
+            let q = &query[j * dsub..(j + 1) * dsub];
+            for c in cb.centroids().chunks_exact(dsub) {
+                table.push(q.iter().zip(c).map(|(a, b)| (a - b) * (a - b)).sum());
+            }
+        }
+        Ok(table)
+    }
+
+    /// The `top_k` codes nearest to `query` by asymmetric distance (query exact, database
+    /// vectors as their codes): `(row, squared distance)`, nearest first, ties by row.
+    pub fn search(
+        &self,
+        query: &[f32],
+        codes: &PqCodes,
+        top_k: usize,
+    ) -> Result<Vec<(usize, f32)>> {
+        let table = self.distance_table(query)?;
+        let n = self.check_codes(codes)?;
+        let (m, ksub) = (self.m(), self.ksub());
+        let mut all: Vec<(usize, f32)> = (0..n)
+            .map(|i| {
+                (
+                    i,
+                    (0..m).map(|j| table[j * ksub + codes.get(i * m + j)]).sum(),
+                )
+            })
+            .collect();
+        let k = top_k.min(n);
+        let order = |a: &(usize, f32), b: &(usize, f32)| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0));
+        if k < n && k > 0 {
+            all.select_nth_unstable_by(k - 1, order);
+        }
+        all.truncate(k);
+        all.sort_by(order);
+        Ok(all)
+    }
+
+    /// Saves the m codebooks as one float32 `.npy` of shape `(m, 2^bits, d/m)`, atomically;
+    /// m, bits and d are all read back from the shape.
+    pub fn save_npy(&self, path: impl AsRef<Path>) -> Result<()> {
+        let flat: Vec<f32> = self
+            .codebooks
+            .iter()
+            .flat_map(|c| c.centroids().iter().copied())
+            .collect();
+        npy_io::write(path.as_ref(), &[self.m(), self.ksub(), self.dsub()], &flat)
+    }
+
+    /// Loads codebooks saved by [`PqCodebook::save_npy`] (or written by NumPy in that shape).
+    pub fn load_npy(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        let arr = npy_io::read_f32(path)?;
+        let bad = |reason: String| Error::Npy {
+            path: path.to_path_buf(),
+            reason,
+        };
+        let [m, ksub, dsub] = arr.shape[..] else {
+            return Err(bad(format!(
+                "a product quantizer has shape (m, 2^bits, d/m), found {:?}",
+                arr.shape
+            )));
+        };
+        if m == 0 || dsub == 0 || !ksub.is_power_of_two() || !(2..=1 << 16).contains(&ksub) {
+            return Err(bad(format!(
+                "shape ({m}, {ksub}, {dsub}) is not (m >= 1, 2^bits with 1 <= bits <= 16, d/m >= 1)"
+            )));
+        }
+        let codebooks = arr
+            .data
+            .chunks_exact(ksub * dsub)
+            .map(|c| Codebook::new(c.to_vec(), dsub))
+            .collect::<Result<Vec<_>>>()
+            .map_err(|e| bad(e.to_string()))?;
+        Ok(PqCodebook {
+            bits: ksub.trailing_zeros(),
+            dim: m * dsub,
+            codebooks,
+            device: Device::Auto,
+            trained_on: String::new(),
+        })
+    }
+}

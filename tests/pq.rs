@@ -1,0 +1,141 @@
+//! Product quantization: error against bits, sub-space additivity, asymmetric distances,
+//! search, files, and its parameter rules.
+
+mod common;
+
+use common::gaussian;
+use lloyd::{Device, Error, PqCodebook, PqCodes, ProductQuantizer};
+
+fn train(bits: u32, data: &[f32]) -> PqCodebook {
+    ProductQuantizer::new(4, bits)
+        .iterations(15)
+        .seed(1)
+        .device(Device::Cpu)
+        .train(data, 16)
+        .unwrap()
+}
+
+#[test]
+fn error_decreases_with_bits_and_adds_over_sub_spaces() {
+    let data = gaussian(3000, 16, 3);
+    let mut last = f64::INFINITY;
+    for bits in [1u32, 2, 4, 6, 8] {
+        let pq = train(bits, &data);
+        let mse = pq.mse(&data).unwrap();
+        assert!(mse < last, "bits {bits}: {mse} >= {last}");
+        last = mse;
+        let sum: f64 = pq.sub_mse(&data).unwrap().iter().sum();
+        assert!((sum - mse).abs() < 1e-12 * mse.max(1.0));
+        let decoded = pq.decode(&pq.encode(&data).unwrap()).unwrap();
+        let direct: f64 = data
+            .iter()
+            .zip(&decoded)
+            .map(|(a, b)| f64::from(a - b).powi(2))
+            .sum::<f64>()
+            / 3000.0;
+        assert!((direct - mse).abs() < 1e-5 * mse, "{direct} vs {mse}");
+        for j in 0..4 {
+            let sub = pq.sub_mse(&data).unwrap()[j];
+            let cb = pq.codebook(j);
+            let sub_data: Vec<f32> = data
+                .chunks_exact(16)
+                .flat_map(|r| r[j * 4..j * 4 + 4].to_vec())
+                .collect();
+            assert!((cb.mse(&sub_data).unwrap() - sub).abs() < 1e-12);
+        }
+    }
+}
+
+#[test]
+fn asymmetric_distances_equal_distances_to_decoded_vectors() {
+    let data = gaussian(1000, 16, 4);
+    let pq = train(5, &data);
+    let codes = pq.encode(&data).unwrap();
+    let decoded = pq.decode(&codes).unwrap();
+    let queries = gaussian(5, 16, 99);
+    for q in queries.chunks_exact(16) {
+        let brute: Vec<(usize, f32)> = decoded
+            .chunks_exact(16)
+            .enumerate()
+            .map(|(i, x)| (i, q.iter().zip(x).map(|(a, b)| (a - b) * (a - b)).sum()))
+            .collect();
+        let table = pq.distance_table(q).unwrap();
+        for (i, d) in &brute {
+            let adc: f32 = (0..4).map(|j| table[j * 32 + codes.get(i * 4 + j)]).sum();
+            assert!((adc - d).abs() <= 1e-4 * (1.0 + d), "row {i}: {adc} vs {d}");
+        }
+        let top = pq.search(q, &codes, 10).unwrap();
+        assert_eq!(top.len(), 10);
+        assert!(top.windows(2).all(|w| w[0].1 <= w[1].1));
+        let mut sorted = brute.clone();
+        sorted.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));
+        for ((_, got), (_, want)) in top.iter().zip(&sorted) {
+            assert!((got - want).abs() <= 1e-4 * (1.0 + want));
+        }
+    }
+}
+
+#[test]
+fn codes_and_codebooks_round_trip_through_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = gaussian(1200, 16, 6);
+    for bits in [3u32, 9] {
+        let pq = train(bits, &data);
+        let codes = pq.encode(&data).unwrap();
+        assert_eq!(matches!(codes, PqCodes::U8(_)), bits <= 8);
+        let cp = dir.path().join(format!("codes{bits}.npy"));
+        codes.save_npy(&cp, 4).unwrap();
+        let (back, m) = PqCodes::load_npy(&cp).unwrap();
+        assert_eq!((back.clone(), m), (codes.clone(), 4));
+        let bp = dir.path().join(format!("pq{bits}.npy"));
+        pq.save_npy(&bp).unwrap();
+        let loaded = PqCodebook::load_npy(&bp).unwrap();
+        assert_eq!((loaded.m(), loaded.bits(), loaded.dim()), (4, bits, 16));
+        assert_eq!(loaded.decode(&back).unwrap(), pq.decode(&codes).unwrap());
+        let (shape, _) = lloyd::npy::read_f32(&bp).unwrap();
+        assert_eq!(shape, vec![4, 1 << bits, 4]);
+    }
+}
+
+#[test]
+fn parameter_rules() {
+    let data = gaussian(300, 12, 1);
+    let cpu = |m, bits| ProductQuantizer::new(m, bits).device(Device::Cpu);
+    assert!(matches!(
+        cpu(5, 4).train(&data, 12),
+        Err(Error::SubspaceMismatch { dim: 12, m: 5 })
+    ));
+    assert!(matches!(
+        cpu(0, 4).train(&data, 12),
+        Err(Error::ZeroSubspaces)
+    ));
+    assert!(matches!(
+        cpu(4, 0).train(&data, 12),
+        Err(Error::InvalidBits(0))
+    ));
+    assert!(matches!(
+        cpu(4, 17).train(&data, 12),
+        Err(Error::InvalidBits(17))
+    ));
+    assert!(matches!(
+        cpu(4, 9).train(&data, 12),
+        Err(Error::TooManyCentroids { k: 512, n: 300 })
+    ));
+    let pq = cpu(4, 2).train(&data, 12).unwrap();
+    assert!(matches!(
+        pq.decode(&PqCodes::U8(vec![0, 1, 2])),
+        Err(Error::ShapeMismatch { .. })
+    ));
+    assert!(matches!(
+        pq.decode(&PqCodes::U8(vec![0, 1, 2, 4])),
+        Err(Error::LabelOutOfRange { label: 4, .. })
+    ));
+    assert!(matches!(
+        pq.search(&[0.0; 5], &PqCodes::U8(vec![0; 4]), 1),
+        Err(Error::DimensionMismatch { .. })
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.npy");
+    lloyd::npy::write_f32(&bad, &[2, 3, 4], &[0.0; 24]).unwrap();
+    assert!(matches!(PqCodebook::load_npy(&bad), Err(Error::Npy { .. })));
+}
