@@ -80,8 +80,13 @@ pub(crate) fn run(
         let previous = history.last().map(|s: &IterationStats| s.mse);
         history.push(stats);
         if let Some(prev) = previous {
-            // A split moves centroids off their means, so only a quiet iteration may stop.
-            if empty_cells_split == 0 && prev - mse <= schedule.tolerance * prev {
+            // A split moves centroids off their means, so only a quiet iteration may stop. A
+            // zero tolerance runs the whole budget: late decreases are smaller than the
+            // rounding of the error itself, so "no decrease" would stop at noise.
+            if schedule.tolerance > 0.0
+                && empty_cells_split == 0
+                && prev - mse <= schedule.tolerance * prev
+            {
                 converged = true;
                 break;
             }

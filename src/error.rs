@@ -109,6 +109,9 @@ pub enum Error {
         /// The data's dimension.
         got: usize,
     },
+    /// A CLVQ step sequence outside its domain.
+    #[error("invalid CLVQ step {0}: a > 0 and b >= 0, or a constant step in (0, 1]")]
+    InvalidStep(String),
     /// A product quantizer with no sub-space.
     #[error("the number of sub-spaces m must be at least 1, got 0")]
     ZeroSubspaces,

@@ -97,7 +97,7 @@ impl KMeans {
     }
 
     /// Stop when the error decreases by less than this fraction in one iteration
-    /// (0: run until a fixed point or the budget).
+    /// (0: run every iteration).
     pub fn tolerance(mut self, tolerance: f64) -> Self {
         self.tolerance = tolerance;
         self

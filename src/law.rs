@@ -87,6 +87,11 @@ impl Law {
         }
     }
 
+    /// The law as a `rand_distr` distribution (parameters must be valid).
+    pub fn distribution(&self) -> LawDistribution {
+        LawDistribution(*self)
+    }
+
     /// `m` samples of the law for `seed`: the same on every run and thread count.
     pub fn sample(&self, m: usize, seed: u64) -> Result<Vec<f64>> {
         self.validate()?;
@@ -122,4 +127,31 @@ pub fn sample_distribution<D: Distribution<f64> + Sync>(dist: &D, m: usize, seed
             }
         });
     out
+}
+
+/// A built-in [`Law`] as a `rand_distr::Distribution<f64>`.
+#[derive(Debug, Clone, Copy)]
+pub struct LawDistribution(Law);
+
+impl Distribution<f64> for LawDistribution {
+    fn sample<R: rand::Rng + ?Sized>(&self, rng: &mut R) -> f64 {
+        match self.0 {
+            Law::Normal { mean, std } => {
+                let z: f64 = rand_distr::StandardNormal.sample(rng);
+                mean + std * z
+            }
+            Law::Uniform { low, high } => {
+                let u: f64 = rand_distr::StandardUniform.sample(rng);
+                low + (high - low) * u
+            }
+            Law::Exponential { rate } => {
+                let e: f64 = rand_distr::Exp1.sample(rng);
+                e / rate
+            }
+            Law::LogNormal { mu, sigma } => {
+                let z: f64 = rand_distr::StandardNormal.sample(rng);
+                (mu + sigma * z).exp()
+            }
+        }
+    }
 }

@@ -24,8 +24,11 @@
 mod backend;
 #[doc(hidden)]
 pub mod bench;
+mod closed_form;
+mod clvq;
 mod codebook;
 mod data;
+mod deterministic;
 mod device;
 mod driver;
 mod error;
@@ -36,17 +39,21 @@ mod law;
 mod npy_io;
 mod pq;
 mod quantizer1d;
+mod quantizer_nd;
 mod target;
 
+pub use clvq::{Clvq, Step};
 pub use codebook::Codebook;
+pub use deterministic::{Deterministic1d, DeterministicMethod, Evaluation, Functional};
 pub use device::Device;
 pub use driver::{IterationStats, Observer, median_ms_per_iteration};
 pub use error::{Error, Result};
 pub use gpu::{AdapterSummary, list_adapters};
 pub use init::Init;
 pub use kmeans::{KMeans, KMeansFit};
-pub use law::{Law, sample_distribution};
+pub use law::{Law, LawDistribution, sample_distribution};
 pub use pq::{PqCodebook, PqCodes, ProductQuantizer};
+pub use quantizer_nd::{LloydNd, QuantizerNd};
 pub use quantizer1d::{Lloyd1d, Quantizer1d};
 
 /// Reading and writing NumPy `.npy` arrays (atomic writes), for the command line and callers

@@ -11,8 +11,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 
 use lloyd::{
-    Codebook, Device, Error, Init, IterationStats, KMeans, Law, Lloyd1d, Observer, PqCodebook,
-    PqCodes, ProductQuantizer, npy,
+    Clvq, Codebook, Deterministic1d, Device, Error, Init, IterationStats, KMeans, Law, Lloyd1d,
+    LloydNd, Observer, PqCodebook, PqCodes, ProductQuantizer, npy,
 };
 
 #[derive(Parser)]
@@ -30,6 +30,8 @@ struct Cli {
 enum Command {
     /// The optimal quantizer of a 1-D law (randomized Lloyd method) or of 1-D samples.
     Quantize(QuantizeArgs),
+    /// The optimal quantizer of N(0, I_d) (or d i.i.d. copies of a law) in dimension d.
+    QuantizeNd(QuantizeNdArgs),
     /// K-means codebook of the rows of a 2-D .npy array.
     Kmeans(KmeansArgs),
     /// Nearest-centroid labels of the rows of a .npy array.
@@ -45,6 +47,46 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Method1d {
+    /// Randomized Lloyd on M samples.
+    Randomized,
+    /// Closed-form cells, Newton–Raphson with Levenberg–Marquardt damping (built-in laws).
+    Exact,
+    /// Competitive learning (stochastic gradient), M steps.
+    Clvq,
+}
+
+#[derive(clap::Args)]
+struct QuantizeNdArgs {
+    /// Dimension d.
+    #[arg(long, default_value_t = 2)]
+    d: usize,
+    /// Number of centroids N.
+    #[arg(long, default_value_t = 16)]
+    n: usize,
+    /// The law of each coordinate.
+    #[arg(long, value_enum, default_value = "normal")]
+    law: LawName,
+    /// Samples M (per iteration with --fresh).
+    #[arg(long, default_value_t = 100_000)]
+    samples: usize,
+    /// Lloyd iterations.
+    #[arg(long, default_value_t = 50)]
+    iterations: usize,
+    /// Draw fresh samples at every iteration.
+    #[arg(long)]
+    fresh: bool,
+    /// Seed.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Write a picture of the cells (d = 2) to this SVG file.
+    #[arg(long)]
+    svg: Option<PathBuf>,
+    #[command(flatten)]
+    common: Common,
 }
 
 #[derive(Subcommand)]
@@ -160,6 +202,9 @@ struct QuantizeArgs {
     /// Log-normal: standard deviation of the logarithm.
     #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
     sigma: f64,
+    /// Randomized Lloyd (default), the exact closed-form optimum, or CLVQ.
+    #[arg(long, value_enum, default_value = "randomized")]
+    method: Method1d,
     /// Quantize these 1-D samples (.npy) instead of a law.
     #[arg(long)]
     input: Option<PathBuf>,
@@ -268,6 +313,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         None => quantize(&QuantizeArgs::parse_default()),
         Some(Command::Quantize(a)) => quantize(&a),
+        Some(Command::QuantizeNd(a)) => quantize_nd(&a),
         Some(Command::Kmeans(a)) => kmeans(&a),
         Some(Command::Encode(a)) => encode(&a),
         Some(Command::Decode(a)) => decode(&a),
@@ -294,6 +340,14 @@ impl QuantizeArgs {
             q: QuantizeArgs,
         }
         Wrap::parse_from(["lloyd"]).q
+    }
+
+    /// The default parameters with another law.
+    fn parse_default_with(law: LawName) -> Self {
+        QuantizeArgs {
+            law,
+            ..Self::parse_default()
+        }
     }
 
     fn law(&self) -> Law {
@@ -343,21 +397,44 @@ fn quantize(a: &QuantizeArgs) -> Result<(), Error> {
         .seed(a.seed)
         .device(a.common.device.clone())
         .on_iteration(observer);
-    let (q, source, samples_used) = match &a.input {
-        Some(path) => {
-            let (_, data) = npy::read_f32(path)?;
-            let samples: Vec<f64> = data.iter().map(|&v| f64::from(v)).collect();
-            (
-                params.fit_samples(&samples)?,
-                path.display().to_string(),
-                samples.len(),
-            )
-        }
-        None => (
-            params.fit_law(a.law())?,
+    let (q, source, samples_used) = match (&a.input, a.method) {
+        (None, Method1d::Exact) => (
+            Deterministic1d::new(a.n)
+                .iterations(a.iterations.max(1000))
+                .fit(a.law())?,
+            format!("{:?}", a.law()),
+            0,
+        ),
+        (None, Method1d::Clvq) => (
+            Clvq::new(a.n)
+                .steps(a.samples)
+                .seed(a.seed)
+                .device(a.common.device.clone())
+                .fit_law(a.law())?,
             format!("{:?}", a.law()),
             a.samples,
         ),
+        (Some(_), Method1d::Exact | Method1d::Clvq) => {
+            return Err(Error::InvalidLaw(
+                "--method exact and clvq quantize a law, not --input samples".into(),
+            ));
+        }
+        _ => match &a.input {
+            Some(path) => {
+                let (_, data) = npy::read_f32(path)?;
+                let samples: Vec<f64> = data.iter().map(|&v| f64::from(v)).collect();
+                (
+                    params.fit_samples(&samples)?,
+                    path.display().to_string(),
+                    samples.len(),
+                )
+            }
+            None => (
+                params.fit_law(a.law())?,
+                format!("{:?}", a.law()),
+                a.samples,
+            ),
+        },
     };
     bar.finish_and_clear();
     if a.common.json {
@@ -394,6 +471,49 @@ fn quantize(a: &QuantizeArgs) -> Result<(), Error> {
             q.device,
             q.ms_per_iteration(),
             q.setup_seconds * 1e3
+        );
+    }
+    Ok(())
+}
+
+fn quantize_nd(a: &QuantizeNdArgs) -> Result<(), Error> {
+    let law = QuantizeArgs::parse_default_with(a.law).law();
+    let q = LloydNd::new(a.n, a.d)
+        .samples(a.samples)
+        .iterations(a.iterations)
+        .fresh_samples(a.fresh)
+        .seed(a.seed)
+        .device(a.common.device.clone())
+        .fit_law(law)?;
+    if let Some(path) = &a.svg {
+        q.save_svg(path)?;
+    }
+    if a.common.json {
+        println!("{}", serde_json::to_string(&q).expect("plain data"));
+    } else {
+        println!(
+            "Optimal {}-point quantizer of {:?} in dimension {}",
+            a.n, law, a.d
+        );
+        for i in 0..a.n {
+            let c: Vec<String> = q.centroid(i).iter().map(|v| format!("{v:>10.6}")).collect();
+            println!(
+                "{:>5}  {}  p = {:.6}",
+                i + 1,
+                c.join(" "),
+                q.probabilities[i]
+            );
+        }
+        println!(
+            "distortion {:.8e}   mse {:.8e}   {} iterations on {}{}",
+            q.distortion,
+            q.mse,
+            q.iterations_run,
+            q.device,
+            a.svg
+                .as_ref()
+                .map(|p| format!("; cells in {}", p.display()))
+                .unwrap_or_default()
         );
     }
     Ok(())

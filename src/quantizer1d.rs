@@ -76,8 +76,7 @@ impl Quantizer1d {
 
 /// Parameters of the randomized Lloyd method in 1-D, builder style.
 ///
-/// Defaults: `samples` 1 000 000, `iterations` 100, `tolerance` 0 (stop only at a fixed
-/// point or when the budget is spent), `seed` 0, `device` [`Device::Auto`]. The centroids
+/// Defaults: `samples` 1 000 000, `iterations` 100, `tolerance` 0 (run every iteration), `seed` 0, `device` [`Device::Auto`]. The centroids
 /// start at the empirical quantiles of levels (2i − 1)/2N.
 ///
 /// ```
@@ -126,7 +125,8 @@ impl Lloyd1d {
         self
     }
 
-    /// Stop when the distortion decreases by less than this fraction in one iteration.
+    /// Stop when the distortion decreases by less than this fraction in one iteration
+    /// (0, the default: run every iteration).
     pub fn tolerance(mut self, tolerance: f64) -> Self {
         self.tolerance = tolerance;
         self

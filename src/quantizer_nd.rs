@@ -1,0 +1,314 @@
+//! Optimal quantizers of laws in ℝᵈ (product laws, e.g. N(0, I_d)), by Lloyd's method on a
+//! fixed sample set or with fresh samples at every iteration, and their cubature formulas.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use serde::Serialize;
+
+use crate::device::Device;
+use crate::driver::{IterationStats, median_ms_per_iteration};
+use crate::error::{Error, Result};
+use crate::init::Init;
+use crate::kmeans::KMeans;
+use crate::law::Law;
+
+/// A quantizer of a random vector: N points in ℝᵈ with the probabilities of their Voronoi
+/// cells.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct QuantizerNd {
+    /// N x d centroids, row-major.
+    pub centroids: Vec<f64>,
+    /// The dimension d.
+    pub dim: usize,
+    /// P(X in cell i); sums to 1.
+    pub probabilities: Vec<f64>,
+    /// `(1/2M) Σ |x − x̂|²`.
+    pub distortion: f64,
+    /// `(1/M) Σ |x − x̂|² = 2 × distortion`.
+    pub mse: f64,
+    /// Lloyd iterations run.
+    pub iterations_run: usize,
+    /// One entry per iteration (the error of the centroids entering it, on that iteration's
+    /// samples).
+    pub history: Vec<IterationStats>,
+    /// The device that ran it.
+    pub device: String,
+}
+
+impl QuantizerNd {
+    /// Centroid `i`.
+    pub fn centroid(&self, i: usize) -> &[f64] {
+        &self.centroids[i * self.dim..(i + 1) * self.dim]
+    }
+
+    /// The cubature formula E[f(X)] ≈ Σ pᵢ f(xᵢ).
+    pub fn expectation(&self, f: impl Fn(&[f64]) -> f64) -> f64 {
+        self.probabilities
+            .iter()
+            .enumerate()
+            .map(|(i, p)| p * f(self.centroid(i)))
+            .sum()
+    }
+
+    /// Median milliseconds per iteration.
+    pub fn ms_per_iteration(&self) -> f64 {
+        median_ms_per_iteration(&self.history)
+    }
+
+    /// A picture of a 2-D quantizer as SVG: the Voronoi cells (clipped to a box around the
+    /// centroids) shaded by probability, and the centroids.
+    pub fn svg(&self) -> Result<String> {
+        if self.dim != 2 {
+            return Err(Error::DimensionMismatch {
+                expected: 2,
+                got: self.dim,
+            });
+        }
+        let n = self.probabilities.len();
+        let reach = self.centroids.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+        let r = 1.25 * reach + 0.5;
+        let (size, pad) = (640.0, 20.0);
+        let to_px = |x: f64, y: f64| {
+            (
+                pad + (x + r) / (2.0 * r) * size,
+                pad + (r - y) / (2.0 * r) * size,
+            )
+        };
+        let pmax = self
+            .probabilities
+            .iter()
+            .fold(0.0f64, |m, p| m.max(*p))
+            .max(1e-300);
+        let mut svg = String::new();
+        let side = size + 2.0 * pad;
+        let _ = writeln!(
+            svg,
+            r#"<svg xmlns="http://www.w3.org/2000/svg" width="{side}" height="{side}" viewBox="0 0 {side} {side}">"#
+        );
+        let _ = writeln!(svg, r#"<rect width="100%" height="100%" fill="white"/>"#);
+        for i in 0..n {
+            let poly = voronoi_cell(&self.centroids, i, r);
+            if poly.len() < 3 {
+                continue;
+            }
+            let points: Vec<String> = poly
+                .iter()
+                .map(|&(x, y)| {
+                    let (px, py) = to_px(x, y);
+                    format!("{px:.2},{py:.2}")
+                })
+                .collect();
+            let shade = self.probabilities[i] / pmax;
+            let _ = writeln!(
+                svg,
+                r##"<polygon points="{}" fill="#1f77b4" fill-opacity="{:.3}" stroke="#333" stroke-width="0.8"><title>cell {i}: p = {:.5}</title></polygon>"##,
+                points.join(" "),
+                0.08 + 0.8 * shade,
+                self.probabilities[i]
+            );
+        }
+        for i in 0..n {
+            let c = self.centroid(i);
+            let (px, py) = to_px(c[0], c[1]);
+            let _ = writeln!(
+                svg,
+                r##"<circle cx="{px:.2}" cy="{py:.2}" r="2.5" fill="#d62728"/>"##
+            );
+        }
+        let _ = writeln!(
+            svg,
+            r##"<text x="{pad}" y="14" font-family="sans-serif" font-size="12">{n}-point quantizer, distortion {:.5}</text>"##,
+            self.distortion
+        );
+        svg.push_str("</svg>\n");
+        Ok(svg)
+    }
+
+    /// Writes [`QuantizerNd::svg`] to a file.
+    pub fn save_svg(&self, path: impl AsRef<Path>) -> Result<()> {
+        let path = path.as_ref();
+        std::fs::write(path, self.svg()?).map_err(|source| Error::Io {
+            path: path.to_path_buf(),
+            source,
+        })
+    }
+}
+
+/// Cell `i` of 2-D centroids, clipped to the box [-r, r]²: the box cut by every bisector
+/// half-plane (Sutherland–Hodgman).
+fn voronoi_cell(c: &[f64], i: usize, r: f64) -> Vec<(f64, f64)> {
+    let mut poly = vec![(-r, -r), (r, -r), (r, r), (-r, r)];
+    let (xi, yi) = (c[2 * i], c[2 * i + 1]);
+    for j in 0..c.len() / 2 {
+        if j == i {
+            continue;
+        }
+        let (xj, yj) = (c[2 * j], c[2 * j + 1]);
+        // Points closer to i: a·p <= b with a = 2(c_j − c_i), b = |c_j|² − |c_i|².
+        let (ax, ay) = (2.0 * (xj - xi), 2.0 * (yj - yi));
+        let b = xj * xj + yj * yj - xi * xi - yi * yi;
+        if ax == 0.0 && ay == 0.0 {
+            continue;
+        }
+        let inside = |p: (f64, f64)| ax * p.0 + ay * p.1 <= b;
+        let mut out = Vec::with_capacity(poly.len() + 1);
+        for k in 0..poly.len() {
+            let (p, q) = (poly[k], poly[(k + 1) % poly.len()]);
+            let (ip, iq) = (inside(p), inside(q));
+            if ip {
+                out.push(p);
+            }
+            if ip != iq {
+                let fp = ax * p.0 + ay * p.1 - b;
+                let fq = ax * q.0 + ay * q.1 - b;
+                let t = fp / (fp - fq);
+                out.push((p.0 + t * (q.0 - p.0), p.1 + t * (q.1 - p.1)));
+            }
+        }
+        poly = out;
+        if poly.is_empty() {
+            break;
+        }
+    }
+    poly
+}
+
+/// Lloyd's method for the law of a random vector with i.i.d. coordinates, builder style.
+///
+/// Defaults: M = 100 000 samples, 50 iterations, seed 0, a fixed sample set, device
+/// [`Device::Auto`].
+///
+/// ```
+/// use lloyd::{Device, LloydNd};
+/// let q = LloydNd::new(1, 2).samples(50_000).device(Device::Cpu).fit_normal()?;
+/// assert!(q.centroid(0).iter().all(|c| c.abs() < 0.03));
+/// assert!((q.distortion - 1.0).abs() < 0.03); // ½ E|X|² = 1 for N(0, I₂)
+/// # Ok::<(), lloyd::Error>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct LloydNd {
+    n: usize,
+    dim: usize,
+    samples: usize,
+    iterations: usize,
+    seed: u64,
+    fresh: bool,
+    device: Device,
+}
+
+impl LloydNd {
+    /// N centroids in dimension d.
+    pub fn new(n: usize, dim: usize) -> Self {
+        LloydNd {
+            n,
+            dim,
+            samples: 100_000,
+            iterations: 50,
+            seed: 0,
+            fresh: false,
+            device: Device::Auto,
+        }
+    }
+
+    /// Samples M (per iteration when fresh).
+    pub fn samples(mut self, m: usize) -> Self {
+        self.samples = m;
+        self
+    }
+
+    /// Lloyd iterations.
+    pub fn iterations(mut self, iterations: usize) -> Self {
+        self.iterations = iterations;
+        self
+    }
+
+    /// Seed.
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        self
+    }
+
+    /// Draw fresh samples at every iteration (the truly stochastic variant).
+    pub fn fresh_samples(mut self, fresh: bool) -> Self {
+        self.fresh = fresh;
+        self
+    }
+
+    /// Device.
+    pub fn device(mut self, device: Device) -> Self {
+        self.device = device;
+        self
+    }
+
+    /// The quantizer of N(0, I_d).
+    pub fn fit_normal(&self) -> Result<QuantizerNd> {
+        self.fit_law(Law::standard_normal())
+    }
+
+    /// The quantizer of the vector of d independent copies of `law`.
+    pub fn fit_law(&self, law: Law) -> Result<QuantizerNd> {
+        law.validate()?;
+        if self.dim == 0 {
+            return Err(Error::ZeroDimension);
+        }
+        if self.samples == 0 {
+            return Err(Error::ZeroSamples);
+        }
+        let draw = |seed: u64| -> Result<Vec<f32>> {
+            Ok(law
+                .sample(self.samples * self.dim, seed)?
+                .into_iter()
+                .map(|v| v as f32)
+                .collect())
+        };
+        let base = KMeans::new(self.n)
+            .tolerance(0.0)
+            .device(self.device.clone());
+        let data = draw(self.seed)?;
+        let (fit, history) = if !self.fresh {
+            let fit = base
+                .iterations(self.iterations)
+                .seed(self.seed)
+                .fit(&data, self.dim)?;
+            let h = fit.history.clone();
+            (fit, h)
+        } else {
+            let mut fit = base
+                .clone()
+                .iterations(1)
+                .seed(self.seed)
+                .fit(&data, self.dim)?;
+            let mut history = fit.history.clone();
+            for t in 1..self.iterations {
+                let batch = draw(self.seed.wrapping_add(t as u64))?;
+                let init = Init::Centroids(fit.codebook.centroids().to_vec());
+                fit = base
+                    .clone()
+                    .iterations(1)
+                    .init(init)
+                    .fit(&batch, self.dim)?;
+                let mut s = fit.history[0].clone();
+                s.iteration = t;
+                history.push(s);
+            }
+            (fit, history)
+        };
+        let total: f64 = fit.cell_weights.iter().sum();
+        Ok(QuantizerNd {
+            centroids: fit
+                .codebook
+                .centroids()
+                .iter()
+                .map(|&v| f64::from(v))
+                .collect(),
+            dim: self.dim,
+            probabilities: fit.cell_weights.iter().map(|w| w / total).collect(),
+            distortion: fit.distortion,
+            mse: fit.mse,
+            iterations_run: history.len(),
+            history,
+            device: fit.device,
+        })
+    }
+}
