@@ -326,3 +326,31 @@ fn product_quantizer_matches_the_cpu() {
     let (mc, mg) = (c.mse(&data).unwrap(), g.mse(&data).unwrap());
     assert!(rel(mg, mc, 1e-12) < 1e-4, "{mg} vs {mc}");
 }
+
+#[test]
+fn d_dimensional_quantizer_and_mini_batches_match_the_cpu() {
+    let Some(dev) = gpu() else { return };
+    let p = lloyd::LloydNd::new(8, 2)
+        .samples(30_011)
+        .iterations(15)
+        .seed(4);
+    let c = p.clone().device(Device::Cpu).fit_normal().unwrap();
+    let g = p.device(dev.clone()).fit_normal().unwrap();
+    assert!(
+        rel(g.distortion, c.distortion, 1e-12) < 1e-4,
+        "{} vs {}",
+        g.distortion,
+        c.distortion
+    );
+    for (a, b) in g.centroids.iter().zip(&c.centroids) {
+        assert!((a - b).abs() < 1e-3, "{a} vs {b}");
+    }
+    let data = blobs(6000, 3, 3, 5);
+    let m = lloyd::MiniBatchKMeans::new(3).seed(1);
+    let mc = m.clone().device(Device::Cpu).fit(&data, 3, 500, 1).unwrap();
+    let mg = m.device(dev).fit(&data, 3, 500, 1).unwrap();
+    assert_eq!(mc.counts, mg.counts);
+    for (a, b) in mg.codebook.centroids().iter().zip(mc.codebook.centroids()) {
+        assert!((a - b).abs() < 1e-5, "{a} vs {b}");
+    }
+}

@@ -17,6 +17,7 @@ const GROUP: usize = 8;
 /// row `j` being coordinate `j` of centroid `16 t + l`. Padding lanes get norm +inf so they
 /// never win.
 pub(crate) struct Packed {
+    pub k: usize,
     pub panels: usize,
     pub data: Vec<f32>,
     pub norms: Vec<f32>,
@@ -35,6 +36,7 @@ pub(crate) fn pack(centroids: &[f32], norms: &[f32], dim: usize) -> Packed {
         pn[c] = norms[c];
     }
     Packed {
+        k,
         panels,
         data,
         norms: pn,
@@ -104,22 +106,16 @@ unsafe fn group<const P: usize>(x: &[f32], dim: usize, packed: &Packed, out: &mu
             }
         }
     }
+    // Horizontal arg-min per point, in registers: the smallest value, then the lowest index
+    // among the lanes holding it.
+    let lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    let none = _mm512_set1_epi32(-1);
     for p in 0..P {
-        let mut v = [0.0f32; LANES];
-        let mut t = [0i32; LANES];
-        // SAFETY: the arrays are exactly one register wide.
-        unsafe {
-            _mm512_storeu_ps(v.as_mut_ptr(), best_v[p]);
-            _mm512_storeu_si512(t.as_mut_ptr().cast(), best_t[p]);
-        }
-        let mut best = (f32::INFINITY, u32::MAX);
-        for l in 0..LANES {
-            let idx = t[l] as u32 * LANES as u32 + l as u32;
-            if v[l] < best.0 || (v[l] == best.0 && idx < best.1) {
-                best = (v[l], idx);
-            }
-        }
-        // Only overflowing data leaves every lane at +inf or NaN: fall back to cell 0.
-        out[p] = if best.1 == u32::MAX { 0 } else { best.1 };
+        let idx = _mm512_add_epi32(_mm512_slli_epi32::<4>(best_t[p]), lane);
+        let min = _mm512_reduce_min_ps(best_v[p]);
+        let eq = _mm512_cmp_ps_mask::<_CMP_EQ_OQ>(best_v[p], _mm512_set1_ps(min));
+        let best = _mm512_reduce_min_epu32(_mm512_mask_mov_epi32(none, eq, idx));
+        // Only overflowing data leaves no finite lane (or a padding lane): fall back to 0.
+        out[p] = if (best as usize) < packed.k { best } else { 0 };
     }
 }

@@ -86,12 +86,15 @@ pub(crate) fn assign_dense(
     #[cfg(target_arch = "x86_64")]
     if super::avx512::available() {
         let packed = super::avx512::pack(centroids, norms, dim);
+        // Tasks of ~64 KiB of points: small dimensions get many rows per task, so the pool's
+        // per-task cost stays small against the work.
+        let rows = (16_384 / dim).clamp(ROWS, 4096);
         labels
-            .par_chunks_mut(ROWS)
-            .zip(dist.par_chunks_mut(ROWS))
+            .par_chunks_mut(rows)
+            .zip(dist.par_chunks_mut(rows))
             .enumerate()
             .for_each(|(block, (lab, dis))| {
-                let r0 = block * ROWS;
+                let r0 = block * rows;
                 let x = &data[r0 * dim..(r0 + lab.len()) * dim];
                 // SAFETY: the CPU has AVX-512F (checked above); x holds lab.len() rows.
                 unsafe { super::avx512::assign_rows(x, dim, &packed, lab) };

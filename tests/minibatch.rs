@@ -1,0 +1,68 @@
+//! Mini-batch K-means on streamed chunks.
+
+mod common;
+
+use common::blobs;
+use lloyd::{Device, Error, Init, KMeans, MiniBatchKMeans};
+
+#[test]
+fn streamed_chunks_reach_the_full_kmeans_centroids_on_separated_data() {
+    let data = blobs(20_000, 4, 5, 2);
+    let full = KMeans::new(5)
+        .init(Init::KMeansPlusPlus)
+        .device(Device::Cpu)
+        .fit(&data, 4)
+        .unwrap();
+    let mb = MiniBatchKMeans::new(5)
+        .seed(3)
+        .device(Device::Cpu)
+        .fit(&data, 4, 1000, 2)
+        .unwrap();
+    assert_eq!(mb.points_seen, 40_000);
+    assert_eq!(mb.batches, 40);
+    assert_eq!(mb.counts.iter().sum::<u64>(), 40_000);
+    // every full-batch centroid has a mini-batch centroid close by
+    for c in full.codebook.centroids().chunks_exact(4) {
+        let best = mb
+            .codebook
+            .centroids()
+            .chunks_exact(4)
+            .map(|m| m.iter().zip(c).map(|(a, b)| (a - b) * (a - b)).sum::<f32>())
+            .fold(f32::INFINITY, f32::min);
+        // Sculley's rate 1/v keeps the early, partly wrong assignments in the mean: close, not equal.
+        assert!(best < 0.15, "{best}");
+    }
+    assert!(mb.history.last().unwrap().mse < 1.3 * full.mse);
+    let again = MiniBatchKMeans::new(5)
+        .seed(3)
+        .device(Device::Cpu)
+        .fit(&data, 4, 1000, 2)
+        .unwrap();
+    assert_eq!(again.codebook, mb.codebook);
+}
+
+#[test]
+fn bad_chunks_are_errors() {
+    let mb = MiniBatchKMeans::new(2).device(Device::Cpu);
+    let chunks = vec![Ok(vec![0.0f32, 1.0, 2.0, 3.0]), Ok(vec![f32::NAN, 1.0])];
+    assert!(matches!(
+        mb.fit_stream(2, chunks),
+        Err(Error::NonFiniteData { .. })
+    ));
+    let chunks = vec![Ok(vec![0.0f32, 1.0, 2.0])];
+    assert!(matches!(
+        mb.fit_stream(2, chunks),
+        Err(Error::ShapeMismatch { .. })
+    ));
+    let none: Vec<lloyd::Result<Vec<f32>>> = vec![];
+    assert!(matches!(mb.fit_stream(2, none), Err(Error::EmptyData)));
+    let small = vec![Ok(vec![0.0f32, 1.0])];
+    assert!(matches!(
+        mb.fit_stream(2, small),
+        Err(Error::TooManyCentroids { k: 2, n: 1 })
+    ));
+    assert!(matches!(
+        MiniBatchKMeans::new(0).fit_stream(2, vec![Ok(vec![0.0f32; 4])]),
+        Err(Error::ZeroCentroids)
+    ));
+}
