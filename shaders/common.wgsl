@@ -16,7 +16,7 @@ struct Params {
     scale_e: f32,    // 2^s for squared errors (times weights)
     scale_w: f32,    // 2^s for weights
     use_local: u32,  // 1-D: 1 when the cells fit in workgroup memory
-    tile: u32,       // d-D: centroids per workgroup-memory tile (0: read them from global)
+    tile: u32,       // unused (kept for layout)
     weighted: u32,   // 1 when per-point weights are bound
     seed_lo: u32,
     seed_hi: u32,

@@ -41,8 +41,8 @@ pub(crate) struct Params {
 const STAT_WORDS: usize = 7;
 /// Cells the 1-D kernel can gather in workgroup memory (see `assign_1d.wgsl`).
 const LOCAL_CELLS: usize = 512;
-/// Floats of centroids per workgroup-memory tile (see `assign_dense.wgsl`).
-const TILE_FLOATS: usize = 3072;
+/// Points per workgroup of the d-D kernel (see `assign_dense.wgsl`).
+const DENSE_POINTS_PER_WORKGROUP: usize = 64;
 /// Samples per invocation in the 1-D kernel: fewer workgroups, fewer flushes.
 const POINTS_PER_THREAD_1D: usize = 8;
 const MAX_WORKGROUPS: usize = 65_535;
@@ -214,22 +214,7 @@ impl ResidentPoints {
             Law::LogNormal { mu, sigma } => (3, mu, sigma, (mu + 6.0 * sigma).exp()),
         };
         let cap = chunk_capacity(ctx, 1);
-        let module = ctx
-            .device
-            .create_shader_module(wgpu::ShaderModuleDescriptor {
-                label: Some("generate"),
-                source: wgpu::ShaderSource::Wgsl(shaders::GENERATE.into()),
-            });
-        let pipeline = ctx
-            .device
-            .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-                label: Some("generate"),
-                layout: None,
-                module: &module,
-                entry_point: Some("main"),
-                compilation_options: Default::default(),
-                cache: None,
-            });
+        let pipeline = ctx.pipeline("generate", shaders::GENERATE, "main");
         let chunks = guarded(ctx, "generating the samples", || {
             let mut enc = ctx.device.create_command_encoder(&Default::default());
             let mut chunks = Vec::new();
@@ -373,24 +358,6 @@ pub(crate) struct GpuLloyd {
     _weights: Vec<wgpu::Buffer>,
 }
 
-fn pipeline(ctx: &GpuContext, src: &str, entry: &str) -> wgpu::ComputePipeline {
-    let module = ctx
-        .device
-        .create_shader_module(wgpu::ShaderModuleDescriptor {
-            label: Some(entry),
-            source: wgpu::ShaderSource::Wgsl(src.into()),
-        });
-    ctx.device
-        .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-            label: Some(entry),
-            layout: None,
-            module: &module,
-            entry_point: Some(entry),
-            compilation_options: Default::default(),
-            cache: None,
-        })
-}
-
 fn norms_of(c: &[f64], dim: usize) -> Vec<f32> {
     c.chunks_exact(dim)
         .map(|r| r.iter().map(|&v| (v as f32) * (v as f32)).sum())
@@ -421,11 +388,6 @@ impl GpuLloyd {
         let scale_x = scale_for(wmax * points.bound);
         let scale_e = scale_for(wmax * dim as f64 * (points.bound + bound_c).powi(2) * 4.0);
         let scale_w = scale_for(wmax);
-        let tile = if layout == Layout::Dense {
-            TILE_FLOATS / dim
-        } else {
-            0
-        };
         let base = Params {
             k: k as u32,
             dim: dim as u32,
@@ -434,20 +396,18 @@ impl GpuLloyd {
             scale_e,
             scale_w,
             use_local: u32::from(layout == Layout::OneD && k <= LOCAL_CELLS),
-            tile: tile as u32,
             weighted: u32::from(weights.is_some()),
             ..Default::default()
         };
         let ctx2 = ctx.clone();
         let c = &*ctx2;
         guarded(c, "building the GPU pipelines and buffers", || {
-            let (src, entry) = match layout {
-                Layout::OneD => (shaders::ASSIGN_1D, "main"),
-                Layout::Dense => (shaders::ASSIGN_DENSE, "main"),
+            let assign = match layout {
+                Layout::OneD => c.pipeline("assign_1d", shaders::ASSIGN_1D, "main"),
+                Layout::Dense => c.pipeline("assign_dense", shaders::ASSIGN_DENSE, "main"),
             };
-            let assign = pipeline(c, src, entry);
-            let copy_stats = pipeline(c, shaders::UPDATE, "copy_stats");
-            let update = pipeline(c, shaders::UPDATE, "update");
+            let copy_stats = c.pipeline("copy_stats", shaders::UPDATE, "copy_stats");
+            let update = c.pipeline("update", shaders::UPDATE, "update");
             let init32: Vec<f32> = init.iter().map(|&v| v as f32).collect();
             let cents = storage(
                 c,
@@ -541,7 +501,7 @@ impl GpuLloyd {
                 });
                 let workgroups = match layout {
                     Layout::OneD => len.div_ceil(256 * POINTS_PER_THREAD_1D),
-                    Layout::Dense => len.div_ceil(64),
+                    Layout::Dense => len.div_ceil(DENSE_POINTS_PER_WORKGROUP),
                 }
                 .clamp(1, MAX_WORKGROUPS) as u32;
                 chunks.push(Chunk {

@@ -28,6 +28,9 @@ pub(crate) struct GpuContext {
     pub limits: wgpu::Limits,
     /// Whether kernels can be timed with timestamp queries.
     pub timestamps: bool,
+    /// Pipelines compiled so far, by entry point: shader compilation is paid once per
+    /// process and adapter, not once per fit or per encode call.
+    pipelines: Mutex<Vec<(&'static str, wgpu::ComputePipeline)>>,
 }
 
 fn instance() -> wgpu::Instance {
@@ -139,9 +142,41 @@ impl GpuContext {
             info: adapter.get_info(),
             limits,
             timestamps: !features.is_empty(),
+            pipelines: Mutex::new(Vec::new()),
         });
         cache.push((key, ctx.clone()));
         Ok(ctx)
+    }
+
+    /// The compute pipeline of `entry` in `source` (named `key`), compiled on first use.
+    pub(crate) fn pipeline(
+        &self,
+        key: &'static str,
+        source: &str,
+        entry: &str,
+    ) -> wgpu::ComputePipeline {
+        let mut cache = self.pipelines.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((_, p)) = cache.iter().find(|(k, _)| *k == key) {
+            return p.clone();
+        }
+        let module = self
+            .device
+            .create_shader_module(wgpu::ShaderModuleDescriptor {
+                label: Some(key),
+                source: wgpu::ShaderSource::Wgsl(source.into()),
+            });
+        let pipeline = self
+            .device
+            .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                label: Some(key),
+                layout: None,
+                module: &module,
+                entry_point: Some(entry),
+                compilation_options: Default::default(),
+                cache: None,
+            });
+        cache.push((key, pipeline.clone()));
+        pipeline
     }
 
     /// A name for reports: the adapter's name and backend.
