@@ -1,6 +1,6 @@
 // After a reduction: `stats` copies each cell's count, mass and squared error out for the
 // host (7 words a cell); `update` moves each centroid to its cell's mean (cells without mass
-// keep theirs) and refreshes ‖c‖². Empty cells are re-seeded by the host with the policy the
+// keep theirs) and refreshes ‖c‖²; with p1 > 0 it takes the relaxed CLVQ step instead. Empty cells are re-seeded by the host with the policy the
 // CPU backend uses.
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -55,7 +55,12 @@ fn update(@builtin(global_invocation_id) gid: vec3<u32>) {
     }
     var norm = 0.0;
     for (var t = 0u; t < p.dim; t++) {
-        let c = (from96(b + CELL_SUMS + 3u * t) / p.scale_x) / mass;
+        var c = (from96(b + CELL_SUMS + 3u * t) / p.scale_x) / mass;
+        if (p.p1 > 0.0) {
+            // CLVQ in mini-batches of p1 samples with step p0: move count / p1 of a step.
+            let old = cents[j * p.dim + t];
+            c = old + p.p0 * (f32(count) / p.p1) * (c - old);
+        }
         cents[j * p.dim + t] = c;
         norm = fma(c, c, norm);
     }

@@ -12,8 +12,11 @@ use crate::backend::Backend;
 use crate::backend::cpu_1d::{Cpu1d, empirical_quantiles};
 use crate::device::Device;
 use crate::error::{Error, Result};
+use crate::gpu::backend::{GpuLloyd, Layout, ResidentPoints};
+use crate::gpu::context::GpuContext;
 use crate::law::Law;
 use crate::quantizer1d::Quantizer1d;
+use crate::target::{Target, resolve};
 
 /// The step sequence γₙ of CLVQ.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -32,8 +35,9 @@ pub enum Step {
 /// CLVQ parameters, builder style.
 ///
 /// Defaults: 10⁶ steps of one sample, γₙ = 4N / (4N + π² n / N²), seed 0, and 10⁶ fresh
-/// samples to measure the probabilities and the distortion of the result. Runs on the CPU:
-/// the method is sequential by nature.
+/// samples to measure the probabilities and the distortion of the result, on the CPU. On a
+/// GPU ([`Clvq::device`]) the steps run in mini-batches drawn on the device (a batch of one
+/// is legal but pointless there); built-in laws only.
 ///
 /// ```
 /// use lloyd::{Clvq, Law};
@@ -101,7 +105,8 @@ impl Clvq {
         self
     }
 
-    /// Only [`Device::Cpu`] and [`Device::Auto`] are accepted: CLVQ is sequential.
+    /// Device: the CPU by default (and for [`Device::Auto`]); a GPU named explicitly runs the
+    /// mini-batch variant on device samples.
     pub fn device(mut self, device: Device) -> Self {
         self.device = device;
         self
@@ -127,23 +132,83 @@ impl Clvq {
         if !ok {
             return Err(Error::InvalidStep(format!("{:?}", self.step)));
         }
-        if !matches!(self.device, Device::Cpu | Device::Auto) {
-            return Err(Error::Gpu(
-                "CLVQ runs on the CPU only: use Device::Cpu".into(),
-            ));
-        }
         Ok(())
     }
 
     /// The quantizer of a built-in law.
     pub fn fit_law(&self, law: Law) -> Result<Quantizer1d> {
         law.validate()?;
-        self.fit_distribution(&law.distribution())
+        self.validate()?;
+        // Auto stays on the CPU: CLVQ's small sequential steps are what a GPU does worst.
+        let target = match self.device {
+            Device::Auto => Target::Cpu,
+            ref d => resolve(d)?,
+        };
+        match target {
+            Target::Cpu => self.fit_cpu(&law.distribution()),
+            Target::Gpu(ctx) => self.fit_gpu(ctx, law),
+        }
     }
 
-    /// The quantizer of any `rand_distr` law.
+    fn gamma(&self, k: usize) -> f64 {
+        match self.step {
+            Step::Decreasing { a, b } => a / (a + b * k as f64),
+            Step::Constant(g) => g,
+        }
+    }
+
+    fn fit_gpu(&self, ctx: std::sync::Arc<GpuContext>, law: Law) -> Result<Quantizer1d> {
+        let start = Instant::now();
+        let points = ResidentPoints::generate(&ctx, &law, self.batch, self.seed)?;
+        let mut head: Vec<f64> = points
+            .head(&ctx, 1 << 16)?
+            .iter()
+            .map(|&v| f64::from(v))
+            .collect();
+        head.sort_by(f64::total_cmp);
+        let init = empirical_quantiles(&head, self.n);
+        let mut b = GpuLloyd::new(ctx.clone(), Layout::OneD, points, 1, &init, None)?;
+        let setup_seconds = start.elapsed().as_secs_f64();
+        // The first batch seeded the quantiles: the steps draw from the next ones on.
+        b.clvq(&law, self.seed, self.steps, &|k| self.gamma(k))?;
+        let x = b.centroids()?;
+        let eval =
+            ResidentPoints::generate(&ctx, &law, self.evaluation_samples, self.seed ^ 0x5eed)?;
+        let mut e = GpuLloyd::new(ctx, Layout::OneD, eval, 1, &x, None)?;
+        e.assign_reduce()?;
+        let mse = e.sse()? / self.evaluation_samples as f64;
+        let cells = e.cell_stats()?;
+        Ok(Quantizer1d {
+            centroids: x,
+            probabilities: cells
+                .mass
+                .iter()
+                .map(|m| m / self.evaluation_samples as f64)
+                .collect(),
+            distortion: 0.5 * mse,
+            mse,
+            iterations_run: self.steps,
+            converged: false,
+            empty_cells_split: 0,
+            history: Vec::new(),
+            device: e.device_name(),
+            setup_seconds,
+        })
+    }
+
+    /// The quantizer of any `rand_distr` law, on the CPU.
     pub fn fit_distribution<D: Distribution<f64> + Sync>(&self, dist: &D) -> Result<Quantizer1d> {
         self.validate()?;
+        if !matches!(self.device, Device::Cpu | Device::Auto) {
+            return Err(Error::Gpu(
+                "CLVQ of a general distribution runs on the CPU: use a built-in Law for the GPU"
+                    .into(),
+            ));
+        }
+        self.fit_cpu(dist)
+    }
+
+    fn fit_cpu<D: Distribution<f64> + Sync>(&self, dist: &D) -> Result<Quantizer1d> {
         let start = Instant::now();
         let mut rng = ChaCha8Rng::seed_from_u64(self.seed);
         // Start at the quantiles of a small sample.
@@ -156,10 +221,7 @@ impl Clvq {
         let mut sums = vec![0.0; self.n];
         let mut counts = vec![0usize; self.n];
         for k in 1..=self.steps {
-            let gamma = match self.step {
-                Step::Decreasing { a, b } => a / (a + b * k as f64),
-                Step::Constant(g) => g,
-            };
+            let gamma = self.gamma(k);
             sums.iter_mut().for_each(|s| *s = 0.0);
             counts.iter_mut().for_each(|c| *c = 0);
             for _ in 0..self.batch {

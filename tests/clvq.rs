@@ -79,8 +79,9 @@ fn parameter_rules() {
             .fit_law(Law::default()),
         Err(Error::InvalidStep(_))
     ));
+    let gamma = rand_distr::Gamma::new(2.0, 1.0).unwrap();
     assert!(matches!(
-        Clvq::new(2).device(Device::Gpu).fit_law(Law::default()),
+        Clvq::new(2).device(Device::Gpu).fit_distribution(&gamma),
         Err(Error::Gpu(_))
     ));
 }

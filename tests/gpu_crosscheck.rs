@@ -354,3 +354,45 @@ fn d_dimensional_quantizer_and_mini_batches_match_the_cpu() {
         assert!((a - b).abs() < 1e-5, "{a} vs {b}");
     }
 }
+
+#[test]
+fn clvq_mini_batches_on_the_device_match_the_cpu_method() {
+    let Some(dev) = gpu() else { return };
+    let p = lloyd::Clvq::new(2)
+        .steps(3000)
+        .batch(1024)
+        .evaluation_samples(400_000)
+        .seed(3);
+    let g = p
+        .clone()
+        .device(dev.clone())
+        .fit_law(Law::standard_normal())
+        .unwrap();
+    let c = p
+        .device(Device::Cpu)
+        .fit_law(Law::standard_normal())
+        .unwrap();
+    let opt = (2.0 / std::f64::consts::PI).sqrt();
+    for q in [&g, &c] {
+        assert!(
+            (q.centroids[0] + opt).abs() < 1e-2 && (q.centroids[1] - opt).abs() < 1e-2,
+            "{:?}",
+            q.centroids
+        );
+        assert!(
+            (q.mse - (1.0 - 2.0 / std::f64::consts::PI)).abs() < 5e-3,
+            "{}",
+            q.mse
+        );
+    }
+    assert!(g.device.contains('('));
+    let again = lloyd::Clvq::new(2)
+        .steps(3000)
+        .batch(1024)
+        .evaluation_samples(400_000)
+        .seed(3)
+        .device(dev)
+        .fit_law(Law::standard_normal())
+        .unwrap();
+    assert_eq!(again.centroids, g.centroids);
+}

@@ -59,7 +59,7 @@ pub(crate) enum Layout {
 /// One binding's worth of points with its parameters and bind group.
 struct Chunk {
     n: usize,
-    _xs: wgpu::Buffer,
+    xs: wgpu::Buffer,
     labels: Option<wgpu::Buffer>,
     bind: wgpu::BindGroup,
     workgroups: u32,
@@ -173,6 +173,19 @@ fn map_and_read(ctx: &GpuContext, staging: &wgpu::Buffer, size: u64) -> Result<V
     Ok(bytes)
 }
 
+/// The generator's code and parameters for a law, with a bound on the magnitude of its
+/// device samples.
+fn law_code(law: &crate::law::Law) -> (u32, f64, f64, f64) {
+    use crate::law::Law;
+    match *law {
+        // Box–Muller with u1 >= 2^-24 gives |z| <= 5.77.
+        Law::Normal { mean, std } => (0u32, mean, std, mean.abs() + 6.0 * std),
+        Law::Uniform { low, high } => (1, low, high, low.abs().max(high.abs())),
+        Law::Exponential { rate } => (2, rate, 0.0, 17.5 / rate),
+        Law::LogNormal { mu, sigma } => (3, mu, sigma, (mu + 6.0 * sigma).exp()),
+    }
+}
+
 impl ResidentPoints {
     /// Uploads row-major points (and their labels buffers when `labels` is set).
     pub(crate) fn upload(ctx: &GpuContext, data: &[f32], dim: usize, labels: bool) -> Result<Self> {
@@ -205,14 +218,7 @@ impl ResidentPoints {
         m: usize,
         seed: u64,
     ) -> Result<Self> {
-        use crate::law::Law;
-        let (code, p0, p1, bound) = match *law {
-            // Box–Muller with u1 >= 2^-24 gives |z| <= 5.77.
-            Law::Normal { mean, std } => (0u32, mean, std, mean.abs() + 6.0 * std),
-            Law::Uniform { low, high } => (1, low, high, low.abs().max(high.abs())),
-            Law::Exponential { rate } => (2, rate, 0.0, 17.5 / rate),
-            Law::LogNormal { mu, sigma } => (3, mu, sigma, (mu + 6.0 * sigma).exp()),
-        };
+        let (code, p0, p1, bound) = law_code(law);
         let cap = chunk_capacity(ctx, 1);
         let pipeline = ctx.pipeline("generate", shaders::GENERATE, "main");
         let chunks = guarded(ctx, "generating the samples", || {
@@ -350,6 +356,8 @@ pub(crate) struct GpuLloyd {
     copy_stats_bind: wgpu::BindGroup,
     update_bind: wgpu::BindGroup,
     cached: Option<CellStats>,
+    /// The fit's parameter block as uploaded (CLVQ rewrites its step fields).
+    base_params: Vec<u8>,
     /// Timestamps around the assignment pass, when the adapter has them.
     timer: Option<Timer>,
     device_seconds: Option<f64>,
@@ -434,7 +442,7 @@ impl GpuLloyd {
                     .create_buffer_init(&wgpu::util::BufferInitDescriptor {
                         label: Some("params"),
                         contents: bytemuck::bytes_of(p),
-                        usage: wgpu::BufferUsages::UNIFORM,
+                        usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
                     })
             };
             let mut params = vec![uniform(&base)];
@@ -506,7 +514,7 @@ impl GpuLloyd {
                 .clamp(1, MAX_WORKGROUPS) as u32;
                 chunks.push(Chunk {
                     n: len,
-                    _xs: xs,
+                    xs,
                     labels,
                     bind,
                     workgroups,
@@ -576,6 +584,7 @@ impl GpuLloyd {
                 copy_stats_bind,
                 update_bind,
                 cached: None,
+                base_params: bytemuck::bytes_of(&base).to_vec(),
                 timer: c.timestamps.then(|| Timer::new(c)),
                 device_seconds: None,
                 _params: params,
@@ -624,6 +633,107 @@ impl GpuLloyd {
             out.extend_from_slice(bytemuck::cast_slice(&bytes));
         }
         Ok(out)
+    }
+
+    /// CLVQ in mini-batches on the device (1-D layout, one chunk): each step draws a fresh
+    /// batch of the chunk's size from `law` into the chunk, assigns and reduces it, and moves
+    /// every centroid by `gamma(step) * count / batch` of the way to its batch mean (the
+    /// update kernel's relaxed form). No read-back between steps.
+    pub(crate) fn clvq(
+        &mut self,
+        law: &crate::law::Law,
+        seed: u64,
+        steps: usize,
+        gamma: &dyn Fn(usize) -> f64,
+    ) -> Result<()> {
+        if self.layout != Layout::OneD || self.chunks.len() != 1 {
+            return Err(Error::Gpu(
+                "CLVQ batches must fit one storage binding".into(),
+            ));
+        }
+        let ctx = self.ctx.clone();
+        let batch = self.chunks[0].n;
+        let (code, p0, p1, _) = law_code(law);
+        let generate = ctx.pipeline("generate", shaders::GENERATE, "main");
+        let gen_params = Params {
+            n: batch as u32,
+            seed_lo: seed as u32,
+            seed_hi: (seed >> 32) as u32,
+            law: code,
+            p0: p0 as f32,
+            p1: p1 as f32,
+            ..Default::default()
+        };
+        let gbuf = ctx
+            .device
+            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some("clvq generate params"),
+                contents: bytemuck::bytes_of(&gen_params),
+                usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+            });
+        let gbind = ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some("clvq generate"),
+            layout: &generate.get_bind_group_layout(0),
+            entries: &[
+                wgpu::BindGroupEntry {
+                    binding: 0,
+                    resource: gbuf.as_entire_binding(),
+                },
+                wgpu::BindGroupEntry {
+                    binding: 1,
+                    resource: self.chunks[0].xs.as_entire_binding(),
+                },
+            ],
+        });
+        let update_params = &self._params[0];
+        let mut base: Params = *bytemuck::from_bytes(&self.base_params);
+        for step in 1..=steps {
+            let start = (step - 1) as u64 * batch as u64;
+            let g = Params {
+                base_lo: start as u32,
+                base_hi: (start >> 32) as u32,
+                ..gen_params
+            };
+            ctx.queue.write_buffer(&gbuf, 0, bytemuck::bytes_of(&g));
+            base.p0 = gamma(step) as f32;
+            base.p1 = batch as f32;
+            ctx.queue
+                .write_buffer(update_params, 0, bytemuck::bytes_of(&base));
+            let mut enc = ctx.device.create_command_encoder(&Default::default());
+            {
+                let mut pass = enc.begin_compute_pass(&Default::default());
+                pass.set_pipeline(&generate);
+                pass.set_bind_group(0, &gbind, &[]);
+                pass.dispatch_workgroups(
+                    batch.div_ceil(256 * 4).clamp(1, MAX_WORKGROUPS) as u32,
+                    1,
+                    1,
+                );
+            }
+            enc.clear_buffer(&self.acc, 0, None);
+            {
+                let mut pass = enc.begin_compute_pass(&Default::default());
+                pass.set_pipeline(&self.assign);
+                pass.set_bind_group(0, &self.chunks[0].bind, &[]);
+                pass.dispatch_workgroups(self.chunks[0].workgroups, 1, 1);
+                pass.set_pipeline(&self.update);
+                pass.set_bind_group(0, &self.update_bind, &[]);
+                pass.dispatch_workgroups(self.k.div_ceil(64) as u32, 1, 1);
+            }
+            ctx.queue.submit(Some(enc.finish()));
+            if step % 256 == 0 {
+                // Bound the work queued ahead of the device.
+                ctx.device
+                    .poll(wgpu::PollType::wait_indefinitely())
+                    .map_err(|e| Error::Gpu(format!("waiting for the device: {e}")))?;
+            }
+        }
+        base.p0 = 0.0;
+        base.p1 = 0.0;
+        ctx.queue
+            .write_buffer(update_params, 0, bytemuck::bytes_of(&base));
+        self.cached = None;
+        Ok(())
     }
 
     /// Number of chunks the points were split into.

@@ -10,7 +10,9 @@ pub fn gpu() -> Option<Device> {
     let adapters = lloyd::list_adapters();
     if adapters.is_empty() {
         if std::env::var_os("LLOYD_REQUIRE_GPU").is_some() {
-            panic!("LLOYD_REQUIRE_GPU is set but wgpu finds no adapter (install mesa-vulkan-drivers)");
+            panic!(
+                "LLOYD_REQUIRE_GPU is set but wgpu finds no adapter (install mesa-vulkan-drivers)"
+            );
         }
         // Written to the process's stderr directly, past the test harness's capture, so a
         // plain `cargo test` shows why the GPU tests did nothing.
