@@ -13,6 +13,8 @@ const WG: u32 = 256u;
 const LOCAL_STRIDE: u32 = 7u;
 var<workgroup> wacc: array<atomic<u32>, 3584>;
 
+// `gadd96` for workgroup memory: a WGSL function cannot take a pointer that may point into
+// either address space, so the carry logic is written once per space.
 fn wadd96(b: u32, w: vec3<u32>) {
     var c1 = 0u;
     if (w.x != 0u) {

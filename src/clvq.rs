@@ -174,24 +174,33 @@ impl Clvq {
         let x = b.centroids()?;
         let eval =
             ResidentPoints::generate(&ctx, &law, self.evaluation_samples, self.seed ^ 0x5eed)?;
-        let mut e = GpuLloyd::new(ctx, Layout::OneD, eval, 1, &x, None)?;
-        e.assign_reduce()?;
-        let mse = e.sse()? / self.evaluation_samples as f64;
-        let cells = e.cell_stats()?;
+        let e = GpuLloyd::new(ctx, Layout::OneD, eval, 1, &x, None)?;
+        self.measured(x, Box::new(e), setup_seconds)
+    }
+
+    /// The quantizer `x` with its probabilities and error measured by one assignment pass of
+    /// `eval`, a backend loaded with fresh samples and `x`.
+    fn measured(
+        &self,
+        x: Vec<f64>,
+        mut eval: Box<dyn Backend>,
+        setup_seconds: f64,
+    ) -> Result<Quantizer1d> {
+        eval.assign_reduce()?;
+        let m = self.evaluation_samples as f64;
+        let mse = eval.sse()? / m;
+        let cells = eval.cell_stats()?;
         Ok(Quantizer1d {
             centroids: x,
-            probabilities: cells
-                .mass
-                .iter()
-                .map(|m| m / self.evaluation_samples as f64)
-                .collect(),
+            probabilities: cells.mass.iter().map(|w| w / m).collect(),
             distortion: 0.5 * mse,
             mse,
             iterations_run: self.steps,
             converged: false,
             empty_cells_split: 0,
+            // CLVQ has no per-iteration error: the result is measured once, on fresh samples.
             history: Vec::new(),
-            device: e.device_name(),
+            device: eval.device_name(),
             setup_seconds,
         })
     }
@@ -244,26 +253,7 @@ impl Clvq {
             crate::law::sample_distribution(dist, self.evaluation_samples, self.seed ^ 0x5eed);
         let mut b = Cpu1d::new(eval);
         b.set_centroids(x.clone());
-        b.assign_reduce()?;
-        let mse = b.sse()? / self.evaluation_samples as f64;
-        let cells = b.cell_stats()?;
-        Ok(Quantizer1d {
-            centroids: x,
-            probabilities: cells
-                .mass
-                .iter()
-                .map(|m| m / self.evaluation_samples as f64)
-                .collect(),
-            distortion: 0.5 * mse,
-            mse,
-            iterations_run: self.steps,
-            converged: false,
-            empty_cells_split: 0,
-            // CLVQ has no per-iteration error to report: the result is measured once, below.
-            history: Vec::new(),
-            device: "cpu".into(),
-            setup_seconds,
-        })
+        self.measured(x, Box::new(b), setup_seconds)
     }
 }
 

@@ -116,6 +116,27 @@ fn empty_storage(ctx: &GpuContext, label: &str, bytes: u64) -> wgpu::Buffer {
     })
 }
 
+/// A bind group for group 0 of `pipeline` from (binding, whole buffer) pairs.
+fn bind_buffers(
+    ctx: &GpuContext,
+    label: &str,
+    pipeline: &wgpu::ComputePipeline,
+    buffers: &[(u32, &wgpu::Buffer)],
+) -> wgpu::BindGroup {
+    let entries: Vec<wgpu::BindGroupEntry> = buffers
+        .iter()
+        .map(|(binding, buffer)| wgpu::BindGroupEntry {
+            binding: *binding,
+            resource: buffer.as_entire_binding(),
+        })
+        .collect();
+    ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
+        label: Some(label),
+        layout: &pipeline.get_bind_group_layout(0),
+        entries: &entries,
+    })
+}
+
 /// Runs `f` inside error scopes so that running out of memory or a validation error comes
 /// back as an [`Error`] instead of wgpu's default panic.
 pub(crate) fn guarded<T>(ctx: &GpuContext, what: &str, f: impl FnOnce() -> T) -> Result<T> {
@@ -246,20 +267,7 @@ impl ResidentPoints {
                         contents: bytemuck::bytes_of(&params),
                         usage: wgpu::BufferUsages::UNIFORM,
                     });
-                let bind = ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
-                    label: Some("generate"),
-                    layout: &pipeline.get_bind_group_layout(0),
-                    entries: &[
-                        wgpu::BindGroupEntry {
-                            binding: 0,
-                            resource: pbuf.as_entire_binding(),
-                        },
-                        wgpu::BindGroupEntry {
-                            binding: 1,
-                            resource: xs.as_entire_binding(),
-                        },
-                    ],
-                });
+                let bind = bind_buffers(ctx, "generate", &pipeline, &[(0, &pbuf), (1, &xs)]);
                 {
                     let mut pass = enc.begin_compute_pass(&Default::default());
                     pass.set_pipeline(&pipeline);
@@ -448,7 +456,6 @@ impl GpuLloyd {
             let mut params = vec![uniform(&base)];
             let mut weight_bufs = Vec::new();
             let dummy = storage(c, "no weights", &[0u8; 4], wgpu::BufferUsages::empty());
-            let assign_layout = assign.get_bind_group_layout(0);
             let mut chunks = Vec::new();
             let mut start = 0usize;
             for (len, xs, labels) in points.chunks {
@@ -456,24 +463,8 @@ impl GpuLloyd {
                     n: len as u32,
                     ..base
                 });
-                let mut entries = vec![
-                    wgpu::BindGroupEntry {
-                        binding: 0,
-                        resource: p.as_entire_binding(),
-                    },
-                    wgpu::BindGroupEntry {
-                        binding: 1,
-                        resource: xs.as_entire_binding(),
-                    },
-                    wgpu::BindGroupEntry {
-                        binding: 2,
-                        resource: cents.as_entire_binding(),
-                    },
-                    wgpu::BindGroupEntry {
-                        binding: 3,
-                        resource: acc.as_entire_binding(),
-                    },
-                ];
+                let mut entries: Vec<(u32, &wgpu::Buffer)> =
+                    vec![(0, &p), (1, &xs), (2, &cents), (3, &acc)];
                 let wbuf = weights.map(|w| {
                     storage(
                         c,
@@ -489,24 +480,9 @@ impl GpuLloyd {
                     Layout::OneD => None,
                 };
                 if let Some(l) = &labels {
-                    entries.push(wgpu::BindGroupEntry {
-                        binding: 4,
-                        resource: norms.as_entire_binding(),
-                    });
-                    entries.push(wgpu::BindGroupEntry {
-                        binding: 5,
-                        resource: l.as_entire_binding(),
-                    });
-                    entries.push(wgpu::BindGroupEntry {
-                        binding: 6,
-                        resource: wbuf.as_ref().unwrap_or(&dummy).as_entire_binding(),
-                    });
+                    entries.extend([(4, &norms), (5, l), (6, wbuf.as_ref().unwrap_or(&dummy))]);
                 }
-                let bind = c.device.create_bind_group(&wgpu::BindGroupDescriptor {
-                    label: Some("assign"),
-                    layout: &assign_layout,
-                    entries: &entries,
-                });
+                let bind = bind_buffers(c, "assign", &assign, &entries);
                 let workgroups = match layout {
                     Layout::OneD => len.div_ceil(256 * POINTS_PER_THREAD_1D),
                     Layout::Dense => len.div_ceil(DENSE_POINTS_PER_WORKGROUP),
@@ -524,46 +500,18 @@ impl GpuLloyd {
                 start += len;
             }
             weight_bufs.push(dummy);
-            let copy_stats_bind = c.device.create_bind_group(&wgpu::BindGroupDescriptor {
-                label: Some("copy stats"),
-                layout: &copy_stats.get_bind_group_layout(0),
-                entries: &[
-                    wgpu::BindGroupEntry {
-                        binding: 0,
-                        resource: params[0].as_entire_binding(),
-                    },
-                    wgpu::BindGroupEntry {
-                        binding: 1,
-                        resource: acc.as_entire_binding(),
-                    },
-                    wgpu::BindGroupEntry {
-                        binding: 4,
-                        resource: stats.as_entire_binding(),
-                    },
-                ],
-            });
-            let update_bind = c.device.create_bind_group(&wgpu::BindGroupDescriptor {
-                label: Some("update"),
-                layout: &update.get_bind_group_layout(0),
-                entries: &[
-                    wgpu::BindGroupEntry {
-                        binding: 0,
-                        resource: params[0].as_entire_binding(),
-                    },
-                    wgpu::BindGroupEntry {
-                        binding: 1,
-                        resource: acc.as_entire_binding(),
-                    },
-                    wgpu::BindGroupEntry {
-                        binding: 2,
-                        resource: cents.as_entire_binding(),
-                    },
-                    wgpu::BindGroupEntry {
-                        binding: 3,
-                        resource: norms.as_entire_binding(),
-                    },
-                ],
-            });
+            let copy_stats_bind = bind_buffers(
+                c,
+                "copy stats",
+                &copy_stats,
+                &[(0, &params[0]), (1, &acc), (4, &stats)],
+            );
+            let update_bind = bind_buffers(
+                c,
+                "update",
+                &update,
+                &[(0, &params[0]), (1, &acc), (2, &cents), (3, &norms)],
+            );
             GpuLloyd {
                 ctx: ctx.clone(),
                 layout,
@@ -671,20 +619,12 @@ impl GpuLloyd {
                 contents: bytemuck::bytes_of(&gen_params),
                 usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
             });
-        let gbind = ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
-            label: Some("clvq generate"),
-            layout: &generate.get_bind_group_layout(0),
-            entries: &[
-                wgpu::BindGroupEntry {
-                    binding: 0,
-                    resource: gbuf.as_entire_binding(),
-                },
-                wgpu::BindGroupEntry {
-                    binding: 1,
-                    resource: self.chunks[0].xs.as_entire_binding(),
-                },
-            ],
-        });
+        let gbind = bind_buffers(
+            &ctx,
+            "clvq generate",
+            &generate,
+            &[(0, &gbuf), (1, &self.chunks[0].xs)],
+        );
         let update_params = &self._params[0];
         let mut base: Params = *bytemuck::from_bytes(&self.base_params);
         for step in 1..=steps {
