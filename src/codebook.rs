@@ -8,7 +8,8 @@ use crate::backend::cpu_dense::assign_dense;
 use crate::data::check_points;
 use crate::device::Device;
 use crate::error::{Error, Result};
-use crate::gpu::backend::{GpuLloyd, Layout, ResidentPoints};
+use crate::gpu::backend::{GpuLloyd, Layout};
+use crate::gpu::points::ResidentPoints;
 use crate::npy_io;
 use crate::target::{Target, resolve};
 

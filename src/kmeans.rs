@@ -9,7 +9,8 @@ use crate::data::{check_k, check_points, check_schedule, check_weights};
 use crate::device::Device;
 use crate::driver::{self, IterationStats, Observer, Schedule};
 use crate::error::{Error, Result};
-use crate::gpu::backend::{GpuLloyd, Layout, ResidentPoints};
+use crate::gpu::backend::{GpuLloyd, Layout};
+use crate::gpu::points::ResidentPoints;
 use crate::init::{Init, kmeans_plus_plus, random_points};
 use crate::target::{Target, resolve};
 

@@ -11,7 +11,8 @@ use crate::data::{check_k, check_samples, check_schedule};
 use crate::device::Device;
 use crate::driver::{self, IterationStats, Observer, Schedule};
 use crate::error::{Error, Result};
-use crate::gpu::backend::{GpuLloyd, Layout, ResidentPoints};
+use crate::gpu::backend::{GpuLloyd, Layout};
+use crate::gpu::points::ResidentPoints;
 use crate::law::{Law, sample_distribution};
 use crate::target::{Target, resolve};
 

@@ -4,38 +4,17 @@
 
 use std::sync::Arc;
 
-use bytemuck::{Pod, Zeroable};
 use wgpu::util::DeviceExt;
 
+use super::buffers::{
+    Params, bind_buffers, empty_storage, guarded, map_and_read, read_back, storage,
+};
 use super::context::GpuContext;
 use super::fixed::{scale_for, words_to_f64};
+use super::points::{MAX_WORKGROUPS, ResidentPoints, law_code};
 use super::shaders;
 use crate::backend::{Backend, CellStats, empty_cells::split_empty_cells};
 use crate::error::{Error, Result};
-
-/// Mirrors `Params` in `shaders/common.wgsl`.
-#[repr(C)]
-#[derive(Clone, Copy, Default, Pod, Zeroable)]
-pub(crate) struct Params {
-    pub n: u32,
-    pub k: u32,
-    pub dim: u32,
-    pub stride: u32,
-    pub scale_x: f32,
-    pub scale_e: f32,
-    pub scale_w: f32,
-    pub use_local: u32,
-    pub tile: u32,
-    pub weighted: u32,
-    pub seed_lo: u32,
-    pub seed_hi: u32,
-    pub base_lo: u32,
-    pub base_hi: u32,
-    pub law: u32,
-    pub p0: f32,
-    pub p1: f32,
-    pub pad: [u32; 3],
-}
 
 /// Words per cell in the statistics read back: count, mass (3), squared error (3).
 const STAT_WORDS: usize = 7;
@@ -45,7 +24,6 @@ const LOCAL_CELLS: usize = 512;
 const DENSE_POINTS_PER_WORKGROUP: usize = 64;
 /// Samples per invocation in the 1-D kernel: fewer workgroups, fewer flushes.
 const POINTS_PER_THREAD_1D: usize = 8;
-const MAX_WORKGROUPS: usize = 65_535;
 
 /// Which assignment kernel a backend runs.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -63,250 +41,6 @@ struct Chunk {
     labels: Option<wgpu::Buffer>,
     bind: wgpu::BindGroup,
     workgroups: u32,
-}
-
-/// Points already on the device, chunked, with the bound of their magnitudes.
-pub(crate) struct ResidentPoints {
-    chunks: Vec<(usize, wgpu::Buffer, Option<wgpu::Buffer>)>,
-    bound: f64,
-}
-
-/// Largest number of points of dimension `dim` one chunk may hold.
-pub(crate) fn chunk_capacity(ctx: &GpuContext, dim: usize) -> usize {
-    let mut bytes = ctx
-        .limits
-        .max_storage_buffer_binding_size
-        .min(ctx.limits.max_buffer_size);
-    if let Some(cap) = std::env::var("LLOYD_GPU_MAX_CHUNK_BYTES")
-        .ok()
-        .and_then(|v| v.parse::<u64>().ok())
-    {
-        bytes = bytes.min(cap.max(4 * dim as u64));
-    }
-    let align = u64::from(ctx.limits.min_storage_buffer_offset_alignment).max(4);
-    let bytes = bytes / align * align;
-    ((bytes / (4 * dim as u64)) as usize).min(u32::MAX as usize)
-}
-
-fn storage(
-    ctx: &GpuContext,
-    label: &str,
-    contents: &[u8],
-    extra: wgpu::BufferUsages,
-) -> wgpu::Buffer {
-    ctx.device
-        .create_buffer_init(&wgpu::util::BufferInitDescriptor {
-            label: Some(label),
-            contents,
-            usage: wgpu::BufferUsages::STORAGE
-                | wgpu::BufferUsages::COPY_SRC
-                | wgpu::BufferUsages::COPY_DST
-                | extra,
-        })
-}
-
-fn empty_storage(ctx: &GpuContext, label: &str, bytes: u64) -> wgpu::Buffer {
-    ctx.device.create_buffer(&wgpu::BufferDescriptor {
-        label: Some(label),
-        size: bytes.max(4),
-        usage: wgpu::BufferUsages::STORAGE
-            | wgpu::BufferUsages::COPY_SRC
-            | wgpu::BufferUsages::COPY_DST,
-        mapped_at_creation: false,
-    })
-}
-
-/// A bind group for group 0 of `pipeline` from (binding, whole buffer) pairs.
-fn bind_buffers(
-    ctx: &GpuContext,
-    label: &str,
-    pipeline: &wgpu::ComputePipeline,
-    buffers: &[(u32, &wgpu::Buffer)],
-) -> wgpu::BindGroup {
-    let entries: Vec<wgpu::BindGroupEntry> = buffers
-        .iter()
-        .map(|(binding, buffer)| wgpu::BindGroupEntry {
-            binding: *binding,
-            resource: buffer.as_entire_binding(),
-        })
-        .collect();
-    ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
-        label: Some(label),
-        layout: &pipeline.get_bind_group_layout(0),
-        entries: &entries,
-    })
-}
-
-/// Runs `f` inside error scopes so that running out of memory or a validation error comes
-/// back as an [`Error`] instead of wgpu's default panic.
-pub(crate) fn guarded<T>(ctx: &GpuContext, what: &str, f: impl FnOnce() -> T) -> Result<T> {
-    let oom = ctx.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
-    let validation = ctx.device.push_error_scope(wgpu::ErrorFilter::Validation);
-    let out = f();
-    let v = pollster::block_on(validation.pop());
-    let o = pollster::block_on(oom.pop());
-    if let Some(e) = o {
-        return Err(Error::Gpu(format!(
-            "{what}: out of device memory ({e}); use fewer points or --device cpu"
-        )));
-    }
-    if let Some(e) = v {
-        return Err(Error::Gpu(format!("{what}: {e}")));
-    }
-    Ok(out)
-}
-
-/// Copies `size` bytes of `src` from `offset` back to the host.
-pub(crate) fn read_back(
-    ctx: &GpuContext,
-    src: &wgpu::Buffer,
-    offset: u64,
-    size: u64,
-) -> Result<Vec<u8>> {
-    let staging = ctx.device.create_buffer(&wgpu::BufferDescriptor {
-        label: Some("lloyd read-back"),
-        size,
-        usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-        mapped_at_creation: false,
-    });
-    let mut enc = ctx.device.create_command_encoder(&Default::default());
-    enc.copy_buffer_to_buffer(src, offset, &staging, 0, size);
-    ctx.queue.submit(Some(enc.finish()));
-    map_and_read(ctx, &staging, size)
-}
-
-fn map_and_read(ctx: &GpuContext, staging: &wgpu::Buffer, size: u64) -> Result<Vec<u8>> {
-    let (tx, rx) = futures_intrusive::channel::shared::oneshot_channel();
-    staging.map_async(wgpu::MapMode::Read, 0..size, move |r| {
-        let _ = tx.send(r);
-    });
-    ctx.device
-        .poll(wgpu::PollType::wait_indefinitely())
-        .map_err(|e| Error::Gpu(format!("waiting for the device: {e}")))?;
-    pollster::block_on(rx.receive())
-        .ok_or_else(|| Error::Gpu("the read-back was dropped".into()))?
-        .map_err(|e| Error::Gpu(format!("mapping a read-back buffer: {e}")))?;
-    let bytes = staging
-        .get_mapped_range(0..size)
-        .map_err(|e| Error::Gpu(format!("reading a mapped buffer: {e}")))?
-        .to_vec();
-    staging.unmap();
-    Ok(bytes)
-}
-
-/// The generator's code and parameters for a law, with a bound on the magnitude of its
-/// device samples.
-fn law_code(law: &crate::law::Law) -> (u32, f64, f64, f64) {
-    use crate::law::Law;
-    match *law {
-        // Box–Muller with u1 >= 2^-24 gives |z| <= 5.77.
-        Law::Normal { mean, std } => (0u32, mean, std, mean.abs() + 6.0 * std),
-        Law::Uniform { low, high } => (1, low, high, low.abs().max(high.abs())),
-        Law::Exponential { rate } => (2, rate, 0.0, 17.5 / rate),
-        Law::LogNormal { mu, sigma } => (3, mu, sigma, (mu + 6.0 * sigma).exp()),
-    }
-}
-
-impl ResidentPoints {
-    /// Uploads row-major points (and their labels buffers when `labels` is set).
-    pub(crate) fn upload(ctx: &GpuContext, data: &[f32], dim: usize, labels: bool) -> Result<Self> {
-        let n = data.len() / dim;
-        let cap = chunk_capacity(ctx, dim);
-        let bound = data.iter().fold(0.0f64, |m, &v| m.max(f64::from(v).abs()));
-        let chunks = guarded(ctx, "uploading the points", || {
-            (0..n)
-                .step_by(cap)
-                .map(|start| {
-                    let len = cap.min(n - start);
-                    let xs = storage(
-                        ctx,
-                        "points",
-                        bytemuck::cast_slice(&data[start * dim..(start + len) * dim]),
-                        wgpu::BufferUsages::empty(),
-                    );
-                    let lab = labels.then(|| empty_storage(ctx, "labels", 4 * len as u64));
-                    (len, xs, lab)
-                })
-                .collect()
-        })?;
-        Ok(ResidentPoints { chunks, bound })
-    }
-
-    /// Draws `m` samples of a law on the device (1-D).
-    pub(crate) fn generate(
-        ctx: &GpuContext,
-        law: &crate::law::Law,
-        m: usize,
-        seed: u64,
-    ) -> Result<Self> {
-        let (code, p0, p1, bound) = law_code(law);
-        let cap = chunk_capacity(ctx, 1);
-        let pipeline = ctx.pipeline("generate", shaders::GENERATE, "main");
-        let chunks = guarded(ctx, "generating the samples", || {
-            let mut enc = ctx.device.create_command_encoder(&Default::default());
-            let mut chunks = Vec::new();
-            let mut keep = Vec::new();
-            for start in (0..m).step_by(cap) {
-                let len = cap.min(m - start);
-                let xs = empty_storage(ctx, "samples", 4 * len as u64);
-                let params = Params {
-                    n: len as u32,
-                    seed_lo: seed as u32,
-                    seed_hi: (seed >> 32) as u32,
-                    base_lo: start as u32,
-                    base_hi: ((start as u64) >> 32) as u32,
-                    law: code,
-                    p0: p0 as f32,
-                    p1: p1 as f32,
-                    ..Default::default()
-                };
-                let pbuf = ctx
-                    .device
-                    .create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                        label: Some("generate params"),
-                        contents: bytemuck::bytes_of(&params),
-                        usage: wgpu::BufferUsages::UNIFORM,
-                    });
-                let bind = bind_buffers(ctx, "generate", &pipeline, &[(0, &pbuf), (1, &xs)]);
-                {
-                    let mut pass = enc.begin_compute_pass(&Default::default());
-                    pass.set_pipeline(&pipeline);
-                    pass.set_bind_group(0, &bind, &[]);
-                    pass.dispatch_workgroups(
-                        len.div_ceil(256 * 4).clamp(1, MAX_WORKGROUPS) as u32,
-                        1,
-                        1,
-                    );
-                }
-                keep.push(pbuf);
-                chunks.push((len, xs, None));
-            }
-            ctx.queue.submit(Some(enc.finish()));
-            chunks
-        })?;
-        Ok(ResidentPoints {
-            chunks,
-            bound: bound * 1.01,
-        })
-    }
-
-    /// The first `count` values of the first chunk (1-D), for the starting quantiles.
-    pub(crate) fn head(&self, ctx: &GpuContext, count: usize) -> Result<Vec<f32>> {
-        let (len, xs, _) = &self.chunks[0];
-        let count = count.min(*len);
-        let bytes = read_back(ctx, xs, 0, 4 * count as u64)?;
-        Ok(bytemuck::cast_slice(&bytes).to_vec())
-    }
-
-    /// Every value, in order (tests and small inputs).
-    pub(crate) fn download(&self, ctx: &GpuContext) -> Result<Vec<f32>> {
-        let mut out = Vec::new();
-        for (_, xs, _) in &self.chunks {
-            let bytes = read_back(ctx, xs, 0, xs.size())?;
-            out.extend_from_slice(bytemuck::cast_slice(&bytes));
-        }
-        Ok(out)
-    }
 }
 
 /// Two timestamp queries around a pass, resolved into a buffer read back with the stats.

@@ -2,8 +2,10 @@
 //! a host that keeps the points resident across iterations, and adapter selection.
 
 pub(crate) mod backend;
+pub(crate) mod buffers;
 pub(crate) mod context;
 pub(crate) mod fixed;
+pub(crate) mod points;
 pub(crate) mod shaders;
 
 pub use context::{AdapterSummary, list_adapters};

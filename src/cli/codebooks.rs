@@ -1,0 +1,224 @@
+//! `lloyd kmeans|encode|decode|pq|devices`: codebooks of data files.
+
+use std::path::PathBuf;
+
+use serde_json::json;
+
+use lloyd::{Codebook, Error, Init, KMeans, PqCodebook, PqCodes, ProductQuantizer, npy};
+
+use super::args::{
+    DecodeArgs, EncodeArgs, InitName, KmeansArgs, PqDecodeArgs, PqEncodeArgs, PqTrainArgs,
+};
+use super::one_d::progress;
+
+/// Reads a 2-D (or 1-D, d = 1) float .npy as (data, d).
+pub fn read_matrix(path: &PathBuf) -> Result<(Vec<f32>, usize), Error> {
+    let (shape, data) = npy::read_f32(path)?;
+    let dim = match shape.as_slice() {
+        [_] => 1,
+        [_, d] => *d,
+        s => {
+            return Err(Error::Npy {
+                path: path.clone(),
+                reason: format!("expected shape (n, d), found {s:?}"),
+            });
+        }
+    };
+    Ok((data, dim))
+}
+
+pub fn kmeans(a: &KmeansArgs) -> Result<(), Error> {
+    let (data, dim) = read_matrix(&a.input)?;
+    let (bar, observer) = progress(a.iterations, a.common.quiet);
+    let params = KMeans::new(a.k)
+        .iterations(a.iterations)
+        .tolerance(a.tolerance)
+        .seed(a.seed)
+        .init(match a.init {
+            InitName::Random => Init::RandomPoints,
+            InitName::KmeansPlusPlus => Init::KMeansPlusPlus,
+        })
+        .device(a.common.device.clone())
+        .on_iteration(observer);
+    let fit = match &a.weights {
+        Some(p) => {
+            let (_, w) = npy::read_f32(p)?;
+            params.fit_weighted(&data, dim, &w)?
+        }
+        None => params.fit(&data, dim)?,
+    };
+    bar.finish_and_clear();
+    if let Some(out) = &a.output {
+        fit.codebook.save_npy(out)?;
+    }
+    if let Some(out) = &a.labels {
+        npy::write_labels(out, &fit.labels)?;
+    }
+    if a.common.json {
+        let out = json!({
+            "k": a.k,
+            "n": fit.labels.len(),
+            "d": dim,
+            "mse": fit.mse,
+            "distortion": fit.distortion,
+            "inertia": fit.inertia,
+            "iterations": fit.iterations_run,
+            "converged": fit.converged,
+            "empty_cells_split": fit.empty_cells_split,
+            "counts": fit.counts,
+            "device": fit.device,
+            "ms_per_iteration": fit.ms_per_iteration(),
+            "setup_ms": fit.setup_seconds * 1e3,
+        });
+        println!("{out}");
+    } else {
+        println!(
+            "k-means: n = {}, d = {dim}, k = {}: mse {:.6e} after {} iterations on {} ({:.3} ms per iteration, {} empty cells split){}",
+            fit.labels.len(),
+            a.k,
+            fit.mse,
+            fit.iterations_run,
+            fit.device,
+            fit.ms_per_iteration(),
+            fit.empty_cells_split,
+            a.output
+                .as_ref()
+                .map(|p| format!("; centroids in {}", p.display()))
+                .unwrap_or_default()
+        );
+    }
+    Ok(())
+}
+
+pub fn encode(a: &EncodeArgs) -> Result<(), Error> {
+    let cb = Codebook::load_npy(&a.codebook)?;
+    let (data, dim) = read_matrix(&a.input)?;
+    if dim != cb.dim() {
+        return Err(Error::DimensionMismatch {
+            expected: cb.dim(),
+            got: dim,
+        });
+    }
+    let (labels, mse, device) = cb.encode_on(&data, &a.common.device)?;
+    npy::write_labels(&a.output, &labels)?;
+    if a.common.json {
+        println!(
+            "{}",
+            json!({"n": labels.len(), "k": cb.k(), "d": dim, "mse": mse, "device": device})
+        );
+    } else {
+        println!(
+            "encoded {} vectors with {} centroids on {device}: mse {:.6e}; labels in {}",
+            labels.len(),
+            cb.k(),
+            mse,
+            a.output.display()
+        );
+    }
+    Ok(())
+}
+
+pub fn pq_train(a: &PqTrainArgs) -> Result<(), Error> {
+    let (data, dim) = read_matrix(&a.input)?;
+    let start = std::time::Instant::now();
+    let pq = ProductQuantizer::new(a.m, a.bits)
+        .iterations(a.iterations)
+        .seed(a.seed)
+        .device(a.common.device.clone())
+        .train(&data, dim)?;
+    let train_ms = start.elapsed().as_secs_f64() * 1e3;
+    pq.save_npy(&a.output)?;
+    let mse = pq.mse(&data)?;
+    if a.common.json {
+        let out = json!({"n": data.len() / dim, "d": dim, "m": a.m, "bits": a.bits, "mse": mse,
+            "sub_mse": pq.sub_mse(&data)?, "device": pq.trained_on(), "train_ms": train_ms});
+        println!("{out}");
+    } else {
+        println!(
+            "product quantizer m = {}, {} bits on {}: mse {mse:.6e}, trained in {train_ms:.0} ms; codebooks in {}",
+            a.m,
+            a.bits,
+            pq.trained_on(),
+            a.output.display()
+        );
+    }
+    Ok(())
+}
+
+pub fn pq_encode(a: &PqEncodeArgs) -> Result<(), Error> {
+    let pq = PqCodebook::load_npy(&a.codebook)?.with_device(a.common.device.clone());
+    let (data, dim) = read_matrix(&a.input)?;
+    if dim != pq.dim() {
+        return Err(Error::DimensionMismatch {
+            expected: pq.dim(),
+            got: dim,
+        });
+    }
+    let codes = pq.encode(&data)?;
+    codes.save_npy(&a.output, pq.m())?;
+    let mse = pq.mse(&data)?;
+    if a.common.json {
+        println!(
+            "{}",
+            json!({"n": data.len() / dim, "m": pq.m(), "bits": pq.bits(), "mse": mse})
+        );
+    } else {
+        println!(
+            "encoded {} vectors: mse {mse:.6e}; codes in {}",
+            data.len() / dim,
+            a.output.display()
+        );
+    }
+    Ok(())
+}
+
+pub fn pq_decode(a: &PqDecodeArgs) -> Result<(), Error> {
+    let pq = PqCodebook::load_npy(&a.codebook)?;
+    let (codes, m) = PqCodes::load_npy(&a.codes)?;
+    if m != pq.m() {
+        return Err(Error::DimensionMismatch {
+            expected: pq.m(),
+            got: m,
+        });
+    }
+    let out = pq.decode(&codes)?;
+    let n = codes.len() / m;
+    npy::write_f32(&a.output, &[n, pq.dim()], &out)?;
+    println!("decoded {n} codes into {}", a.output.display());
+    Ok(())
+}
+
+pub fn devices(as_json: bool) -> Result<(), Error> {
+    let list = lloyd::list_adapters();
+    if as_json {
+        println!("{}", serde_json::to_string(&list).expect("plain data"));
+        return Ok(());
+    }
+    if list.is_empty() {
+        println!("no GPU adapter found; --device cpu (and auto) run on the CPU backend");
+    }
+    for a in list {
+        println!(
+            "gpu:{}  {:<8} {:<14} {}  [{}]",
+            a.index, a.backend, a.device_type, a.name, a.driver
+        );
+    }
+    println!(
+        "cpu    the CPU backend ({} threads)",
+        rayon::current_num_threads()
+    );
+    Ok(())
+}
+
+pub fn decode(a: &DecodeArgs) -> Result<(), Error> {
+    let cb = Codebook::load_npy(&a.codebook)?;
+    let (_, labels) = npy::read_labels(&a.labels)?;
+    let out = cb.decode(&labels)?;
+    npy::write_f32(&a.output, &[labels.len(), cb.dim()], &out)?;
+    println!(
+        "decoded {} labels into {}",
+        labels.len(),
+        a.output.display()
+    );
+    Ok(())
+}

@@ -1,0 +1,161 @@
+//! `lloyd quantize` and `lloyd quantize-nd`: quantizers of laws.
+
+use std::io::IsTerminal;
+use std::sync::Arc;
+
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::json;
+
+use lloyd::{Clvq, Deterministic1d, Error, IterationStats, Lloyd1d, LloydNd, Observer, npy};
+
+use super::args::{Method1d, QuantizeArgs, QuantizeNdArgs};
+
+/// A progress bar on standard error, hidden when it is not a terminal or with --quiet.
+pub fn progress(total: usize, quiet: bool) -> (ProgressBar, Observer) {
+    let bar = if quiet || !std::io::stderr().is_terminal() {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new(total as u64)
+    };
+    bar.set_style(
+        ProgressStyle::with_template("{bar:40} {pos}/{len} iterations  {msg}  [{elapsed}]")
+            .expect("static template"),
+    );
+    let b = bar.clone();
+    let observer: Observer = Arc::new(move |s: &IterationStats| {
+        b.inc(1);
+        b.set_message(format!("mse {:.6e}", s.mse));
+    });
+    (bar, observer)
+}
+
+pub fn quantize(a: &QuantizeArgs) -> Result<(), Error> {
+    let (bar, observer) = progress(a.iterations, a.common.quiet);
+    let params = Lloyd1d::new(a.n)
+        .samples(a.samples)
+        .iterations(a.iterations)
+        .tolerance(a.tolerance)
+        .seed(a.seed)
+        .device(a.common.device.clone())
+        .on_iteration(observer);
+    let (q, source, samples_used) = match (&a.input, a.method) {
+        (None, Method1d::Exact) => (
+            Deterministic1d::new(a.n)
+                .iterations(a.iterations.max(1000))
+                .fit(a.law())?,
+            format!("{:?}", a.law()),
+            0,
+        ),
+        (None, Method1d::Clvq) => (
+            Clvq::new(a.n)
+                .steps(a.samples)
+                .seed(a.seed)
+                .device(a.common.device.clone())
+                .fit_law(a.law())?,
+            format!("{:?}", a.law()),
+            a.samples,
+        ),
+        (Some(_), Method1d::Exact | Method1d::Clvq) => {
+            return Err(Error::InvalidLaw(
+                "--method exact and clvq quantize a law, not --input samples".into(),
+            ));
+        }
+        _ => match &a.input {
+            Some(path) => {
+                let (_, data) = npy::read_f32(path)?;
+                let samples: Vec<f64> = data.iter().map(|&v| f64::from(v)).collect();
+                (
+                    params.fit_samples(&samples)?,
+                    path.display().to_string(),
+                    samples.len(),
+                )
+            }
+            None => (
+                params.fit_law(a.law())?,
+                format!("{:?}", a.law()),
+                a.samples,
+            ),
+        },
+    };
+    bar.finish_and_clear();
+    if a.common.json {
+        let out = json!({
+            "law": source,
+            "n": q.len(),
+            "samples": samples_used,
+            "seed": a.seed,
+            "centroids": q.centroids,
+            "probabilities": q.probabilities,
+            "distortion": q.distortion,
+            "mse": q.mse,
+            "iterations": q.iterations_run,
+            "converged": q.converged,
+            "empty_cells_split": q.empty_cells_split,
+            "device": q.device,
+            "ms_per_iteration": q.ms_per_iteration(),
+            "setup_ms": q.setup_seconds * 1e3,
+        });
+        println!("{out}");
+    } else {
+        println!("Optimal {}-point quantizer of {source}", q.len());
+        println!("{:>5}  {:>14}  {:>12}", "i", "centroid", "probability");
+        for (i, (c, p)) in q.centroids.iter().zip(&q.probabilities).enumerate() {
+            println!("{:>5}  {:>14.8}  {:>12.8}", i + 1, c, p);
+        }
+        println!(
+            "distortion (1/2M)Σ|x-x̂|² = {:.8e}   mse = {:.8e}",
+            q.distortion, q.mse
+        );
+        println!(
+            "{} iterations on {}, {:.3} ms per iteration (median), setup {:.1} ms",
+            q.iterations_run,
+            q.device,
+            q.ms_per_iteration(),
+            q.setup_seconds * 1e3
+        );
+    }
+    Ok(())
+}
+
+pub fn quantize_nd(a: &QuantizeNdArgs) -> Result<(), Error> {
+    let law = QuantizeArgs::parse_default_with(a.law).law();
+    let q = LloydNd::new(a.n, a.d)
+        .samples(a.samples)
+        .iterations(a.iterations)
+        .fresh_samples(a.fresh)
+        .seed(a.seed)
+        .device(a.common.device.clone())
+        .fit_law(law)?;
+    if let Some(path) = &a.svg {
+        q.save_svg(path)?;
+    }
+    if a.common.json {
+        println!("{}", serde_json::to_string(&q).expect("plain data"));
+    } else {
+        println!(
+            "Optimal {}-point quantizer of {:?} in dimension {}",
+            a.n, law, a.d
+        );
+        for i in 0..a.n {
+            let c: Vec<String> = q.centroid(i).iter().map(|v| format!("{v:>10.6}")).collect();
+            println!(
+                "{:>5}  {}  p = {:.6}",
+                i + 1,
+                c.join(" "),
+                q.probabilities[i]
+            );
+        }
+        println!(
+            "distortion {:.8e}   mse {:.8e}   {} iterations on {}{}",
+            q.distortion,
+            q.mse,
+            q.iterations_run,
+            q.device,
+            a.svg
+                .as_ref()
+                .map(|p| format!("; cells in {}", p.display()))
+                .unwrap_or_default()
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,135 @@
+//! Points on the device: uploaded from the host or drawn there, split into chunks of at most
+//! one storage binding.
+
+use wgpu::util::DeviceExt;
+
+use super::buffers::{
+    Params, bind_buffers, chunk_capacity, empty_storage, guarded, read_back, storage,
+};
+use super::context::GpuContext;
+use super::shaders;
+use crate::error::Result;
+
+/// The most workgroups of one dispatch dimension.
+pub(crate) const MAX_WORKGROUPS: usize = 65_535;
+
+/// Points already on the device, chunked, with the bound of their magnitudes.
+pub(crate) struct ResidentPoints {
+    pub(crate) chunks: Vec<(usize, wgpu::Buffer, Option<wgpu::Buffer>)>,
+    pub(crate) bound: f64,
+}
+
+/// The generator's code and parameters for a law, with a bound on the magnitude of its
+/// device samples.
+pub(crate) fn law_code(law: &crate::law::Law) -> (u32, f64, f64, f64) {
+    use crate::law::Law;
+    match *law {
+        // Box–Muller with u1 >= 2^-24 gives |z| <= 5.77.
+        Law::Normal { mean, std } => (0u32, mean, std, mean.abs() + 6.0 * std),
+        Law::Uniform { low, high } => (1, low, high, low.abs().max(high.abs())),
+        Law::Exponential { rate } => (2, rate, 0.0, 17.5 / rate),
+        Law::LogNormal { mu, sigma } => (3, mu, sigma, (mu + 6.0 * sigma).exp()),
+    }
+}
+
+impl ResidentPoints {
+    /// Uploads row-major points (and their labels buffers when `labels` is set).
+    pub(crate) fn upload(ctx: &GpuContext, data: &[f32], dim: usize, labels: bool) -> Result<Self> {
+        let n = data.len() / dim;
+        let cap = chunk_capacity(ctx, dim);
+        let bound = data.iter().fold(0.0f64, |m, &v| m.max(f64::from(v).abs()));
+        let chunks = guarded(ctx, "uploading the points", || {
+            (0..n)
+                .step_by(cap)
+                .map(|start| {
+                    let len = cap.min(n - start);
+                    let xs = storage(
+                        ctx,
+                        "points",
+                        bytemuck::cast_slice(&data[start * dim..(start + len) * dim]),
+                        wgpu::BufferUsages::empty(),
+                    );
+                    let lab = labels.then(|| empty_storage(ctx, "labels", 4 * len as u64));
+                    (len, xs, lab)
+                })
+                .collect()
+        })?;
+        Ok(ResidentPoints { chunks, bound })
+    }
+
+    /// Draws `m` samples of a law on the device (1-D).
+    pub(crate) fn generate(
+        ctx: &GpuContext,
+        law: &crate::law::Law,
+        m: usize,
+        seed: u64,
+    ) -> Result<Self> {
+        let (code, p0, p1, bound) = law_code(law);
+        let cap = chunk_capacity(ctx, 1);
+        let pipeline = ctx.pipeline("generate", shaders::GENERATE, "main");
+        let chunks = guarded(ctx, "generating the samples", || {
+            let mut enc = ctx.device.create_command_encoder(&Default::default());
+            let mut chunks = Vec::new();
+            let mut keep = Vec::new();
+            for start in (0..m).step_by(cap) {
+                let len = cap.min(m - start);
+                let xs = empty_storage(ctx, "samples", 4 * len as u64);
+                let params = Params {
+                    n: len as u32,
+                    seed_lo: seed as u32,
+                    seed_hi: (seed >> 32) as u32,
+                    base_lo: start as u32,
+                    base_hi: ((start as u64) >> 32) as u32,
+                    law: code,
+                    p0: p0 as f32,
+                    p1: p1 as f32,
+                    ..Default::default()
+                };
+                let pbuf = ctx
+                    .device
+                    .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                        label: Some("generate params"),
+                        contents: bytemuck::bytes_of(&params),
+                        usage: wgpu::BufferUsages::UNIFORM,
+                    });
+                let bind = bind_buffers(ctx, "generate", &pipeline, &[(0, &pbuf), (1, &xs)]);
+                {
+                    let mut pass = enc.begin_compute_pass(&Default::default());
+                    pass.set_pipeline(&pipeline);
+                    pass.set_bind_group(0, &bind, &[]);
+                    pass.dispatch_workgroups(
+                        len.div_ceil(256 * 4).clamp(1, MAX_WORKGROUPS) as u32,
+                        1,
+                        1,
+                    );
+                }
+                keep.push(pbuf);
+                chunks.push((len, xs, None));
+            }
+            ctx.queue.submit(Some(enc.finish()));
+            chunks
+        })?;
+        Ok(ResidentPoints {
+            chunks,
+            bound: bound * 1.01,
+        })
+    }
+
+    /// The first `count` values of the first chunk (1-D), for the starting quantiles.
+    pub(crate) fn head(&self, ctx: &GpuContext, count: usize) -> Result<Vec<f32>> {
+        let (len, xs, _) = &self.chunks[0];
+        let count = count.min(*len);
+        let bytes = read_back(ctx, xs, 0, 4 * count as u64)?;
+        Ok(bytemuck::cast_slice(&bytes).to_vec())
+    }
+
+    /// Every value, in order (tests and small inputs).
+    pub(crate) fn download(&self, ctx: &GpuContext) -> Result<Vec<f32>> {
+        let mut out = Vec::new();
+        for (_, xs, _) in &self.chunks {
+            let bytes = read_back(ctx, xs, 0, xs.size())?;
+            out.extend_from_slice(bytemuck::cast_slice(&bytes));
+        }
+        Ok(out)
+    }
+}
