@@ -396,3 +396,19 @@ fn clvq_mini_batches_on_the_device_match_the_cpu_method() {
         .unwrap();
     assert_eq!(again.centroids, g.centroids);
 }
+
+#[test]
+fn accumulators_beyond_one_binding_are_a_clear_error() {
+    let Some(dev) = gpu() else { return };
+    // 65 536 cells of dimension 1024 need ~800 MB of accumulators.
+    let (k, d) = (65_536usize, 1024usize);
+    let data = vec![0.5f32; k * d];
+    let init: Vec<f32> = (0..k * d).map(|i| (i % 7) as f32).collect();
+    let e = KMeans::new(k)
+        .init(Init::Centroids(init))
+        .iterations(1)
+        .device(dev)
+        .fit(&data, d)
+        .unwrap_err();
+    assert!(e.to_string().contains("accumulators"), "{e}");
+}

@@ -133,6 +133,18 @@ impl GpuLloyd {
             )));
         }
         let stride = 7 + 3 * dim;
+        let acc_bytes = 4 * (k * stride) as u64;
+        let limit = ctx
+            .limits
+            .max_storage_buffer_binding_size
+            .min(ctx.limits.max_buffer_size);
+        if acc_bytes > limit {
+            return Err(Error::Gpu(format!(
+                "k = {k} cells of dimension {dim} need {acc_bytes} bytes of accumulators, more than \
+                 this adapter's {limit}-byte binding: use fewer centroids or dimensions (product \
+                 quantization splits d), or --device cpu"
+            )));
+        }
         let bound_c = init.iter().fold(points.bound, |m, &v| m.max(v.abs()));
         let wmax = weights.map_or(1.0, |w| w.iter().fold(0.0f64, |m, &v| m.max(f64::from(v))));
         let scale_x = scale_for(wmax * points.bound);
