@@ -412,3 +412,29 @@ fn accumulators_beyond_one_binding_are_a_clear_error() {
         .unwrap_err();
     assert!(e.to_string().contains("accumulators"), "{e}");
 }
+
+/// Exact integer sums: the mean of 1.2·10⁷ points in one cell matches the f64 reference.
+#[test]
+fn ten_million_points_in_one_cell() {
+    let Some(dev) = gpu() else { return };
+    let s: Vec<f64> = Law::Normal {
+        mean: 3.0,
+        std: 1.0,
+    }
+    .sample(12_000_001, 21)
+    .unwrap()
+    .into_iter()
+    .map(|v| f64::from(v as f32))
+    .collect();
+    let exact = s.iter().sum::<f64>() / s.len() as f64;
+    let p = Lloyd1d::new(1).iterations(1);
+    let g = p.clone().device(dev).fit_samples(&s).unwrap();
+    let c = p.device(Device::Cpu).fit_samples(&s).unwrap();
+    assert!(
+        rel(g.centroids[0], exact, 0.0) < 1e-6,
+        "{} vs {exact}",
+        g.centroids[0]
+    );
+    assert!(rel(c.centroids[0], exact, 0.0) < 1e-12);
+    assert!(rel(g.mse, c.mse, 0.0) < 1e-6, "{} vs {}", g.mse, c.mse);
+}
