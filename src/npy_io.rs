@@ -193,23 +193,17 @@ fn temporary_beside(path: &Path) -> PathBuf {
     path.with_file_name(format!(".{name}.{}.tmp", std::process::id()))
 }
 
-/// Writes `data` with `shape` (row-major) atomically.
-pub(crate) fn write<T>(path: &Path, shape: &[usize], data: &[T]) -> Result<()>
-where
-    T: npyz::AutoSerialize + Copy,
-{
+/// Writes a file atomically: `fill` writes into a temporary file beside `path`, which is
+/// synced and renamed over `path`; on failure the temporary file is removed and `path` is
+/// left as it was.
+pub(crate) fn write_atomically(
+    path: &Path,
+    fill: impl FnOnce(&mut BufWriter<File>) -> std::io::Result<()>,
+) -> Result<()> {
     let tmp = temporary_beside(path);
     let result = (|| -> std::io::Result<()> {
-        let file = File::create(&tmp)?;
-        let mut buf = BufWriter::new(file);
-        let shape64: Vec<u64> = shape.iter().map(|&s| s as u64).collect();
-        let mut w = npyz::WriteOptions::new()
-            .default_dtype()
-            .shape(&shape64)
-            .writer(&mut buf)
-            .begin_nd()?;
-        w.extend(data.iter().copied())?;
-        w.finish()?;
+        let mut buf = BufWriter::new(File::create(&tmp)?);
+        fill(&mut buf)?;
         let file = buf.into_inner().map_err(|e| e.into_error())?;
         file.sync_all()?;
         std::fs::rename(&tmp, path)
@@ -222,6 +216,23 @@ where
         });
     }
     Ok(())
+}
+
+/// Writes `data` with `shape` (row-major) atomically.
+pub(crate) fn write<T>(path: &Path, shape: &[usize], data: &[T]) -> Result<()>
+where
+    T: npyz::AutoSerialize + Copy,
+{
+    write_atomically(path, |buf| {
+        let shape64: Vec<u64> = shape.iter().map(|&s| s as u64).collect();
+        let mut w = npyz::WriteOptions::new()
+            .default_dtype()
+            .shape(&shape64)
+            .writer(buf)
+            .begin_nd()?;
+        w.extend(data.iter().copied())?;
+        w.finish()
+    })
 }
 
 /// Writes a u32 label vector (u4, shape (n,)).

@@ -125,12 +125,12 @@ impl QuantizerNd {
         Ok(svg)
     }
 
-    /// Writes [`QuantizerNd::svg`] to a file.
+    /// Writes [`QuantizerNd::svg`] to a file, atomically.
     pub fn save_svg(&self, path: impl AsRef<Path>) -> Result<()> {
-        let path = path.as_ref();
-        std::fs::write(path, self.svg()?).map_err(|source| Error::Io {
-            path: path.to_path_buf(),
-            source,
+        let svg = self.svg()?;
+        crate::npy_io::write_atomically(path.as_ref(), |w| {
+            use std::io::Write;
+            w.write_all(svg.as_bytes())
         })
     }
 }

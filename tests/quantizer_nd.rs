@@ -65,6 +65,17 @@ fn fresh_samples_variant_and_svg_picture() {
     assert_eq!(svg.matches("<polygon").count(), 12);
     assert_eq!(svg.matches("<circle").count(), 12);
     assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
+    let dir = tempfile::tempdir().unwrap();
+    q.save_svg(dir.path().join("cells.svg")).unwrap();
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("cells.svg")).unwrap(),
+        svg
+    );
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        1,
+        "no temporary file left"
+    );
     let three = LloydNd::new(3, 3)
         .samples(1000)
         .iterations(2)
