@@ -26,17 +26,20 @@ pub(crate) struct Point {
     pub m2: f64,
 }
 
+/// Below the support: nothing accumulated yet.
+const NOTHING: Point = Point {
+    pdf: 0.0,
+    cdf: 0.0,
+    m1: 0.0,
+    m2: 0.0,
+};
+
 /// Evaluates the law at `x` (x may be ±inf).
 pub(crate) fn at(law: &Law, x: f64) -> Point {
     match *law {
         Law::Normal { mean, std } => {
             if x == f64::NEG_INFINITY {
-                return Point {
-                    pdf: 0.0,
-                    cdf: 0.0,
-                    m1: 0.0,
-                    m2: 0.0,
-                };
+                return NOTHING;
             }
             if x == f64::INFINITY {
                 return Point {
@@ -67,12 +70,7 @@ pub(crate) fn at(law: &Law, x: f64) -> Point {
         }
         Law::Exponential { rate } => {
             if x <= 0.0 {
-                return Point {
-                    pdf: 0.0,
-                    cdf: 0.0,
-                    m1: 0.0,
-                    m2: 0.0,
-                };
+                return NOTHING;
             }
             if x == f64::INFINITY {
                 return Point {
@@ -93,12 +91,7 @@ pub(crate) fn at(law: &Law, x: f64) -> Point {
         }
         Law::LogNormal { mu, sigma } => {
             if x <= 0.0 {
-                return Point {
-                    pdf: 0.0,
-                    cdf: 0.0,
-                    m1: 0.0,
-                    m2: 0.0,
-                };
+                return NOTHING;
             }
             let s2 = sigma * sigma;
             if x == f64::INFINITY {

@@ -4,14 +4,12 @@
 
 use std::sync::Arc;
 
-use wgpu::util::DeviceExt;
-
 use super::buffers::{
-    Params, bind_buffers, empty_storage, guarded, map_and_read, read_back, storage,
+    Params, bind_buffers, empty_storage, guarded, map_and_read, read_back, storage, uniform_buffer,
 };
 use super::context::GpuContext;
 use super::fixed::{scale_for, words_to_f64};
-use super::points::{MAX_WORKGROUPS, ResidentPoints, law_code};
+use super::points::{MAX_WORKGROUPS, ResidentPoints, generation_params};
 use super::shaders;
 use crate::backend::{Backend, CellStats, empty_cells::split_empty_cells};
 use crate::error::{Error, Result};
@@ -191,24 +189,20 @@ impl GpuLloyd {
                 usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
                 mapped_at_creation: false,
             });
-            let uniform = |p: &Params| {
-                c.device
-                    .create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                        label: Some("params"),
-                        contents: bytemuck::bytes_of(p),
-                        usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
-                    })
-            };
-            let mut params = vec![uniform(&base)];
+            let mut params = vec![uniform_buffer(c, "params", &base)];
             let mut weight_bufs = Vec::new();
             let dummy = storage(c, "no weights", &[0u8; 4], wgpu::BufferUsages::empty());
             let mut chunks = Vec::new();
             let mut start = 0usize;
             for (len, xs, labels) in points.chunks {
-                let p = uniform(&Params {
-                    n: len as u32,
-                    ..base
-                });
+                let p = uniform_buffer(
+                    c,
+                    "params",
+                    &Params {
+                        n: len as u32,
+                        ..base
+                    },
+                );
                 let mut entries: Vec<(u32, &wgpu::Buffer)> =
                     vec![(0, &p), (1, &xs), (2, &cents), (3, &acc)];
                 let wbuf = weights.map(|w| {
@@ -347,24 +341,9 @@ impl GpuLloyd {
         }
         let ctx = self.ctx.clone();
         let batch = self.chunks[0].n;
-        let (code, p0, p1, _) = law_code(law);
         let generate = ctx.pipeline("generate", shaders::GENERATE, "main");
-        let gen_params = Params {
-            n: batch as u32,
-            seed_lo: seed as u32,
-            seed_hi: (seed >> 32) as u32,
-            law: code,
-            p0: p0 as f32,
-            p1: p1 as f32,
-            ..Default::default()
-        };
-        let gbuf = ctx
-            .device
-            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                label: Some("clvq generate params"),
-                contents: bytemuck::bytes_of(&gen_params),
-                usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
-            });
+        let gen_params = generation_params(law, batch, seed, 0);
+        let gbuf = uniform_buffer(&ctx, "clvq generate params", &gen_params);
         let gbind = bind_buffers(
             &ctx,
             "clvq generate",
@@ -375,11 +354,7 @@ impl GpuLloyd {
         let mut base: Params = *bytemuck::from_bytes(&self.base_params);
         for step in 1..=steps {
             let start = (step - 1) as u64 * batch as u64;
-            let g = Params {
-                base_lo: start as u32,
-                base_hi: (start >> 32) as u32,
-                ..gen_params
-            };
+            let g = generation_params(law, batch, seed, start);
             ctx.queue.write_buffer(&gbuf, 0, bytemuck::bytes_of(&g));
             base.p0 = gamma(step) as f32;
             base.p1 = batch as f32;

@@ -76,6 +76,16 @@ pub(crate) fn empty_storage(ctx: &GpuContext, label: &str, bytes: u64) -> wgpu::
     })
 }
 
+/// A uniform buffer holding `params`, rewritable (CLVQ changes its step sizes).
+pub(crate) fn uniform_buffer(ctx: &GpuContext, label: &str, params: &Params) -> wgpu::Buffer {
+    ctx.device
+        .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some(label),
+            contents: bytemuck::bytes_of(params),
+            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+        })
+}
+
 /// A bind group for group 0 of `pipeline` from (binding, whole buffer) pairs.
 pub(crate) fn bind_buffers(
     ctx: &GpuContext,

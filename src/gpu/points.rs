@@ -1,10 +1,9 @@
 //! Points on the device: uploaded from the host or drawn there, split into chunks of at most
 //! one storage binding.
 
-use wgpu::util::DeviceExt;
-
 use super::buffers::{
     Params, bind_buffers, chunk_capacity, empty_storage, guarded, read_back, storage,
+    uniform_buffer,
 };
 use super::context::GpuContext;
 use super::shaders;
@@ -29,6 +28,22 @@ pub(crate) fn law_code(law: &crate::law::Law) -> (u32, f64, f64, f64) {
         Law::Uniform { low, high } => (1, low, high, low.abs().max(high.abs())),
         Law::Exponential { rate } => (2, rate, 0.0, 17.5 / rate),
         Law::LogNormal { mu, sigma } => (3, mu, sigma, (mu + 6.0 * sigma).exp()),
+    }
+}
+
+/// The generator's parameter block for `n` samples of `law` starting at sample `start`.
+pub(crate) fn generation_params(law: &crate::law::Law, n: usize, seed: u64, start: u64) -> Params {
+    let (code, p0, p1, _) = law_code(law);
+    Params {
+        n: n as u32,
+        seed_lo: seed as u32,
+        seed_hi: (seed >> 32) as u32,
+        base_lo: start as u32,
+        base_hi: (start >> 32) as u32,
+        law: code,
+        p0: p0 as f32,
+        p1: p1 as f32,
+        ..Default::default()
     }
 }
 
@@ -64,7 +79,7 @@ impl ResidentPoints {
         m: usize,
         seed: u64,
     ) -> Result<Self> {
-        let (code, p0, p1, bound) = law_code(law);
+        let bound = law_code(law).3;
         let cap = chunk_capacity(ctx, 1);
         let pipeline = ctx.pipeline("generate", shaders::GENERATE, "main");
         let chunks = guarded(ctx, "generating the samples", || {
@@ -74,24 +89,8 @@ impl ResidentPoints {
             for start in (0..m).step_by(cap) {
                 let len = cap.min(m - start);
                 let xs = empty_storage(ctx, "samples", 4 * len as u64);
-                let params = Params {
-                    n: len as u32,
-                    seed_lo: seed as u32,
-                    seed_hi: (seed >> 32) as u32,
-                    base_lo: start as u32,
-                    base_hi: ((start as u64) >> 32) as u32,
-                    law: code,
-                    p0: p0 as f32,
-                    p1: p1 as f32,
-                    ..Default::default()
-                };
-                let pbuf = ctx
-                    .device
-                    .create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                        label: Some("generate params"),
-                        contents: bytemuck::bytes_of(&params),
-                        usage: wgpu::BufferUsages::UNIFORM,
-                    });
+                let params = generation_params(law, len, seed, start as u64);
+                let pbuf = uniform_buffer(ctx, "generate params", &params);
                 let bind = bind_buffers(ctx, "generate", &pipeline, &[(0, &pbuf), (1, &xs)]);
                 {
                     let mut pass = enc.begin_compute_pass(&Default::default());
