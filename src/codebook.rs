@@ -154,18 +154,8 @@ impl Codebook {
     /// shape `(k, d)`, or `(k,)` for d = 1).
     pub fn load_npy(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
-        let arr = npy_io::read_f32(path)?;
-        let dim = match arr.shape.as_slice() {
-            [_] => 1,
-            [_, d] => *d,
-            s => {
-                return Err(Error::Npy {
-                    path: path.to_path_buf(),
-                    reason: format!("a codebook has shape (k, d), found {s:?}"),
-                });
-            }
-        };
-        Codebook::new(arr.data, dim).map_err(|e| Error::Npy {
+        let (data, dim) = npy_io::read_matrix(path, "a codebook has shape (k, d)")?;
+        Codebook::new(data, dim).map_err(|e| Error::Npy {
             path: path.to_path_buf(),
             reason: e.to_string(),
         })

@@ -71,6 +71,11 @@ pub mod npy {
         Ok((a.shape, a.data))
     }
 
+    /// Reads a float array of shape `(n, d)` (or `(n,)`, d = 1) as (row-major data, d).
+    pub fn read_matrix(path: impl AsRef<Path>) -> Result<(Vec<f32>, usize)> {
+        crate::npy_io::read_matrix(path.as_ref(), "expected shape (n, d)")
+    }
+
     /// Reads an integer array (labels) as u64 with its shape.
     pub fn read_labels(path: impl AsRef<Path>) -> Result<(Vec<usize>, Vec<u64>)> {
         let a = crate::npy_io::read_labels(path.as_ref())?;

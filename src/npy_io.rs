@@ -118,6 +118,18 @@ pub(crate) fn read_f32(path: &Path) -> Result<NpyArray<f32>> {
     finish(path, &shape, order, data)
 }
 
+/// Reads a float array of shape `(rows, d)`, or `(rows,)` for d = 1, as (row-major data, d);
+/// `expected` names the shape in the error for any other rank.
+pub(crate) fn read_matrix(path: &Path, expected: &str) -> Result<(Vec<f32>, usize)> {
+    let arr = read_f32(path)?;
+    let dim = match arr.shape.as_slice() {
+        [_] => 1,
+        [_, d] => *d,
+        s => return Err(npy_err(path, format!("{expected}, found {s:?}"))),
+    };
+    Ok((arr.data, dim))
+}
+
 /// Reads an integer array (any unsigned or signed width) as u64 labels; negatives are refused.
 pub(crate) fn read_labels(path: &Path) -> Result<NpyArray<u64>> {
     let npy = open(path)?;

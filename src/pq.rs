@@ -237,23 +237,36 @@ impl PqCodebook {
 
     /// The codes of the rows of `data`: nearest centroid in each sub-space.
     pub fn encode(&self, data: &[f32]) -> Result<PqCodes> {
-        let n = check_points(data, self.dim).map_err(|e| match e {
-            Error::ShapeMismatch { len, .. } => Error::ShapeMismatch { len, dim: self.dim },
-            other => other,
-        })?;
+        Ok(self.encode_measured(data)?.0)
+    }
+
+    /// The codes of the rows of `data` with their mean squared reconstruction error, in one
+    /// pass.
+    pub fn encode_with_mse(&self, data: &[f32]) -> Result<(PqCodes, f64)> {
+        let (codes, sub) = self.encode_measured(data)?;
+        Ok((codes, sub.iter().sum()))
+    }
+
+    /// One assignment pass per sub-space: the codes and each sub-space's error.
+    fn encode_measured(&self, data: &[f32]) -> Result<(PqCodes, Vec<f64>)> {
+        let n = check_points(data, self.dim)?;
         let (m, dsub) = (self.m(), self.dsub());
         let mut codes = vec![0u16; n * m];
+        let mut sub_mse = Vec::with_capacity(m);
         for (j, cb) in self.codebooks.iter().enumerate() {
-            let (labels, _, _) = cb.encode_on(&sub_space(data, self.dim, j, dsub), &self.device)?;
+            let (labels, mse, _) =
+                cb.encode_on(&sub_space(data, self.dim, j, dsub), &self.device)?;
             for (i, l) in labels.into_iter().enumerate() {
                 codes[i * m + j] = l as u16;
             }
+            sub_mse.push(mse);
         }
-        Ok(if self.bits <= 8 {
+        let codes = if self.bits <= 8 {
             PqCodes::U8(codes.into_iter().map(|c| c as u8).collect())
         } else {
             PqCodes::U16(codes)
-        })
+        };
+        Ok((codes, sub_mse))
     }
 
     fn check_codes(&self, codes: &PqCodes) -> Result<usize> {
@@ -293,17 +306,7 @@ impl PqCodebook {
 
     /// Mean squared reconstruction error per sub-space (their sum is [`PqCodebook::mse`]).
     pub fn sub_mse(&self, data: &[f32]) -> Result<Vec<f64>> {
-        check_points(data, self.dim)?;
-        let dsub = self.dsub();
-        self.codebooks
-            .iter()
-            .enumerate()
-            .map(|(j, cb)| {
-                Ok(cb
-                    .encode_on(&sub_space(data, self.dim, j, dsub), &self.device)?
-                    .1)
-            })
-            .collect()
+        Ok(self.encode_measured(data)?.1)
     }
 
     /// Mean over the rows of `data` of ‖x − decode(encode(x))‖².

@@ -26,7 +26,10 @@ fn error_decreases_with_bits_and_adds_over_sub_spaces() {
         last = mse;
         let sum: f64 = pq.sub_mse(&data).unwrap().iter().sum();
         assert!((sum - mse).abs() < 1e-12 * mse.max(1.0));
-        let decoded = pq.decode(&pq.encode(&data).unwrap()).unwrap();
+        let (codes, one_pass) = pq.encode_with_mse(&data).unwrap();
+        assert_eq!(codes, pq.encode(&data).unwrap());
+        assert_eq!(one_pass, mse);
+        let decoded = pq.decode(&codes).unwrap();
         let direct: f64 = data
             .iter()
             .zip(&decoded)

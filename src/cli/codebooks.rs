@@ -1,7 +1,5 @@
 //! `lloyd kmeans|encode|decode|pq|devices`: codebooks of data files.
 
-use std::path::PathBuf;
-
 use serde_json::json;
 
 use lloyd::{Codebook, Error, Init, KMeans, PqCodebook, PqCodes, ProductQuantizer, npy};
@@ -11,24 +9,8 @@ use super::args::{
 };
 use super::one_d::progress;
 
-/// Reads a 2-D (or 1-D, d = 1) float .npy as (data, d).
-pub fn read_matrix(path: &PathBuf) -> Result<(Vec<f32>, usize), Error> {
-    let (shape, data) = npy::read_f32(path)?;
-    let dim = match shape.as_slice() {
-        [_] => 1,
-        [_, d] => *d,
-        s => {
-            return Err(Error::Npy {
-                path: path.clone(),
-                reason: format!("expected shape (n, d), found {s:?}"),
-            });
-        }
-    };
-    Ok((data, dim))
-}
-
 pub fn kmeans(a: &KmeansArgs) -> Result<(), Error> {
-    let (data, dim) = read_matrix(&a.input)?;
+    let (data, dim) = npy::read_matrix(&a.input)?;
     let (bar, observer) = progress(a.iterations, a.common.quiet);
     let params = KMeans::new(a.k)
         .iterations(a.iterations)
@@ -92,7 +74,7 @@ pub fn kmeans(a: &KmeansArgs) -> Result<(), Error> {
 
 pub fn encode(a: &EncodeArgs) -> Result<(), Error> {
     let cb = Codebook::load_npy(&a.codebook)?;
-    let (data, dim) = read_matrix(&a.input)?;
+    let (data, dim) = npy::read_matrix(&a.input)?;
     if dim != cb.dim() {
         return Err(Error::DimensionMismatch {
             expected: cb.dim(),
@@ -119,7 +101,7 @@ pub fn encode(a: &EncodeArgs) -> Result<(), Error> {
 }
 
 pub fn pq_train(a: &PqTrainArgs) -> Result<(), Error> {
-    let (data, dim) = read_matrix(&a.input)?;
+    let (data, dim) = npy::read_matrix(&a.input)?;
     let start = std::time::Instant::now();
     let pq = ProductQuantizer::new(a.m, a.bits)
         .iterations(a.iterations)
@@ -128,10 +110,11 @@ pub fn pq_train(a: &PqTrainArgs) -> Result<(), Error> {
         .train(&data, dim)?;
     let train_ms = start.elapsed().as_secs_f64() * 1e3;
     pq.save_npy(&a.output)?;
-    let mse = pq.mse(&data)?;
+    let sub_mse = pq.sub_mse(&data)?;
+    let mse: f64 = sub_mse.iter().sum();
     if a.common.json {
         let out = json!({"n": data.len() / dim, "d": dim, "m": a.m, "bits": a.bits, "mse": mse,
-            "sub_mse": pq.sub_mse(&data)?, "device": pq.trained_on(), "train_ms": train_ms});
+            "sub_mse": sub_mse, "device": pq.trained_on(), "train_ms": train_ms});
         println!("{out}");
     } else {
         println!(
@@ -147,16 +130,15 @@ pub fn pq_train(a: &PqTrainArgs) -> Result<(), Error> {
 
 pub fn pq_encode(a: &PqEncodeArgs) -> Result<(), Error> {
     let pq = PqCodebook::load_npy(&a.codebook)?.with_device(a.common.device.clone());
-    let (data, dim) = read_matrix(&a.input)?;
+    let (data, dim) = npy::read_matrix(&a.input)?;
     if dim != pq.dim() {
         return Err(Error::DimensionMismatch {
             expected: pq.dim(),
             got: dim,
         });
     }
-    let codes = pq.encode(&data)?;
+    let (codes, mse) = pq.encode_with_mse(&data)?;
     codes.save_npy(&a.output, pq.m())?;
-    let mse = pq.mse(&data)?;
     if a.common.json {
         println!(
             "{}",
