@@ -16,7 +16,7 @@ struct Params {
     scale_e: f32,    // 2^s for squared errors (times weights)
     scale_w: f32,    // 2^s for weights
     use_local: u32,  // 1-D: 1 when the cells fit in workgroup memory
-    tile: u32,       // unused (kept for layout)
+    sorted: u32,     // 1-D: 1 when the centroids must stay sorted (re-sorted after a split)
     weighted: u32,   // 1 when per-point weights are bound
     seed_lo: u32,
     seed_hi: u32,
@@ -25,7 +25,7 @@ struct Params {
     law: u32,        // 0 normal, 1 uniform, 2 exponential, 3 log-normal
     p0: f32,
     p1: f32,
-    pad0: u32,
+    tolerance: f32,  // stop rule of a batch of iterations (0: run them all)
     pad1: u32,
     pad2: u32,
 }

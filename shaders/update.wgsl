@@ -1,7 +1,7 @@
-// After a reduction: `stats` copies each cell's count, mass and squared error out for the
-// host (7 words a cell); `update` moves each centroid to its cell's mean (cells without mass
-// keep theirs) and refreshes ‖c‖²; with p1 > 0 it takes the relaxed CLVQ step instead. Empty cells are re-seeded by the host with the policy the
-// CPU backend uses.
+// After a reduction: `copy_stats` copies each cell's count, mass and squared error out for
+// the host (7 words a cell); `update` moves each centroid to its cell's mean (cells without
+// mass keep theirs) and refreshes ‖c‖²; with p1 > 0 it takes the relaxed CLVQ step instead.
+// Empty cells are re-seeded next, on the device, by `split_empty` (empty_cells.wgsl).
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> acc: array<u32>;

@@ -24,6 +24,17 @@ pub struct Stepper<'a> {
     inner: Inner<'a>,
 }
 
+/// One iteration of [`Stepper::run`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Step {
+    /// Weighted sum of squared errors before the update.
+    pub sse: f64,
+    /// Empty cells split by the update.
+    pub empty_cells_split: usize,
+    /// Device time of the whole iteration (GPU timestamps), if any.
+    pub device_seconds: Option<f64>,
+}
+
 /// Per-cell statistics of the last assignment.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Cells {
@@ -99,6 +110,21 @@ impl<'a> Stepper<'a> {
         Ok(sse)
     }
 
+    /// `iterations` whole iterations as a fit runs them: on a GPU, queued in one submission
+    /// with the error read back once at the end. Reports each iteration.
+    pub fn run(&mut self, iterations: usize) -> Result<Vec<Step>> {
+        Ok(self
+            .backend()
+            .iterate(iterations, 0.0)?
+            .into_iter()
+            .map(|r| Step {
+                sse: r.sse,
+                empty_cells_split: r.empty_cells_split,
+                device_seconds: r.device_seconds,
+            })
+            .collect())
+    }
+
     /// Device time of the last assignment and reduction (GPU timestamp queries), if any.
     pub fn device_seconds(&mut self) -> Result<Option<f64>> {
         self.backend().device_seconds()
@@ -150,6 +176,12 @@ impl<'a> Stepper<'a> {
     pub fn device_name(&mut self) -> String {
         self.backend().device_name()
     }
+}
+
+/// How many device buffers this thread has read back so far (host round-trips): tests use
+/// it to check that a fit's read-backs do not grow with its iterations.
+pub fn read_backs() -> usize {
+    crate::gpu::buffers::read_backs()
 }
 
 /// `m` samples of `law` drawn on the GPU `device` (Philox4x32-10), read back.

@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-use crate::backend::{Backend, CellStats};
+use crate::backend::{Backend, CellStats, stops};
 use crate::error::Result;
 
 /// What one Lloyd iteration did, as faiss's `ClusteringIterationStats` reports it.
@@ -21,12 +21,13 @@ pub struct IterationStats {
     /// `mse / 2`: the distortion in the ½ convention of numerical probability.
     pub distortion: f64,
     /// Wall-clock seconds of the iteration (assign, reduce, update, and the read-back of the
-    /// error).
+    /// error). A device that runs iterations in batches reports the batch's time divided
+    /// evenly among its iterations.
     pub seconds: f64,
     /// Empty cells re-seeded by splitting a populated one in this iteration.
     pub empty_cells_split: usize,
-    /// GPU time of the assignment and reduction kernels from timestamp queries (None on the
-    /// CPU or where the adapter has no timestamps).
+    /// GPU time of the iteration's kernels (assignment, reduction, update, empty cells) from
+    /// timestamp queries (None on the CPU or where the adapter has no timestamps).
     pub device_seconds: Option<f64>,
 }
 
@@ -53,43 +54,46 @@ pub(crate) struct Outcome {
 
 /// Runs Lloyd's method on `backend`, whose centroids are already initialised.
 /// `total_mass` is the total weight of the points (their number when unweighted).
+///
+/// Iterations run in batches: the whole budget at once, or [`Backend::report_interval`] at a
+/// time when an observer wants to hear of them, so a device backend reads its error back once
+/// per batch rather than once per iteration. A backend may stop a batch early on the stop
+/// rule; the rule is applied here again to every iteration that came back.
 pub(crate) fn run(
     backend: &mut dyn Backend,
     schedule: &Schedule,
     total_mass: f64,
 ) -> Result<Outcome> {
-    let mut history = Vec::with_capacity(schedule.iterations);
+    let mut history: Vec<IterationStats> = Vec::with_capacity(schedule.iterations);
     let mut converged = false;
-    for iteration in 0..schedule.iterations {
+    let batch = if schedule.observer.is_some() {
+        backend.report_interval().max(1)
+    } else {
+        schedule.iterations.max(1)
+    };
+    while history.len() < schedule.iterations && !converged {
+        let count = batch.min(schedule.iterations - history.len());
         let start = Instant::now();
-        backend.assign_reduce()?;
-        let mse = backend.sse()? / total_mass;
-        let device_seconds = backend.device_seconds()?;
-        let empty_cells_split = backend.update()?;
-        let stats = IterationStats {
-            iteration,
-            mse,
-            distortion: 0.5 * mse,
-            seconds: start.elapsed().as_secs_f64(),
-            empty_cells_split,
-            device_seconds,
-        };
-        if let Some(obs) = &schedule.observer {
-            obs(&stats);
-        }
-        let previous = history.last().map(|s: &IterationStats| s.mse);
-        history.push(stats);
-        if let Some(prev) = previous {
-            // A split moves centroids off their means, so only a quiet iteration may stop. A
-            // zero tolerance runs the whole budget: late decreases are smaller than the
-            // rounding of the error itself, so "no decrease" would stop at noise.
-            if schedule.tolerance > 0.0
-                && empty_cells_split == 0
-                && prev - mse <= schedule.tolerance * prev
-            {
-                converged = true;
-                break;
+        let records = backend.iterate(count, schedule.tolerance)?;
+        let seconds = start.elapsed().as_secs_f64() / records.len().max(1) as f64;
+        for r in records {
+            let mse = r.sse / total_mass;
+            let stats = IterationStats {
+                iteration: history.len(),
+                mse,
+                distortion: 0.5 * mse,
+                seconds,
+                empty_cells_split: r.empty_cells_split,
+                device_seconds: r.device_seconds,
+            };
+            if let Some(obs) = &schedule.observer {
+                obs(&stats);
             }
+            // Iterations a batch ran past the stopping point stay in the history: they ran.
+            if let Some(prev) = history.last().map(|s| s.mse) {
+                converged |= stops(prev, mse, r.empty_cells_split, schedule.tolerance);
+            }
+            history.push(stats);
         }
     }
     // One more pass so that the cells, probabilities and error describe the centroids returned.

@@ -33,6 +33,17 @@ impl CellStats {
     }
 }
 
+/// What one iteration reports to the driver.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct StepRecord {
+    /// Weighted sum of squared errors to the centroids entering the iteration.
+    pub sse: f64,
+    /// Empty cells re-seeded by the update.
+    pub empty_cells_split: usize,
+    /// Device time of the iteration's kernels, where the device has timestamps.
+    pub device_seconds: Option<f64>,
+}
+
 /// One Lloyd iteration, split into the steps a device performs.
 pub(crate) trait Backend {
     /// A name for reports: `cpu` or the GPU adapter's name.
@@ -54,4 +65,43 @@ pub(crate) trait Backend {
     fn device_seconds(&mut self) -> Result<Option<f64>> {
         Ok(None)
     }
+    /// How many iterations the driver runs between reports to an observer (a progress bar).
+    /// A device that pays a round-trip for each report asks for more than one.
+    fn report_interval(&self) -> usize {
+        1
+    }
+    /// Runs up to `count` whole iterations (assign, reduce, update) and reports each. The
+    /// default goes step by step; a device backend may queue them all and report once, and
+    /// may stop early after an iteration that meets the driver's stop rule for `tolerance`
+    /// (0: never), which the driver applies again to what comes back.
+    fn iterate(&mut self, count: usize, tolerance: f64) -> Result<Vec<StepRecord>> {
+        let mut out: Vec<StepRecord> = Vec::with_capacity(count);
+        while out.len() < count {
+            self.assign_reduce()?;
+            let sse = self.sse()?;
+            let device_seconds = self.device_seconds()?;
+            let empty_cells_split = self.update()?;
+            let stop = out
+                .last()
+                .is_some_and(|p| stops(p.sse, sse, empty_cells_split, tolerance));
+            out.push(StepRecord {
+                sse,
+                empty_cells_split,
+                device_seconds,
+            });
+            if stop {
+                break;
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The stop rule: an iteration that split no empty cell (a split moves centroids off their
+/// means) and lowered the error from `previous` by no more than `tolerance` of it. A zero
+/// tolerance never stops: late decreases are smaller than the rounding of the error itself,
+/// so "no decrease" would stop at noise. `shaders/empty_cells.wgsl` applies the same rule on
+/// the device.
+pub(crate) fn stops(previous: f64, error: f64, splits: usize, tolerance: f64) -> bool {
+    tolerance > 0.0 && splits == 0 && previous - error <= tolerance * previous
 }

@@ -139,24 +139,32 @@ fn external(
     Ok((ms, v["setup_ms"].as_f64().unwrap_or(f64::NAN)))
 }
 
-/// Times `iterations` steps after `warmup`; returns per-iteration wall and device ms.
+/// Times `iterations` iterations after `warmup`, run as a fit runs them (on a GPU, queued
+/// in batches with one read-back each): up to five batches, each giving one wall-clock
+/// sample (the batch's time over its iterations); every iteration gives a device sample.
+/// Returns per-iteration wall and device ms.
 fn time_steps(
     s: &mut Stepper,
     warmup: usize,
     iterations: usize,
 ) -> Result<(Vec<f64>, Vec<f64>), String> {
-    for _ in 0..warmup {
-        s.step().map_err(|e| e.to_string())?;
+    if warmup > 0 {
+        s.run(warmup).map_err(|e| e.to_string())?;
     }
-    let mut wall = Vec::with_capacity(iterations);
+    let batches = iterations.clamp(1, 5);
+    let mut wall = Vec::with_capacity(batches);
     let mut device = Vec::new();
-    for _ in 0..iterations {
+    for b in 0..batches {
+        let count = iterations / batches + usize::from(b < iterations % batches);
         let t = Instant::now();
-        s.step().map_err(|e| e.to_string())?;
-        wall.push(t.elapsed().as_secs_f64() * 1e3);
-        if let Some(d) = s.device_seconds().map_err(|e| e.to_string())? {
-            device.push(d * 1e3);
-        }
+        let steps = s.run(count.max(1)).map_err(|e| e.to_string())?;
+        wall.push(t.elapsed().as_secs_f64() * 1e3 / steps.len() as f64);
+        device.extend(
+            steps
+                .iter()
+                .filter_map(|r| r.device_seconds)
+                .map(|d| d * 1e3),
+        );
     }
     Ok((wall, device))
 }

@@ -1,6 +1,7 @@
 //! The GPU backend: points resident in device buffers (split into chunks no larger than one
-//! storage binding), pipelines and bind groups built once per fit, one submission and one
-//! small read-back (the per-cell counts, masses and errors) per iteration.
+//! storage binding), pipelines and bind groups built once per fit. A batch of iterations is
+//! one submission: the device reduces, updates, re-seeds empty cells and records each
+//! iteration's error itself, and the host reads the small history back once per batch.
 
 use std::sync::Arc;
 
@@ -8,10 +9,10 @@ use super::buffers::{
     Params, bind_buffers, empty_storage, guarded, map_and_read, read_back, storage, uniform_buffer,
 };
 use super::context::GpuContext;
-use super::fixed::{scale_for, words_to_f64};
+use super::fixed::{scale_for, words_to_f64, words_to_i128};
 use super::points::{MAX_WORKGROUPS, ResidentPoints, generation_params};
 use super::shaders;
-use crate::backend::{Backend, CellStats, empty_cells::split_empty_cells};
+use crate::backend::{Backend, CellStats, StepRecord};
 use crate::error::{Error, Result};
 
 /// Words per cell in the statistics read back: count, mass (3), squared error (3).
@@ -22,6 +23,28 @@ const LOCAL_CELLS: usize = 512;
 const DENSE_POINTS_PER_WORKGROUP: usize = 64;
 /// Samples per invocation in the 1-D kernel: fewer workgroups, fewer flushes.
 const POINTS_PER_THREAD_1D: usize = 8;
+/// Most iterations in one submission: two timestamps each fill wgpu's largest query set.
+const MAX_BATCH: usize = 2048;
+/// Distance terms (point x centroid x coordinate) one submission may hold: a few hundred
+/// milliseconds on a small GPU, so that a long batch never trips a display driver's watchdog
+/// (Windows resets a GPU busy for 2 s). Iterations heavier than this run one per submission,
+/// where a read-back costs nothing next to the iteration itself.
+const WORK_PER_SUBMISSION: f64 = 2.5e11;
+/// Iterations between reports when the fit has an observer.
+const REPORT_INTERVAL: usize = 10;
+/// The top word of "no previous error" in the history header.
+const NO_PREVIOUS: u32 = u32::MAX;
+
+/// How a pass issues its dispatches: directly, or from the batch's indirect arguments, which
+/// the device's stop rule sets to zero workgroups.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Dispatch {
+    Direct,
+    Indirect,
+}
+/// Words of the history's header and of each record (see `history.wgsl`).
+const HISTORY_HEADER: usize = 4;
+const HISTORY_RECORD: usize = 4;
 
 /// Which assignment kernel a backend runs.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -41,7 +64,8 @@ struct Chunk {
     workgroups: u32,
 }
 
-/// Two timestamp queries around a pass, resolved into a buffer read back with the stats.
+/// Two timestamp queries around each iteration's pass, resolved into a buffer read back with
+/// the stats or the history.
 struct Timer {
     queries: wgpu::QuerySet,
     resolved: wgpu::Buffer,
@@ -51,19 +75,19 @@ struct Timer {
 impl Timer {
     fn new(ctx: &GpuContext) -> Self {
         let queries = ctx.device.create_query_set(&wgpu::QuerySetDescriptor {
-            label: Some("assignment pass"),
+            label: Some("iteration passes"),
             ty: wgpu::QueryType::Timestamp,
-            count: 2,
+            count: 2 * MAX_BATCH as u32,
         });
         let resolved = ctx.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("timestamps"),
-            size: 16,
+            size: 16 * MAX_BATCH as u64,
             usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
             mapped_at_creation: false,
         });
         let staging = ctx.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("timestamps staging"),
-            size: 16,
+            size: 16 * MAX_BATCH as u64,
             usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         });
@@ -72,6 +96,33 @@ impl Timer {
             resolved,
             staging,
         }
+    }
+
+    /// The timestamps of the pass of iteration `i` of a batch.
+    fn writes(&self, i: usize) -> wgpu::ComputePassTimestampWrites<'_> {
+        wgpu::ComputePassTimestampWrites {
+            query_set: &self.queries,
+            beginning_of_pass_write_index: Some(2 * i as u32),
+            end_of_pass_write_index: Some(2 * i as u32 + 1),
+        }
+    }
+
+    /// Queues the copy of the first `passes` passes' timestamps to the staging buffer.
+    fn resolve(&self, enc: &mut wgpu::CommandEncoder, passes: usize) {
+        let q = 2 * passes as u32;
+        enc.resolve_query_set(&self.queries, 0..q, &self.resolved, 0);
+        enc.copy_buffer_to_buffer(&self.resolved, 0, &self.staging, 0, 8 * u64::from(q));
+    }
+
+    /// Seconds of each of the first `passes` passes.
+    fn read(&self, ctx: &GpuContext, passes: usize) -> Result<Vec<f64>> {
+        let bytes = map_and_read(ctx, &self.staging, 16 * passes as u64)?;
+        let ticks: &[u64] = bytemuck::cast_slice(&bytes);
+        let period = f64::from(ctx.queue.get_timestamp_period());
+        Ok(ticks
+            .chunks_exact(2)
+            .map(|t| t[1].saturating_sub(t[0]) as f64 * period * 1e-9)
+            .collect())
     }
 }
 
@@ -86,16 +137,30 @@ pub(crate) struct GpuLloyd {
     scale_w: f32,
     chunks: Vec<Chunk>,
     cents: wgpu::Buffer,
-    norms: wgpu::Buffer,
     acc: wgpu::Buffer,
     stats: wgpu::Buffer,
     stats_staging: wgpu::Buffer,
     assign: wgpu::ComputePipeline,
     copy_stats: wgpu::ComputePipeline,
     update: wgpu::ComputePipeline,
+    split: wgpu::ComputePipeline,
     copy_stats_bind: wgpu::BindGroup,
     update_bind: wgpu::BindGroup,
+    split_bind: wgpu::BindGroup,
+    /// The batch's indirect dispatch arguments (see `empty_cells.wgsl`) and their pristine
+    /// values: a stop flag, then one (x, 1, 1) per chunk and one for `update`.
+    dispatch: wgpu::Buffer,
+    dispatch_args: Vec<u32>,
+    /// The error of the last iteration of the previous batch, as its 96-bit words.
+    previous: Option<[u32; 3]>,
+    /// Per-iteration records written on the device (see `history.wgsl`).
+    history: wgpu::Buffer,
+    history_staging: wgpu::Buffer,
+    /// Whether `stats_staging` holds the statistics of the last assignment.
+    staged: bool,
     cached: Option<CellStats>,
+    /// Exact total of the cached cells' squared errors.
+    cached_sse: f64,
     /// The fit's parameter block as uploaded (CLVQ rewrites its step fields).
     base_params: Vec<u8>,
     /// Timestamps around the assignment pass, when the adapter has them.
@@ -104,6 +169,7 @@ pub(crate) struct GpuLloyd {
     // Kept alive for the bind groups.
     _params: Vec<wgpu::Buffer>,
     _weights: Vec<wgpu::Buffer>,
+    _work: wgpu::Buffer,
 }
 
 fn norms_of(c: &[f64], dim: usize) -> Vec<f32> {
@@ -156,6 +222,7 @@ impl GpuLloyd {
             scale_e,
             scale_w,
             use_local: u32::from(layout == Layout::OneD && k <= LOCAL_CELLS),
+            sorted: u32::from(layout == Layout::OneD),
             weighted: u32::from(weights.is_some()),
             ..Default::default()
         };
@@ -168,6 +235,7 @@ impl GpuLloyd {
             };
             let copy_stats = c.pipeline("copy_stats", shaders::UPDATE, "copy_stats");
             let update = c.pipeline("update", shaders::UPDATE, "update");
+            let split = c.pipeline("split_empty", shaders::UPDATE, "split_empty");
             let init32: Vec<f32> = init.iter().map(|&v| v as f32).collect();
             let cents = storage(
                 c,
@@ -182,6 +250,15 @@ impl GpuLloyd {
                 wgpu::BufferUsages::empty(),
             );
             let acc = empty_storage(c, "accumulators", 4 * (k * stride) as u64);
+            let work = empty_storage(c, "empty-cell work", 4 * 3 * k as u64);
+            let history_bytes = 4 * (HISTORY_HEADER + HISTORY_RECORD * MAX_BATCH) as u64;
+            let history = empty_storage(c, "history", history_bytes);
+            let history_staging = c.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("history staging"),
+                size: history_bytes,
+                usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            });
             let stats = empty_storage(c, "stats", 4 * (k * STAT_WORDS) as u64);
             let stats_staging = c.device.create_buffer(&wgpu::BufferDescriptor {
                 label: Some("stats staging"),
@@ -252,6 +329,31 @@ impl GpuLloyd {
                 &update,
                 &[(0, &params[0]), (1, &acc), (2, &cents), (3, &norms)],
             );
+            let mut dispatch_args = vec![0u32];
+            for ch in &chunks {
+                dispatch_args.extend([ch.workgroups, 1, 1]);
+            }
+            dispatch_args.extend([k.div_ceil(64) as u32, 1, 1]);
+            let dispatch = storage(
+                c,
+                "indirect dispatches",
+                bytemuck::cast_slice(&dispatch_args),
+                wgpu::BufferUsages::INDIRECT,
+            );
+            let split_bind = bind_buffers(
+                c,
+                "split empty cells",
+                &split,
+                &[
+                    (0, &params[0]),
+                    (1, &acc),
+                    (2, &cents),
+                    (3, &norms),
+                    (5, &work),
+                    (6, &history),
+                    (7, &dispatch),
+                ],
+            );
             GpuLloyd {
                 ctx: ctx.clone(),
                 layout,
@@ -262,32 +364,48 @@ impl GpuLloyd {
                 scale_w,
                 chunks,
                 cents,
-                norms,
                 acc,
                 stats,
                 stats_staging,
                 assign,
                 copy_stats,
                 update,
+                split,
                 copy_stats_bind,
                 update_bind,
+                split_bind,
+                dispatch,
+                dispatch_args,
+                previous: None,
+                history,
+                history_staging,
+                staged: false,
                 cached: None,
+                cached_sse: 0.0,
                 base_params: bytemuck::bytes_of(&base).to_vec(),
                 timer: c.timestamps.then(|| Timer::new(c)),
                 device_seconds: None,
                 _params: params,
                 _weights: weight_bufs,
+                _work: work,
             }
         })
     }
 
     fn ensure_stats(&mut self) -> Result<&CellStats> {
         if self.cached.is_none() {
+            if !self.staged {
+                return Err(Error::Gpu(
+                    "no cell statistics since the centroids last moved: assign first".into(),
+                ));
+            }
             let size = 4 * (self.k * STAT_WORDS) as u64;
             let bytes = map_and_read(&self.ctx, &self.stats_staging, size)?;
             let words: &[u32] = bytemuck::cast_slice(&bytes);
             let mut st = CellStats::zeros(self.k);
             let (se, sw) = (f64::from(self.scale_e), f64::from(self.scale_w));
+            // The total as `split_empty` forms it on the device: exact, then rounded once.
+            let mut total = 0i128;
             for (j, w) in words.chunks_exact(STAT_WORDS).enumerate() {
                 st.counts[j] = u64::from(w[0]);
                 st.mass[j] = if self.weighted {
@@ -296,17 +414,117 @@ impl GpuLloyd {
                     f64::from(w[0])
                 };
                 st.sse[j] = words_to_f64(&w[4..7]) / se;
+                total += words_to_i128(&w[4..7]);
             }
             self.cached = Some(st);
+            self.cached_sse = total as f64 / se;
             if let Some(t) = &self.timer {
-                let ts = map_and_read(&self.ctx, &t.staging, 16)?;
-                let ticks: &[u64] = bytemuck::cast_slice(&ts);
-                let ns = ticks[1].saturating_sub(ticks[0]) as f64
-                    * f64::from(self.ctx.queue.get_timestamp_period());
-                self.device_seconds = Some(ns * 1e-9);
+                self.device_seconds = t.read(&self.ctx, 1)?.first().copied();
             }
         }
         Ok(self.cached.as_ref().expect("filled above"))
+    }
+
+    /// Rewrites the stop rule's state before a submission: the tolerance (0 for a single
+    /// update), an empty history whose header holds the error before it, and the pristine
+    /// indirect arguments.
+    fn prepare(&self, tolerance: f64, previous: Option<[u32; 3]>) {
+        let mut params: Params = *bytemuck::from_bytes(&self.base_params);
+        params.tolerance = tolerance as f32;
+        let q = &self.ctx.queue;
+        q.write_buffer(&self._params[0], 0, bytemuck::bytes_of(&params));
+        let prev = previous.unwrap_or([0, 0, NO_PREVIOUS]);
+        let header = [0, prev[0], prev[1], prev[2]];
+        q.write_buffer(&self.history, 0, bytemuck::cast_slice(&header));
+        q.write_buffer(&self.dispatch, 0, bytemuck::cast_slice(&self.dispatch_args));
+    }
+
+    /// Records up to `count` (at most [`MAX_BATCH`]) whole iterations in one command buffer,
+    /// runs them and reads back the history of those the device ran (fewer when its stop rule
+    /// held).
+    fn run_batch(&mut self, count: usize, tolerance: f64) -> Result<Vec<StepRecord>> {
+        self.prepare(tolerance, self.previous);
+        let mut enc = self.ctx.device.create_command_encoder(&Default::default());
+        for i in 0..count {
+            enc.clear_buffer(&self.acc, 0, None);
+            let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some("lloyd iteration"),
+                timestamp_writes: self.timer.as_ref().map(|t| t.writes(i)),
+            });
+            self.record_assignment(&mut pass, Dispatch::Indirect);
+            self.record_update(&mut pass, Dispatch::Indirect);
+        }
+        let bytes = 4 * (HISTORY_HEADER + HISTORY_RECORD * count) as u64;
+        enc.copy_buffer_to_buffer(&self.history, 0, &self.history_staging, 0, bytes);
+        if let Some(t) = &self.timer {
+            t.resolve(&mut enc, count);
+        }
+        self.ctx.queue.submit(Some(enc.finish()));
+        let raw = map_and_read(&self.ctx, &self.history_staging, bytes)?;
+        let words: &[u32] = bytemuck::cast_slice(&raw);
+        let ran = words[0] as usize;
+        if ran == 0 || ran > count {
+            return Err(Error::Gpu(format!(
+                "the device recorded {ran} of {count} iterations"
+            )));
+        }
+        let times = match &self.timer {
+            Some(t) => t.read(&self.ctx, ran)?.into_iter().map(Some).collect(),
+            None => vec![None; ran],
+        };
+        let records = &words[HISTORY_HEADER..HISTORY_HEADER + HISTORY_RECORD * ran];
+        let last = &records[HISTORY_RECORD * (ran - 1)..];
+        self.previous = Some([last[0], last[1], last[2]]);
+        let se = f64::from(self.scale_e);
+        Ok(records
+            .chunks_exact(HISTORY_RECORD)
+            .zip(times)
+            .map(|(r, device_seconds)| StepRecord {
+                sse: words_to_f64(&r[0..3]) / se,
+                empty_cells_split: r[3] as usize,
+                device_seconds,
+            })
+            .collect())
+    }
+
+    /// Dispatches the bound pipeline with `workgroups` workgroups, or with the batch's
+    /// indirect arguments of `slot` (which hold the same count until the stop rule holds).
+    fn dispatch_in(
+        &self,
+        pass: &mut wgpu::ComputePass<'_>,
+        mode: Dispatch,
+        slot: usize,
+        workgroups: u32,
+    ) {
+        match mode {
+            Dispatch::Direct => pass.dispatch_workgroups(workgroups, 1, 1),
+            Dispatch::Indirect => {
+                pass.dispatch_workgroups_indirect(&self.dispatch, 4 * (1 + 3 * slot) as u64)
+            }
+        }
+    }
+
+    /// Queues the assignment and reduction of every chunk into `pass`.
+    fn record_assignment(&self, pass: &mut wgpu::ComputePass<'_>, mode: Dispatch) {
+        pass.set_pipeline(&self.assign);
+        for (i, ch) in self.chunks.iter().enumerate() {
+            pass.set_bind_group(0, &ch.bind, &[]);
+            self.dispatch_in(pass, mode, i, ch.workgroups);
+        }
+    }
+
+    /// Queues the centroid update and the empty-cell policy into `pass`; the policy writes
+    /// its splits into the current history record and advances the record count. The policy
+    /// is always dispatched directly: it reads the indirect arguments, so it cannot also be
+    /// dispatched from them, and it returns at once after the batch has stopped.
+    fn record_update(&self, pass: &mut wgpu::ComputePass<'_>, mode: Dispatch) {
+        pass.set_pipeline(&self.update);
+        pass.set_bind_group(0, &self.update_bind, &[]);
+        let slot = self.chunks.len();
+        self.dispatch_in(pass, mode, slot, self.k.div_ceil(64) as u32);
+        pass.set_pipeline(&self.split);
+        pass.set_bind_group(0, &self.split_bind, &[]);
+        pass.dispatch_workgroups(1, 1, 1);
     }
 
     /// Labels of the last assignment, in point order (Dense layout).
@@ -394,6 +612,7 @@ impl GpuLloyd {
         ctx.queue
             .write_buffer(update_params, 0, bytemuck::bytes_of(&base));
         self.cached = None;
+        self.staged = false;
         Ok(())
     }
 
@@ -415,20 +634,9 @@ impl Backend for GpuLloyd {
         {
             let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
                 label: Some("assign and reduce"),
-                timestamp_writes: self
-                    .timer
-                    .as_ref()
-                    .map(|t| wgpu::ComputePassTimestampWrites {
-                        query_set: &t.queries,
-                        beginning_of_pass_write_index: Some(0),
-                        end_of_pass_write_index: Some(1),
-                    }),
+                timestamp_writes: self.timer.as_ref().map(|t| t.writes(0)),
             });
-            pass.set_pipeline(&self.assign);
-            for ch in &self.chunks {
-                pass.set_bind_group(0, &ch.bind, &[]);
-                pass.dispatch_workgroups(ch.workgroups, 1, 1);
-            }
+            self.record_assignment(&mut pass, Dispatch::Direct);
             pass.set_pipeline(&self.copy_stats);
             pass.set_bind_group(0, &self.copy_stats_bind, &[]);
             pass.dispatch_workgroups(self.k.div_ceil(64) as u32, 1, 1);
@@ -441,10 +649,10 @@ impl Backend for GpuLloyd {
             self.stats_staging.size(),
         );
         if let Some(t) = &self.timer {
-            enc.resolve_query_set(&t.queries, 0..2, &t.resolved, 0);
-            enc.copy_buffer_to_buffer(&t.resolved, 0, &t.staging, 0, 16);
+            t.resolve(&mut enc, 1);
         }
         self.ctx.queue.submit(Some(enc.finish()));
+        self.staged = true;
         Ok(())
     }
 
@@ -454,41 +662,51 @@ impl Backend for GpuLloyd {
     }
 
     fn sse(&mut self) -> Result<f64> {
-        Ok(self.ensure_stats()?.sse.iter().sum())
+        self.ensure_stats()?;
+        Ok(self.cached_sse)
     }
 
+    /// The update and the empty-cell policy, on the device; one word read back (the splits).
     fn update(&mut self) -> Result<usize> {
-        let stats = self.ensure_stats()?.clone();
+        self.prepare(0.0, None);
+        self.previous = None;
         let mut enc = self.ctx.device.create_command_encoder(&Default::default());
         {
             let mut pass = enc.begin_compute_pass(&Default::default());
-            pass.set_pipeline(&self.update);
-            pass.set_bind_group(0, &self.update_bind, &[]);
-            pass.dispatch_workgroups(self.k.div_ceil(64) as u32, 1, 1);
+            self.record_update(&mut pass, Dispatch::Direct);
         }
+        let splits_at = 4 * (HISTORY_HEADER + 3) as u64;
+        enc.copy_buffer_to_buffer(&self.history, splits_at, &self.history_staging, 0, 4);
         self.ctx.queue.submit(Some(enc.finish()));
-        if stats.mass.iter().all(|&m| m > 0.0) {
-            return Ok(0);
-        }
-        // Empty cells: the shared policy, on the host, on the updated means.
-        let mut c = self.centroids()?;
-        let mut st = stats;
-        let splits = split_empty_cells(&mut c, self.dim, &mut st);
-        if splits > 0 {
-            if self.layout == Layout::OneD {
-                c.sort_by(f64::total_cmp);
+        let raw = map_and_read(&self.ctx, &self.history_staging, 4)?;
+        self.staged = false;
+        Ok(bytemuck::cast_slice::<u8, u32>(&raw)[0] as usize)
+    }
+
+    fn report_interval(&self) -> usize {
+        REPORT_INTERVAL
+    }
+
+    fn iterate(&mut self, count: usize, tolerance: f64) -> Result<Vec<StepRecord>> {
+        self.cached = None;
+        self.staged = false;
+        let mut out = Vec::with_capacity(count);
+        let n: usize = self.chunks.iter().map(|c| c.n).sum();
+        let per_point = match self.layout {
+            Layout::OneD => (self.k as f64).log2() + 1.0,
+            Layout::Dense => (self.k * self.dim) as f64,
+        };
+        let limit = (WORK_PER_SUBMISSION / (n as f64 * per_point)).clamp(1.0, MAX_BATCH as f64);
+        while out.len() < count {
+            let batch = (count - out.len()).min(limit as usize);
+            let records = self.run_batch(batch, tolerance)?;
+            let stopped = records.len() < batch;
+            out.extend(records);
+            if stopped {
+                break;
             }
-            let c32: Vec<f32> = c.iter().map(|&v| v as f32).collect();
-            self.ctx
-                .queue
-                .write_buffer(&self.cents, 0, bytemuck::cast_slice(&c32));
-            self.ctx.queue.write_buffer(
-                &self.norms,
-                0,
-                bytemuck::cast_slice(&norms_of(&c, self.dim)),
-            );
         }
-        Ok(splits)
+        Ok(out)
     }
 
     fn centroids(&mut self) -> Result<Vec<f64>> {

@@ -19,7 +19,7 @@ pub(crate) struct Params {
     pub scale_e: f32,
     pub scale_w: f32,
     pub use_local: u32,
-    pub tile: u32,
+    pub sorted: u32,
     pub weighted: u32,
     pub seed_lo: u32,
     pub seed_hi: u32,
@@ -28,7 +28,8 @@ pub(crate) struct Params {
     pub law: u32,
     pub p0: f32,
     pub p1: f32,
-    pub pad: [u32; 3],
+    pub tolerance: f32,
+    pub pad: [u32; 2],
 }
 
 /// Largest number of points of dimension `dim` one chunk may hold.
@@ -145,7 +146,19 @@ pub(crate) fn read_back(
     map_and_read(ctx, &staging, size)
 }
 
+thread_local! {
+    /// Host round-trips made by this thread, for the tests that hold a fit to a fixed number.
+    static READ_BACKS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// How many buffers this thread has mapped back from a device so far.
+pub(crate) fn read_backs() -> usize {
+    READ_BACKS.with(|c| c.get())
+}
+
+/// Maps `size` bytes of a staging buffer and copies them out: one host round-trip.
 pub(crate) fn map_and_read(ctx: &GpuContext, staging: &wgpu::Buffer, size: u64) -> Result<Vec<u8>> {
+    READ_BACKS.with(|c| c.set(c.get() + 1));
     let (tx, rx) = futures_intrusive::channel::shared::oneshot_channel();
     staging.map_async(wgpu::MapMode::Read, 0..size, move |r| {
         let _ = tx.send(r);

@@ -11,9 +11,13 @@ pub(crate) fn scale_for(bound: f64) -> f32 {
 }
 
 /// The value of three little-endian words of a 96-bit two's-complement integer.
+pub(crate) fn words_to_i128(w: &[u32]) -> i128 {
+    (i128::from(w[2] as i32) << 64) | (i128::from(w[1]) << 32) | i128::from(w[0])
+}
+
+/// [`words_to_i128`], rounded to f64.
 pub(crate) fn words_to_f64(w: &[u32]) -> f64 {
-    let v = (i128::from(w[2] as i32) << 64) | (i128::from(w[1]) << 32) | i128::from(w[0]);
-    v as f64
+    words_to_i128(w) as f64
 }
 
 #[cfg(test)]

@@ -15,10 +15,12 @@ pub(crate) const ASSIGN_DENSE: &str = concat!(
     include_str!("../../shaders/assign_dense.wgsl"),
 );
 
-/// Statistics copy and centroid update.
+/// Statistics copy, centroid update, the per-iteration record and the empty-cell policy.
 pub(crate) const UPDATE: &str = concat!(
     include_str!("../../shaders/common.wgsl"),
     include_str!("../../shaders/update.wgsl"),
+    include_str!("../../shaders/history.wgsl"),
+    include_str!("../../shaders/empty_cells.wgsl"),
 );
 
 /// Sample generation (Philox4x32-10).
