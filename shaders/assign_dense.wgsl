@@ -3,8 +3,8 @@
 // slices of 8 coordinates, and each invocation accumulates a 4 x 4 block of dot products in
 // registers. Each invocation keeps the arg-min of ‖c‖² − 2 x·c over its columns (ties to the
 // lowest index); the 16 partial minima of a point are then merged, and one invocation per
-// point writes its label and adds its exact (compensated) squared error, weight and
-// coordinates to the cell's fixed-point accumulators.
+// point writes its label and adds its exact (compensated) squared error and weight to the
+// cell's fixed-point accumulators; the whole workgroup then adds the points' coordinates.
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> xs: array<f32>;
@@ -24,6 +24,8 @@ var<workgroup> x_tile: array<f32, 512>;  // [BK][BP]
 var<workgroup> c_tile: array<f32, 512>;  // [BK][BC]
 var<workgroup> red_v: array<f32, 1024>;  // [BP][SPAN]
 var<workgroup> red_i: array<u32, 1024>;
+var<workgroup> point_cell: array<u32, 64>;   // [BP]: first accumulator word of the point's cell
+var<workgroup> point_weight: array<f32, 64>; // [BP]
 
 @compute @workgroup_size(256)
 fn main(
@@ -129,9 +131,19 @@ fn main(
                 gadd96(b + CELL_MASS, fixed96(w * p.scale_w));
             }
             gadd96(b + CELL_SSE, fixed96(w * s * p.scale_e));
-            for (var t = 0u; t < dim; t++) {
-                gadd96(b + CELL_SUMS + 3u * t, fixed96(w * xs[row + t] * p.scale_x));
-            }
+            point_cell[lid] = b;
+            point_weight[lid] = w;
+        }
+        workgroupBarrier();
+        // The coordinate sums, spread over the whole workgroup (a point's coordinates go to
+        // neighbouring invocations, which read neighbouring words), rather than one invocation
+        // walking all d coordinates of its point while the others wait.
+        let rows = min(BP, p.n - base);
+        for (var q = lid; q < rows * dim; q += WG) {
+            let r = q / dim;
+            let t = q % dim;
+            let x = xs[(base + r) * dim + t];
+            gadd96(point_cell[r] + CELL_SUMS + 3u * t, fixed96(point_weight[r] * x * p.scale_x));
         }
         workgroupBarrier();
     }
