@@ -65,6 +65,10 @@ struct Args {
     /// No progress bar.
     #[arg(long, short)]
     quiet: bool,
+    /// The GPU's f32 peak in TFLOP/s (an H100 SXM's is 66.9: 132 SMs x 128 lanes x 2 x
+    /// 1.98 GHz); K-means rows then show their share of it.
+    #[arg(long)]
+    peak_tflops: Option<f64>,
 }
 
 /// A way to run an iteration: a lloyd device or an external command.
@@ -321,10 +325,10 @@ fn run(a: &Args) -> Result<(), String> {
         ));
     }
     bar.finish_and_clear();
-    write_outputs(&a.out, &rows)
+    write_outputs(&a.out, &rows, a.peak_tflops)
 }
 
-fn write_outputs(out: &Path, rows: &[Row]) -> Result<(), String> {
+fn write_outputs(out: &Path, rows: &[Row], peak_tflops: Option<f64>) -> Result<(), String> {
     std::fs::create_dir_all(out).map_err(|e| format!("{}: {e}", out.display()))?;
     let mut csv = String::from(Row::CSV_HEADER);
     csv.push('\n');
@@ -350,16 +354,20 @@ fn write_outputs(out: &Path, rows: &[Row]) -> Result<(), String> {
     let _ = writeln!(md, "Machine: {machine}, {} threads\n", rayon_threads());
     let _ = writeln!(
         md,
-        "| method | kind | N or k | M or n | d | ms/iter (median over seeds) | spread (min–max) | GPU ms/iter | setup ms |"
+        "| method | kind | N or k | M or n | d | ms/iter (median over seeds) | spread (min–max) | GPU ms/iter | setup ms | GFLOP/s | % of peak |"
     );
     let _ = writeln!(
         md,
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
     );
     for s in &summary {
+        let rate = s.gflops();
+        let share = rate.zip(peak_tflops).map_or(String::new(), |(g, p)| {
+            format!("{:.1}", 100.0 * g / (p * 1e3))
+        });
         let _ = writeln!(
             md,
-            "| {} | {} | {} | {} | {} | {:.4} | {:.4}–{:.4} | {} | {:.1} |",
+            "| {} | {} | {} | {} | {} | {:.4} | {:.4}–{:.4} | {} | {:.1} | {} | {} |",
             s.method,
             s.kind,
             s.n,
@@ -369,7 +377,9 @@ fn write_outputs(out: &Path, rows: &[Row]) -> Result<(), String> {
             s.min_ms,
             s.max_ms,
             s.device_ms.map_or("".to_string(), |v| format!("{v:.4}")),
-            s.setup_ms
+            s.setup_ms,
+            rate.map_or(String::new(), |g| format!("{g:.0}")),
+            share
         );
     }
     write("summary.md", &md)?;

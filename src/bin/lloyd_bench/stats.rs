@@ -94,6 +94,18 @@ pub struct Summary {
     pub setup_ms: f64,
 }
 
+impl Summary {
+    /// K-means rows: the distance product's rate, 2·n·k·d floating-point operations per
+    /// iteration over the GPU time of the iteration's kernels (the wall-clock time where
+    /// there are no timestamps), in GFLOP/s.
+    pub fn gflops(&self) -> Option<f64> {
+        (self.kind == "kmeans").then(|| {
+            let flops = 2.0 * (self.m * self.n * self.d) as f64;
+            flops / (self.device_ms.unwrap_or(self.median_ms) * 1e-3) / 1e9
+        })
+    }
+}
+
 pub fn summarize(rows: &[Row]) -> Vec<Summary> {
     let mut out: Vec<Summary> = Vec::new();
     for r in rows {
