@@ -2,7 +2,10 @@
 
 use std::time::Instant;
 
+use rayon::prelude::*;
+
 use crate::backend::Backend;
+use crate::backend::cpu_1d::Cpu1d;
 use crate::backend::cpu_dense::CpuDense;
 use crate::codebook::Codebook;
 use crate::data::{check_k, check_points, check_schedule, check_weights};
@@ -56,6 +59,9 @@ impl KMeansFit {
 ///
 /// Defaults: `iterations` 100, `tolerance` 1e-4 (relative decrease of the error in one
 /// iteration), `seed` 0, `init` [`Init::RandomPoints`], `device` [`Device::Auto`].
+///
+/// Unweighted scalar data (`dim` 1) runs on the 1-D backends, whose cells are intervals;
+/// their centroids come back sorted.
 ///
 /// ```
 /// use lloyd::{Device, KMeans};
@@ -179,7 +185,32 @@ impl KMeans {
             tolerance: self.tolerance,
             observer: self.observer.clone(),
         };
+        let one_d = dim == 1 && weights.is_none();
         let (out, labels, device, setup_seconds) = match target {
+            // Unweighted scalars take the 1-D backends: cells are intervals, so the CPU needs
+            // O(k log n) per iteration after one sort, and the GPU a binary search per point.
+            Target::Cpu if one_d => {
+                let mut b = Cpu1d::new(data.iter().map(|&v| f64::from(v)).collect());
+                b.set_centroids(init);
+                let setup = start.elapsed().as_secs_f64();
+                let out = driver::run(&mut b, &schedule, total_mass)?;
+                let mids = out.centroids.windows(2).map(|w| 0.5 * (w[0] + w[1]));
+                let labels = interval_labels(data, &mids.collect::<Vec<_>>());
+                (out, labels, b.device_name(), setup)
+            }
+            Target::Gpu(ctx) if one_d => {
+                let mut sorted = init;
+                sorted.sort_by(f64::total_cmp);
+                let points = ResidentPoints::upload(&ctx, data, 1, false)?;
+                let mut b = GpuLloyd::new(ctx, Layout::OneD, points, 1, &sorted, None)?;
+                let setup = start.elapsed().as_secs_f64();
+                let out = driver::run(&mut b, &schedule, total_mass)?;
+                // The device's own f32 midpoints, so labels agree with its counts.
+                let c32: Vec<f32> = out.centroids.iter().map(|&v| v as f32).collect();
+                let mids = c32.windows(2).map(|w| f64::from(0.5 * (w[0] + w[1])));
+                let labels = interval_labels(data, &mids.collect::<Vec<_>>());
+                (out, labels, b.device_name(), setup)
+            }
             Target::Cpu => {
                 let mut b = CpuDense::new(data, weights, dim, &init);
                 let setup = start.elapsed().as_secs_f64();
@@ -212,4 +243,12 @@ impl KMeans {
             setup_seconds,
         })
     }
+}
+
+/// The cell of each scalar given the midpoints of sorted centroids: the first cell whose upper
+/// midpoint is at or above it, so that ties go to the lower cell as in the 1-D backends.
+fn interval_labels(data: &[f32], mids: &[f64]) -> Vec<u32> {
+    data.par_iter()
+        .map(|&x| mids.partition_point(|&m| m < f64::from(x)) as u32)
+        .collect()
 }

@@ -438,3 +438,35 @@ fn ten_million_points_in_one_cell() {
     assert!(rel(c.centroids[0], exact, 0.0) < 1e-12);
     assert!(rel(g.mse, c.mse, 0.0) < 1e-6, "{} vs {}", g.mse, c.mse);
 }
+
+/// Scalar K-means runs on the 1-D backends of both devices.
+#[test]
+fn scalar_kmeans_matches_the_cpu() {
+    let Some(dev) = gpu() else { return };
+    for (n, k) in [(1usize, 1usize), (7, 3), (70_001, 300)] {
+        let data = gaussian(n, 1, n as u64);
+        let p = KMeans::new(k).seed(2).iterations(8).tolerance(0.0);
+        let c = p.clone().device(Device::Cpu).fit(&data, 1).unwrap();
+        let g = p.device(dev.clone()).fit(&data, 1).unwrap();
+        for (a, b) in g.codebook.centroids().iter().zip(c.codebook.centroids()) {
+            // f32 midpoints on the device, f64 on the CPU: a point on a boundary may move.
+            assert!(
+                rel(f64::from(*a), f64::from(*b), 1.0) < 1e-4,
+                "n {n} k {k}: {a} vs {b}"
+            );
+        }
+        let differ = g
+            .labels
+            .iter()
+            .zip(&c.labels)
+            .filter(|(a, b)| a != b)
+            .count();
+        assert!(differ <= n / 10_000, "n {n} k {k}: {differ} labels differ");
+        let mut from_labels = vec![0u64; k];
+        for l in &g.labels {
+            from_labels[*l as usize] += 1;
+        }
+        assert_eq!(from_labels, g.counts, "labels disagree with the device's counts");
+        assert!(rel(g.inertia, c.inertia, 1e-12) < 1e-5);
+    }
+}

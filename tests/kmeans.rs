@@ -217,3 +217,36 @@ fn codebook_encode_decode_mse_agree_with_the_fit() {
     let again = Codebook::new(cb.centroids().to_vec(), 12).unwrap();
     assert_eq!(&again, cb);
 }
+
+/// Unweighted scalars take the interval (1-D) backend; unit weights force the dense one. Both
+/// must find the same quantizer, and the labels must be the nearest sorted centroid.
+#[test]
+fn scalar_data_takes_the_interval_path_and_matches_the_dense_one() {
+    let n = 20_011;
+    let data = gaussian(n, 1, 4);
+    let p = KMeans::new(13)
+        .init(Init::KMeansPlusPlus)
+        .seed(1)
+        .iterations(30)
+        .tolerance(0.0)
+        .device(Device::Cpu);
+    let fast = p.fit(&data, 1).unwrap();
+    let dense = p.fit_weighted(&data, 1, &vec![1.0; n]).unwrap();
+    let c = fast.codebook.centroids();
+    assert!(c.windows(2).all(|w| w[0] <= w[1]), "{c:?}");
+    let mut d = dense.codebook.centroids().to_vec();
+    d.sort_by(f32::total_cmp);
+    for (a, b) in c.iter().zip(&d) {
+        assert!((a - b).abs() < 1e-4, "{a} vs {b}");
+    }
+    assert!((fast.inertia - dense.inertia).abs() < 1e-6 * dense.inertia);
+    assert_eq!(fast.counts.iter().sum::<u64>(), n as u64);
+    for (i, (l, (want, _))) in fast
+        .labels
+        .iter()
+        .zip(brute_labels(&data, 1, c))
+        .enumerate()
+    {
+        assert_eq!(*l, want, "point {i} = {}", data[i]);
+    }
+}
