@@ -466,7 +466,10 @@ fn scalar_kmeans_matches_the_cpu() {
         for l in &g.labels {
             from_labels[*l as usize] += 1;
         }
-        assert_eq!(from_labels, g.counts, "labels disagree with the device's counts");
+        assert_eq!(
+            from_labels, g.counts,
+            "labels disagree with the device's counts"
+        );
         assert!(rel(g.inertia, c.inertia, 1e-12) < 1e-5);
     }
 }

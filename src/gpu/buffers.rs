@@ -174,5 +174,38 @@ pub(crate) fn map_and_read(ctx: &GpuContext, staging: &wgpu::Buffer, size: u64) 
         .map_err(|e| Error::Gpu(format!("reading a mapped buffer: {e}")))?
         .to_vec();
     staging.unmap();
+    // What the device did before this read-back is only trustworthy if it reported nothing.
+    ctx.take_faults()?;
     Ok(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::device::Device;
+
+    /// wgpu panics on an error outside any error scope unless the device has a handler: with
+    /// lloyd's, the error fails the next read-back instead.
+    #[test]
+    fn an_uncaptured_error_fails_the_next_read_back() {
+        let ctx = match GpuContext::get(&Device::Gpu) {
+            Ok(c) => c,
+            Err(e) if std::env::var_os("LLOYD_REQUIRE_GPU").is_none() => {
+                eprintln!("GPU test skipped: {e}");
+                return;
+            }
+            Err(e) => panic!("LLOYD_REQUIRE_GPU is set: {e}"),
+        };
+        let a = empty_storage(&ctx, "a", 16);
+        let mut enc = ctx.device.create_command_encoder(&Default::default());
+        // Out of bounds: a validation error, raised outside any scope.
+        enc.copy_buffer_to_buffer(&a, 0, &a, 8, 16);
+        ctx.queue.submit(Some(enc.finish()));
+        match read_back(&ctx, &a, 0, 16) {
+            Err(Error::Gpu(m)) => assert!(m.contains("the GPU reported"), "{m}"),
+            other => panic!("expected a GPU error, got {other:?}"),
+        }
+        // Reported once: the device goes on working.
+        assert!(read_back(&ctx, &a, 0, 16).is_ok());
+    }
 }

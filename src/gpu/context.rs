@@ -31,6 +31,9 @@ pub(crate) struct GpuContext {
     /// Pipelines compiled so far, by entry point: shader compilation is paid once per
     /// process and adapter, not once per fit or per encode call.
     pipelines: Mutex<Vec<(&'static str, wgpu::ComputePipeline)>>,
+    /// Errors outside any error scope, and a lost device: wgpu would panic on the first by
+    /// default; here they are kept and fail the next read-back on this device instead.
+    faults: Arc<Mutex<Vec<String>>>,
 }
 
 fn instance() -> wgpu::Instance {
@@ -124,6 +127,14 @@ impl GpuContext {
             return Ok(c.clone());
         }
         let adapter = pick_adapter(device)?;
+        let needed =
+            wgpu::DownlevelFlags::COMPUTE_SHADERS | wgpu::DownlevelFlags::INDIRECT_EXECUTION;
+        if !adapter.get_downlevel_capabilities().flags.contains(needed) {
+            return Err(Error::Gpu(format!(
+                "{} lacks compute shaders or indirect dispatch; use --device cpu",
+                adapter.get_info().name
+            )));
+        }
         let limits = adapter.limits();
         let features = adapter.features() & wgpu::Features::TIMESTAMP_QUERY;
         let (device_handle, queue) =
@@ -136,6 +147,18 @@ impl GpuContext {
                 trace: wgpu::Trace::Off,
             }))
             .map_err(|e| Error::Gpu(format!("could not open the adapter: {e}")))?;
+        let faults = Arc::new(Mutex::new(Vec::new()));
+        let sink = faults.clone();
+        device_handle.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
+            sink.lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(e.to_string());
+        }));
+        let sink = faults.clone();
+        device_handle.set_device_lost_callback(move |reason, message| {
+            let text = format!("the device was lost ({reason:?}): {message}");
+            sink.lock().unwrap_or_else(|p| p.into_inner()).push(text);
+        });
         let ctx = Arc::new(GpuContext {
             device: device_handle,
             queue,
@@ -143,6 +166,7 @@ impl GpuContext {
             limits,
             timestamps: !features.is_empty(),
             pipelines: Mutex::new(Vec::new()),
+            faults,
         });
         cache.push((key, ctx.clone()));
         Ok(ctx)
@@ -177,6 +201,18 @@ impl GpuContext {
             });
         cache.push((key, pipeline.clone()));
         pipeline
+    }
+
+    /// The errors the device reported outside any error scope since the last call, as one
+    /// error.
+    pub(crate) fn take_faults(&self) -> Result<()> {
+        let mut f = self.faults.lock().unwrap_or_else(|p| p.into_inner());
+        if f.is_empty() {
+            return Ok(());
+        }
+        let text = f.join("; ");
+        f.clear();
+        Err(Error::Gpu(format!("the GPU reported: {text}")))
     }
 
     /// A name for reports: the adapter's name and backend.
