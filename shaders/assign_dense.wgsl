@@ -138,7 +138,7 @@ fn main(
         // The coordinate sums, spread over the whole workgroup (a point's coordinates go to
         // neighbouring invocations, which read neighbouring words), rather than one invocation
         // walking all d coordinates of its point while the others wait.
-        let rows = min(BP, p.n - base);
+        let rows = select(min(BP, p.n - base), 0u, p.encode_only == 1u);
         for (var q = lid; q < rows * dim; q += WG) {
             let r = q / dim;
             let t = q % dim;

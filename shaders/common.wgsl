@@ -26,7 +26,7 @@ struct Params {
     p0: f32,
     p1: f32,
     tolerance: f32,  // stop rule of a batch of iterations (0: run them all)
-    pad1: u32,
+    encode_only: u32, // d-D: 1 to skip the coordinate sums (labels, counts and errors only)
     pad2: u32,
 }
 

@@ -116,6 +116,7 @@ impl Codebook {
                 let init: Vec<f64> = self.centroids.iter().map(|&v| f64::from(v)).collect();
                 let points = ResidentPoints::upload(&ctx, data, self.dim, true)?;
                 let mut b = GpuLloyd::new(ctx, Layout::Dense, points, self.dim, &init, None)?;
+                b.encode_only();
                 b.assign_reduce()?;
                 let mse = b.sse()? / n as f64;
                 Ok((b.labels()?, mse, b.device_name()))

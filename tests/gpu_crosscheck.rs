@@ -3,9 +3,9 @@
 mod common;
 
 use common::gpu::gpu;
-use common::{blobs, gaussian};
+use common::{blobs, brute_labels, gaussian};
 use lloyd::bench::Stepper;
-use lloyd::{Device, Init, KMeans, Law, Lloyd1d};
+use lloyd::{Codebook, Device, Init, KMeans, Law, Lloyd1d};
 
 fn rel(a: f64, b: f64, scale: f64) -> f64 {
     (a - b).abs() / (b.abs() + scale)
@@ -471,5 +471,33 @@ fn scalar_kmeans_matches_the_cpu() {
             "labels disagree with the device's counts"
         );
         assert!(rel(g.inertia, c.inertia, 1e-12) < 1e-5);
+    }
+}
+
+/// Encoding on the device (labels and errors, no coordinate sums) against the CPU.
+#[test]
+fn encoding_matches_the_cpu() {
+    let Some(dev) = gpu() else { return };
+    for (n, d, k) in [(1usize, 3usize, 1usize), (4099, 17, 255), (20_000, 128, 70)] {
+        let data = gaussian(n, d, (n + d) as u64);
+        let cb = Codebook::new(gaussian(k, d, 99), d).unwrap();
+        let (cl, cm, _) = cb.encode_on(&data, &Device::Cpu).unwrap();
+        let (gl, gm, name) = cb.encode_on(&data, &dev).unwrap();
+        assert_ne!(name, "cpu");
+        let brute = brute_labels(&data, d, cb.centroids());
+        for (i, ((g, c), (_, best))) in gl.iter().zip(&cl).zip(&brute).enumerate() {
+            if g != c {
+                // Only a near tie may differ: both distances within rounding of the best.
+                let dist = |l: u32| -> f64 {
+                    let x = &data[i * d..(i + 1) * d];
+                    x.iter()
+                        .zip(cb.centroid(l as usize))
+                        .map(|(a, b)| (f64::from(*a) - f64::from(*b)).powi(2))
+                        .sum()
+                };
+                assert!(dist(*g) - best <= 1e-4 * (1.0 + best), "point {i}");
+            }
+        }
+        assert!(rel(gm, cm, 1e-12) < 1e-6, "n {n} d {d} k {k}: {gm} vs {cm}");
     }
 }

@@ -166,8 +166,9 @@ pub(crate) struct GpuLloyd {
     /// Timestamps around the assignment pass, when the adapter has them.
     timer: Option<Timer>,
     device_seconds: Option<f64>,
+    /// The fit's parameter block (first), then each chunk's.
+    params: Vec<wgpu::Buffer>,
     // Kept alive for the bind groups.
-    _params: Vec<wgpu::Buffer>,
     _weights: Vec<wgpu::Buffer>,
     _work: wgpu::Buffer,
 }
@@ -385,7 +386,7 @@ impl GpuLloyd {
                 base_params: bytemuck::bytes_of(&base).to_vec(),
                 timer: c.timestamps.then(|| Timer::new(c)),
                 device_seconds: None,
-                _params: params,
+                params: params,
                 _weights: weight_bufs,
                 _work: work,
             }
@@ -432,7 +433,7 @@ impl GpuLloyd {
         let mut params: Params = *bytemuck::from_bytes(&self.base_params);
         params.tolerance = tolerance as f32;
         let q = &self.ctx.queue;
-        q.write_buffer(&self._params[0], 0, bytemuck::bytes_of(&params));
+        q.write_buffer(&self.params[0], 0, bytemuck::bytes_of(&params));
         let prev = previous.unwrap_or([0, 0, NO_PREVIOUS]);
         let header = [0, prev[0], prev[1], prev[2]];
         q.write_buffer(&self.history, 0, bytemuck::cast_slice(&header));
@@ -568,7 +569,7 @@ impl GpuLloyd {
             &generate,
             &[(0, &gbuf), (1, &self.chunks[0].xs)],
         );
-        let update_params = &self._params[0];
+        let update_params = &self.params[0];
         let mut base: Params = *bytemuck::from_bytes(&self.base_params);
         for step in 1..=steps {
             let start = (step - 1) as u64 * batch as u64;
@@ -614,6 +615,20 @@ impl GpuLloyd {
         self.cached = None;
         self.staged = false;
         Ok(())
+    }
+
+    /// Turns the fit into an encoder: assignments keep labels, counts and errors but skip the
+    /// coordinate sums, which only an update needs.
+    pub(crate) fn encode_only(&mut self) {
+        let mut base: Params = *bytemuck::from_bytes(&self.base_params);
+        base.encode_only = 1;
+        for (ch, buf) in self.chunks.iter().zip(&self.params[1..]) {
+            let p = Params {
+                n: ch.n as u32,
+                ..base
+            };
+            self.ctx.queue.write_buffer(buf, 0, bytemuck::bytes_of(&p));
+        }
     }
 
     /// Number of chunks the points were split into.

@@ -29,7 +29,8 @@ pub(crate) struct Params {
     pub p0: f32,
     pub p1: f32,
     pub tolerance: f32,
-    pub pad: [u32; 2],
+    pub encode_only: u32,
+    pub pad: u32,
 }
 
 /// Largest number of points of dimension `dim` one chunk may hold.
