@@ -386,7 +386,7 @@ impl GpuLloyd {
                 base_params: bytemuck::bytes_of(&base).to_vec(),
                 timer: c.timestamps.then(|| Timer::new(c)),
                 device_seconds: None,
-                params: params,
+                params,
                 _weights: weight_bufs,
                 _work: work,
             }
