@@ -83,12 +83,17 @@ measure() {
     .gpu-bin/lloyd-bench --quiet --device cpu,gpu --n 10,100,500 --m "$m" --seeds 0,1 \
         --iterations 100 --kmeans-n "$kn" --kmeans-d "$kd" --kmeans-k "$kk" \
         --peak-tflops "${PEAK_TFLOPS:-66.9}" --out "$out" >"$out/lloyd-bench.txt" 2>&1
+    # The d-D kernel's tile shapes, each timed at the K-means size.
+    .gpu-bin/lloyd-bench --quiet --kinds kmeans --device gpu --tiles all --kmeans-n "$kn" \
+        --kmeans-d "$kd" --kmeans-k "$kk" --peak-tflops "${PEAK_TFLOPS:-66.9}" \
+        --out "$out/tiles" >"$out/tiles.txt" 2>&1
     LLOYD_BENCH_DEVICES=gpu timeout 300 .gpu-bin/lloyd_iteration --bench --warm-up-time 1 \
         --measurement-time 3 >"$out/criterion.txt" 2>&1 || true
     python3 benches/lloyd_torch.py oned --n 10,100,500 --m "$m" | tee "$out/torch.txt"
     python3 benches/lloyd_torch.py kmeans --n "$kn" --d "$kd" --k "$kk" | tee -a "$out/torch.txt"
     python3 benches/lloyd_numpy.py table --n 500 --m "$m" --repeat 2 | tee "$out/numpy.txt"
     cat "$out/summary.md"
+    grep -E "^\| gpu" "$out/tiles/summary.md"
 }
 
 case "${1:-}" in

@@ -1,10 +1,15 @@
-// d-D assignment and reduction, tiled like a matrix product: a workgroup of 256 invocations
-// takes 64 points against 64 centroids at a time, both staged through workgroup memory in
-// slices of 8 coordinates, and each invocation accumulates a 4 x 4 block of dot products in
-// registers. Each invocation keeps the arg-min of ‖c‖² − 2 x·c over its columns (ties to the
-// lowest index); the 16 partial minima of a point are then merged, and one invocation per
-// point writes its label and adds its exact (compensated) squared error and weight to the
-// cell's fixed-point accumulators; the whole workgroup then adds the points' coordinates.
+// d-D assignment and reduction, tiled like a matrix product: a workgroup of WG invocations
+// takes BP points against BC centroids at a time, both staged through workgroup memory in
+// slices of BK coordinates, and each invocation accumulates a TM x TN block of dot products
+// in registers (TM points, TN centroids). Each invocation keeps the arg-min of ‖c‖² − 2 x·c
+// over its columns (ties to the lowest index); the SPAN partial minima of a point are then
+// merged, and one invocation per point writes its label and adds its exact (compensated)
+// squared error and weight to the cell's fixed-point accumulators; the whole workgroup then
+// adds the points' coordinates.
+//
+// The tile constants below are this file's default; src/gpu/tiles.rs rewrites the block of
+// `const` lines between the two `tile` markers to build the other shapes (a larger TM x TN
+// block does more multiply-adds per workgroup-memory read).
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> xs: array<f32>;
@@ -14,76 +19,90 @@
 @group(0) @binding(5) var<storage, read_write> labels: array<u32>;
 @group(0) @binding(6) var<storage, read> weights: array<f32>;
 
-const WG: u32 = 256u;
-const BP: u32 = 64u;   // points per block
-const BC: u32 = 64u;   // centroids per block
-const BK: u32 = 8u;    // coordinates per slice
-const SPAN: u32 = 16u; // invocations along each side of the 4 x 4 register blocks
+// BP points and BC centroids per block, BK coordinates per slice, TM points and TN centroids
+// per invocation.
+// tile begin
+const BP: u32 = 64u;
+const BC: u32 = 64u;
+const BK: u32 = 8u;
+const TM: u32 = 4u;
+const TN: u32 = 4u;
+// tile end
+const SPAN: u32 = BC / TN;             // invocations along the centroid side
+const WG: u32 = (BP / TM) * SPAN;      // invocations per workgroup
+const BIG: f32 = 3.4028235e38;
 
-var<workgroup> x_tile: array<f32, 512>;  // [BK][BP]
-var<workgroup> c_tile: array<f32, 512>;  // [BK][BC]
-var<workgroup> red_v: array<f32, 1024>;  // [BP][SPAN]
-var<workgroup> red_i: array<u32, 1024>;
-var<workgroup> point_cell: array<u32, 64>;   // [BP]: first accumulator word of the point's cell
-var<workgroup> point_weight: array<f32, 64>; // [BP]
+var<workgroup> x_tile: array<f32, BK * BP>;   // [BK][BP]
+var<workgroup> c_tile: array<f32, BK * BC>;   // [BK][BC]
+var<workgroup> red_v: array<f32, BP * SPAN>;  // [BP][SPAN]
+var<workgroup> red_i: array<u32, BP * SPAN>;
+var<workgroup> point_cell: array<u32, BP>;    // first accumulator word of the point's cell
+var<workgroup> point_weight: array<f32, BP>;
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(WG)
 fn main(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
     @builtin(num_workgroups) nwg: vec3<u32>,
 ) {
     let dim = p.dim;
-    let tx = lid % SPAN; // centroid columns tx*4 .. tx*4+3
-    let ty = lid / SPAN; // point rows ty*4 .. ty*4+3
+    let tx = lid % SPAN; // centroid columns tx*TN .. tx*TN+TN-1 of a block
+    let ty = lid / SPAN; // point rows ty*TM .. ty*TM+TM-1 of a block
     for (var base = wid.x * BP; base < p.n; base += nwg.x * BP) {
-        var bv = array<f32, 4>(3.4028235e38, 3.4028235e38, 3.4028235e38, 3.4028235e38);
-        var bi = array<u32, 4>(0u, 0u, 0u, 0u);
+        var bv: array<f32, TM>;
+        var bi: array<u32, TM>;
+        for (var i = 0u; i < TM; i++) {
+            bv[i] = BIG;
+            bi[i] = 0u;
+        }
         for (var c0 = 0u; c0 < p.k; c0 += BC) {
-            var a00 = 0.0; var a01 = 0.0; var a02 = 0.0; var a03 = 0.0;
-            var a10 = 0.0; var a11 = 0.0; var a12 = 0.0; var a13 = 0.0;
-            var a20 = 0.0; var a21 = 0.0; var a22 = 0.0; var a23 = 0.0;
-            var a30 = 0.0; var a31 = 0.0; var a32 = 0.0; var a33 = 0.0;
+            var dots: array<f32, TM * TN>;
+            for (var q = 0u; q < TM * TN; q++) {
+                dots[q] = 0.0;
+            }
             for (var k0 = 0u; k0 < dim; k0 += BK) {
                 for (var q = lid; q < BP * BK; q += WG) {
                     let r = q / BK;
                     let kk = q % BK;
-                    var xv = 0.0;
+                    var v = 0.0;
                     if (base + r < p.n && k0 + kk < dim) {
-                        xv = xs[(base + r) * dim + k0 + kk];
+                        v = xs[(base + r) * dim + k0 + kk];
                     }
-                    x_tile[kk * BP + r] = xv;
-                    var cv = 0.0;
+                    x_tile[kk * BP + r] = v;
+                }
+                for (var q = lid; q < BC * BK; q += WG) {
+                    let r = q / BK;
+                    let kk = q % BK;
+                    var v = 0.0;
                     if (c0 + r < p.k && k0 + kk < dim) {
-                        cv = cents[(c0 + r) * dim + k0 + kk];
+                        v = cents[(c0 + r) * dim + k0 + kk];
                     }
-                    c_tile[kk * BC + r] = cv;
+                    c_tile[kk * BC + r] = v;
                 }
                 workgroupBarrier();
                 for (var kk = 0u; kk < BK; kk++) {
-                    let xo = kk * BP + ty * 4u;
-                    let co = kk * BC + tx * 4u;
-                    let x0 = x_tile[xo]; let x1 = x_tile[xo + 1u]; let x2 = x_tile[xo + 2u]; let x3 = x_tile[xo + 3u];
-                    let y0 = c_tile[co]; let y1 = c_tile[co + 1u]; let y2 = c_tile[co + 2u]; let y3 = c_tile[co + 3u];
-                    a00 = fma(x0, y0, a00); a01 = fma(x0, y1, a01); a02 = fma(x0, y2, a02); a03 = fma(x0, y3, a03);
-                    a10 = fma(x1, y0, a10); a11 = fma(x1, y1, a11); a12 = fma(x1, y2, a12); a13 = fma(x1, y3, a13);
-                    a20 = fma(x2, y0, a20); a21 = fma(x2, y1, a21); a22 = fma(x2, y2, a22); a23 = fma(x2, y3, a23);
-                    a30 = fma(x3, y0, a30); a31 = fma(x3, y1, a31); a32 = fma(x3, y2, a32); a33 = fma(x3, y3, a33);
+                    var xr: array<f32, TM>;
+                    var cr: array<f32, TN>;
+                    for (var i = 0u; i < TM; i++) {
+                        xr[i] = x_tile[kk * BP + ty * TM + i];
+                    }
+                    for (var j = 0u; j < TN; j++) {
+                        cr[j] = c_tile[kk * BC + tx * TN + j];
+                    }
+                    for (var i = 0u; i < TM; i++) {
+                        for (var j = 0u; j < TN; j++) {
+                            dots[i * TN + j] = fma(xr[i], cr[j], dots[i * TN + j]);
+                        }
+                    }
                 }
                 workgroupBarrier();
             }
-            let dots = array<array<f32, 4>, 4>(
-                array<f32, 4>(a00, a01, a02, a03),
-                array<f32, 4>(a10, a11, a12, a13),
-                array<f32, 4>(a20, a21, a22, a23),
-                array<f32, 4>(a30, a31, a32, a33),
-            );
-            for (var j = 0u; j < 4u; j++) {
-                let c = c0 + tx * 4u + j;
+            for (var j = 0u; j < TN; j++) {
+                let c = c0 + tx * TN + j;
                 if (c < p.k) {
                     let nrm = norms[c];
-                    for (var i = 0u; i < 4u; i++) {
-                        let v = nrm - 2.0 * dots[i][j];
+                    for (var i = 0u; i < TM; i++) {
+                        let v = nrm - 2.0 * dots[i * TN + j];
                         if (v < bv[i]) {
                             bv[i] = v;
                             bi[i] = c;
@@ -92,9 +111,9 @@ fn main(
                 }
             }
         }
-        for (var i = 0u; i < 4u; i++) {
-            red_v[(ty * 4u + i) * SPAN + tx] = bv[i];
-            red_i[(ty * 4u + i) * SPAN + tx] = bi[i];
+        for (var i = 0u; i < TM; i++) {
+            red_v[(ty * TM + i) * SPAN + tx] = bv[i];
+            red_i[(ty * TM + i) * SPAN + tx] = bi[i];
         }
         workgroupBarrier();
         if (lid < BP && base + lid < p.n) {

@@ -8,6 +8,7 @@ use crate::device::Device;
 use crate::error::{Error, Result};
 use crate::gpu::backend::{GpuLloyd, Layout};
 use crate::gpu::points::ResidentPoints;
+use crate::gpu::tiles::{CANDIDATES, Tile};
 use crate::init::random_points;
 use crate::law::Law;
 use crate::quantizer1d::{Samples, backend_1d};
@@ -68,6 +69,20 @@ impl<'a> Stepper<'a> {
         init: &[f32],
         device: &Device,
     ) -> Result<Self> {
+        Self::kmeans_tiled(data, dim, k, seed, init, device, None)
+    }
+
+    /// [`Stepper::kmeans`] with the GPU kernel's tile shape named (`BPxBCxTMxTN`, one of
+    /// [`tile_shapes`]); `None` takes `LLOYD_GPU_TILE` or the default.
+    pub fn kmeans_tiled(
+        data: &'a [f32],
+        dim: usize,
+        k: usize,
+        seed: u64,
+        init: &[f32],
+        device: &Device,
+        tile: Option<&str>,
+    ) -> Result<Self> {
         let n = check_points(data, dim)?;
         check_k(k, n)?;
         let init: Vec<f64> = if init.is_empty() {
@@ -78,14 +93,19 @@ impl<'a> Stepper<'a> {
         let inner = match resolve(device)? {
             Target::Cpu => Inner::Cpu(Box::new(CpuDense::new(data, None, dim, &init))),
             Target::Gpu(ctx) => {
+                let tile = match tile {
+                    Some(t) => t.parse()?,
+                    None => Tile::chosen(&ctx)?,
+                };
                 let points = ResidentPoints::upload(&ctx, data, dim, true)?;
-                Inner::Gpu(Box::new(GpuLloyd::new(
+                Inner::Gpu(Box::new(GpuLloyd::with_tile(
                     ctx,
                     Layout::Dense,
                     points,
                     dim,
                     &init,
                     None,
+                    tile,
                 )?))
             }
         };
@@ -176,6 +196,12 @@ impl<'a> Stepper<'a> {
     pub fn device_name(&mut self) -> String {
         self.backend().device_name()
     }
+}
+
+/// The GPU d-D kernel's tile shapes worth timing on a new GPU, as `LLOYD_GPU_TILE` and
+/// [`Stepper::kmeans_tiled`] name them; the first is the default.
+pub fn tile_shapes() -> Vec<String> {
+    CANDIDATES.iter().map(|t| t.to_string()).collect()
 }
 
 /// How many device buffers this thread has read back so far (host round-trips): tests use

@@ -57,6 +57,19 @@ fn one_d_quantizer_matches_the_cpu() {
 #[test]
 fn dense_step_matches_exact_reduction() {
     let Some(dev) = gpu() else { return };
+    check_dense_step(&dev, None);
+}
+
+/// The same check for every tile shape of the d-D kernel.
+#[test]
+fn every_tile_shape_matches_exact_reduction() {
+    let Some(dev) = gpu() else { return };
+    for tile in lloyd::bench::tile_shapes() {
+        check_dense_step(&dev, Some(&tile));
+    }
+}
+
+fn check_dense_step(dev: &Device, tile: Option<&str>) {
     for (n, d, k) in [
         (1usize, 1usize, 1usize),
         (1003, 3, 2),
@@ -64,11 +77,12 @@ fn dense_step_matches_exact_reduction() {
         (2001, 128, 64),
         (301, 1000, 4),
         (4099, 2, 4096),
+        (777, 9, 129),
     ] {
         let data = gaussian(n, d, (n * d) as u64);
         let init: Vec<f32> = data[..k * d].to_vec();
         let mut cpu = Stepper::kmeans(&data, d, k, 0, &init, &Device::Cpu).unwrap();
-        let mut gpu = Stepper::kmeans(&data, d, k, 0, &init, &dev).unwrap();
+        let mut gpu = Stepper::kmeans_tiled(&data, d, k, 0, &init, dev, tile).unwrap();
         cpu.assign_reduce().unwrap();
         gpu.assign_reduce().unwrap();
         let (lc, lg) = (cpu.labels().unwrap(), gpu.labels().unwrap());

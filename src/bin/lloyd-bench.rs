@@ -69,6 +69,13 @@ struct Args {
     /// 1.98 GHz); K-means rows then show their share of it.
     #[arg(long)]
     peak_tflops: Option<f64>,
+    /// What to run: any of lloyd1d, kmeans, pq.
+    #[arg(long, value_delimiter = ',', default_value = "lloyd1d,kmeans,pq")]
+    kinds: Vec<String>,
+    /// GPU K-means: time each of these tile shapes of the d-D kernel (BPxBCxTMxTN, or `all`
+    /// for every candidate) as its own method, instead of the default shape.
+    #[arg(long, value_delimiter = ',')]
+    tiles: Vec<String>,
 }
 
 /// A way to run an iteration: a lloyd device or an external command.
@@ -206,6 +213,23 @@ fn run(a: &Args) -> Result<(), String> {
     let kmeans_iterations = if quick { 3 } else { 5 };
     let methods = methods(a)?;
 
+    for kind in &a.kinds {
+        if !["lloyd1d", "kmeans", "pq"].contains(&kind.as_str()) {
+            return Err(format!(
+                "--kinds: unknown kind `{kind}` (lloyd1d, kmeans, pq)"
+            ));
+        }
+    }
+    let wants = |kind: &str| a.kinds.iter().any(|k| k == kind);
+    let ms = if wants("lloyd1d") { ms } else { Vec::new() };
+    let kn = if wants("kmeans") { kn } else { Vec::new() };
+    let tiles: Vec<Option<String>> = if a.tiles.iter().any(|t| t == "all") {
+        lloyd::bench::tile_shapes().into_iter().map(Some).collect()
+    } else if a.tiles.is_empty() {
+        vec![None]
+    } else {
+        a.tiles.iter().cloned().map(Some).collect()
+    };
     let jobs = methods.len() * (ns.len() * ms.len() * seeds.len() + kn.len() * kd.len() * kk.len());
     let bar = if a.quiet || !std::io::stderr().is_terminal() {
         ProgressBar::hidden()
@@ -260,15 +284,27 @@ fn run(a: &Args) -> Result<(), String> {
                     let Method::Device(name, dev) = method else {
                         continue;
                     };
-                    bar.set_message(format!("k-means {name} n={n} d={d} k={k}"));
-                    let t = Instant::now();
-                    let mut s =
-                        Stepper::kmeans(&data, d, k, 0, &[], dev).map_err(|e| e.to_string())?;
-                    let setup_ms = t.elapsed().as_secs_f64() * 1e3;
-                    let (wall, device) = time_steps(&mut s, 1, kmeans_iterations)?;
-                    rows.push(Row::new(
-                        name, "kmeans", k, n, d, 0, setup_ms, &wall, &device,
-                    ));
+                    let shapes = if matches!(dev, Device::Cpu) {
+                        &[None][..]
+                    } else {
+                        &tiles[..]
+                    };
+                    for tile in shapes {
+                        let label = match tile {
+                            Some(t) => format!("{name} tile {t}"),
+                            None => name.clone(),
+                        };
+                        bar.set_message(format!("k-means {label} n={n} d={d} k={k}"));
+                        let t = Instant::now();
+                        let mut s =
+                            Stepper::kmeans_tiled(&data, d, k, 0, &[], dev, tile.as_deref())
+                                .map_err(|e| e.to_string())?;
+                        let setup_ms = t.elapsed().as_secs_f64() * 1e3;
+                        let (wall, device) = time_steps(&mut s, 1, kmeans_iterations)?;
+                        rows.push(Row::new(
+                            &label, "kmeans", k, n, d, 0, setup_ms, &wall, &device,
+                        ));
+                    }
                 }
             }
         }
@@ -282,7 +318,7 @@ fn run(a: &Args) -> Result<(), String> {
         .into_iter()
         .map(|v| v as f32)
         .collect();
-    for method in &methods {
+    for method in methods.iter().filter(|_| wants("pq")) {
         let Method::Device(name, dev) = method else {
             continue;
         };
@@ -362,9 +398,13 @@ fn write_outputs(out: &Path, rows: &[Row], peak_tflops: Option<f64>) -> Result<(
     );
     for s in &summary {
         let rate = s.gflops();
-        let share = rate.zip(peak_tflops).map_or(String::new(), |(g, p)| {
-            format!("{:.1}", 100.0 * g / (p * 1e3))
-        });
+        // The peak is a GPU's: CPU rows get no share of it.
+        let share = rate
+            .zip(peak_tflops)
+            .filter(|_| !s.method.starts_with("cpu"))
+            .map_or(String::new(), |(g, p)| {
+                format!("{:.1}", 100.0 * g / (p * 1e3))
+            });
         let _ = writeln!(
             md,
             "| {} | {} | {} | {} | {} | {:.4} | {:.4}–{:.4} | {} | {:.1} | {} | {} |",
@@ -378,7 +418,7 @@ fn write_outputs(out: &Path, rows: &[Row], peak_tflops: Option<f64>) -> Result<(
             s.max_ms,
             s.device_ms.map_or("".to_string(), |v| format!("{v:.4}")),
             s.setup_ms,
-            rate.map_or(String::new(), |g| format!("{g:.0}")),
+            rate.map_or(String::new(), |g| format!("{g:.1}")),
             share
         );
     }

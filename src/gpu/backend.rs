@@ -12,6 +12,7 @@ use super::context::GpuContext;
 use super::fixed::{scale_for, words_to_f64, words_to_i128};
 use super::points::{MAX_WORKGROUPS, ResidentPoints, generation_params};
 use super::shaders;
+use super::tiles::{self, Tile};
 use crate::backend::{Backend, CellStats, StepRecord};
 use crate::error::{Error, Result};
 
@@ -19,8 +20,6 @@ use crate::error::{Error, Result};
 const STAT_WORDS: usize = 7;
 /// Cells the 1-D kernel can gather in workgroup memory (see `assign_1d.wgsl`).
 const LOCAL_CELLS: usize = 512;
-/// Points per workgroup of the d-D kernel (see `assign_dense.wgsl`).
-const DENSE_POINTS_PER_WORKGROUP: usize = 64;
 /// Samples per invocation in the 1-D kernel: fewer workgroups, fewer flushes.
 const POINTS_PER_THREAD_1D: usize = 8;
 /// Most iterations in one submission: two timestamps each fill wgpu's largest query set.
@@ -181,7 +180,8 @@ fn norms_of(c: &[f64], dim: usize) -> Vec<f32> {
 
 impl GpuLloyd {
     /// Builds the pipelines and buffers of one fit. `init` is `k x dim`; `weights` (Dense
-    /// only) holds one validated weight per point.
+    /// only) holds one validated weight per point. The d-D kernel takes the tile shape
+    /// `LLOYD_GPU_TILE` names, else the default.
     pub(crate) fn new(
         ctx: Arc<GpuContext>,
         layout: Layout,
@@ -190,6 +190,24 @@ impl GpuLloyd {
         init: &[f64],
         weights: Option<&[f32]>,
     ) -> Result<Self> {
+        let tile = match layout {
+            Layout::Dense => Tile::chosen(&ctx)?,
+            Layout::OneD => tiles::DEFAULT,
+        };
+        Self::with_tile(ctx, layout, points, dim, init, weights, tile)
+    }
+
+    /// [`GpuLloyd::new`] with the d-D kernel's tile shape given.
+    pub(crate) fn with_tile(
+        ctx: Arc<GpuContext>,
+        layout: Layout,
+        points: ResidentPoints,
+        dim: usize,
+        init: &[f64],
+        weights: Option<&[f32]>,
+        tile: Tile,
+    ) -> Result<Self> {
+        tile.check(&ctx)?;
         let k = init.len() / dim;
         if k > MAX_WORKGROUPS * 64 {
             return Err(Error::Gpu(format!(
@@ -232,7 +250,7 @@ impl GpuLloyd {
         guarded(c, "building the GPU pipelines and buffers", || {
             let assign = match layout {
                 Layout::OneD => c.pipeline("assign_1d", shaders::ASSIGN_1D, "main"),
-                Layout::Dense => c.pipeline("assign_dense", shaders::ASSIGN_DENSE, "main"),
+                Layout::Dense => c.pipeline(&tile.pipeline_key(), &tile.source(), "main"),
             };
             let copy_stats = c.pipeline("copy_stats", shaders::UPDATE, "copy_stats");
             let update = c.pipeline("update", shaders::UPDATE, "update");
@@ -303,7 +321,7 @@ impl GpuLloyd {
                 let bind = bind_buffers(c, "assign", &assign, &entries);
                 let workgroups = match layout {
                     Layout::OneD => len.div_ceil(256 * POINTS_PER_THREAD_1D),
-                    Layout::Dense => len.div_ceil(DENSE_POINTS_PER_WORKGROUP),
+                    Layout::Dense => len.div_ceil(tile.bp as usize),
                 }
                 .clamp(1, MAX_WORKGROUPS) as u32;
                 chunks.push(Chunk {

@@ -30,7 +30,7 @@ pub(crate) struct GpuContext {
     pub timestamps: bool,
     /// Pipelines compiled so far, by entry point: shader compilation is paid once per
     /// process and adapter, not once per fit or per encode call.
-    pipelines: Mutex<Vec<(&'static str, wgpu::ComputePipeline)>>,
+    pipelines: Mutex<Vec<(String, wgpu::ComputePipeline)>>,
     /// Errors outside any error scope, and a lost device: wgpu would panic on the first by
     /// default; here they are kept and fail the next read-back on this device instead.
     faults: Arc<Mutex<Vec<String>>>,
@@ -173,12 +173,7 @@ impl GpuContext {
     }
 
     /// The compute pipeline of `entry` in `source` (named `key`), compiled on first use.
-    pub(crate) fn pipeline(
-        &self,
-        key: &'static str,
-        source: &str,
-        entry: &str,
-    ) -> wgpu::ComputePipeline {
+    pub(crate) fn pipeline(&self, key: &str, source: &str, entry: &str) -> wgpu::ComputePipeline {
         let mut cache = self.pipelines.lock().unwrap_or_else(|p| p.into_inner());
         if let Some((_, p)) = cache.iter().find(|(k, _)| *k == key) {
             return p.clone();
@@ -199,7 +194,7 @@ impl GpuContext {
                 compilation_options: Default::default(),
                 cache: None,
             });
-        cache.push((key, pipeline.clone()));
+        cache.push((key.to_string(), pipeline.clone()));
         pipeline
     }
 

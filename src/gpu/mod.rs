@@ -7,5 +7,6 @@ pub(crate) mod context;
 pub(crate) mod fixed;
 pub(crate) mod points;
 pub(crate) mod shaders;
+pub(crate) mod tiles;
 
 pub use context::{AdapterSummary, list_adapters};

@@ -1,0 +1,201 @@
+//! Shapes of the d-D assignment kernel's tiles: the kernel (`shaders/assign_dense.wgsl`) is
+//! written once over the constants BP, BC, BK, TM, TN, and each shape is that text with its
+//! own constants. Which shape is fastest depends on the GPU, so a shape can be named at run
+//! time (`LLOYD_GPU_TILE=128x128x8x8`: BP x BC x TM x TN) and timed with `lloyd-bench`.
+
+use std::fmt;
+
+use super::context::GpuContext;
+use super::shaders;
+use crate::error::{Error, Result};
+
+/// One shape of the d-D kernel's tiles.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Tile {
+    /// Points per block.
+    pub bp: u32,
+    /// Centroids per block.
+    pub bc: u32,
+    /// Points per invocation.
+    pub tm: u32,
+    /// Centroids per invocation.
+    pub tn: u32,
+}
+
+/// Coordinates per slice staged through workgroup memory (every shape).
+const BK: u32 = 8;
+
+/// The shape the kernel file itself holds, and the default.
+pub(crate) const DEFAULT: Tile = Tile {
+    bp: 64,
+    bc: 64,
+    tm: 4,
+    tn: 4,
+};
+
+/// The shapes worth timing on a new GPU: 4 x 4 blocks read workgroup memory once per two
+/// multiply-adds, 8 x 8 blocks once per four.
+pub(crate) const CANDIDATES: [Tile; 4] = [
+    DEFAULT,
+    Tile {
+        bp: 128,
+        bc: 128,
+        tm: 8,
+        tn: 8,
+    },
+    Tile {
+        bp: 128,
+        bc: 64,
+        tm: 8,
+        tn: 4,
+    },
+    Tile {
+        bp: 64,
+        bc: 128,
+        tm: 4,
+        tn: 8,
+    },
+];
+
+impl fmt::Display for Tile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}x{}x{}x{}", self.bp, self.bc, self.tm, self.tn)
+    }
+}
+
+impl std::str::FromStr for Tile {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        let bad = || {
+            Error::Gpu(format!(
+                "tile `{s}`: expected BPxBCxTMxTN such as {DEFAULT}, with TM dividing BP and TN \
+                 dividing BC"
+            ))
+        };
+        let v: Vec<u32> = s
+            .split('x')
+            .map(|p| p.trim().parse::<u32>().map_err(|_| bad()))
+            .collect::<Result<_>>()?;
+        let [bp, bc, tm, tn] = v[..] else {
+            return Err(bad());
+        };
+        if tm == 0 || tn == 0 || bp % tm != 0 || bc % tn != 0 {
+            return Err(bad());
+        }
+        Ok(Tile { bp, bc, tm, tn })
+    }
+}
+
+impl Tile {
+    /// Invocations per workgroup.
+    pub(crate) fn threads(&self) -> u32 {
+        (self.bp / self.tm) * (self.bc / self.tn)
+    }
+
+    /// Bytes of workgroup memory the kernel declares.
+    pub(crate) fn workgroup_bytes(&self) -> u64 {
+        let words = BK * (self.bp + self.bc) + 2 * self.bp * (self.bc / self.tn) + 2 * self.bp;
+        4 * u64::from(words)
+    }
+
+    /// Whether `ctx`'s adapter can run this shape: one invocation per point merges the
+    /// partial minima, so a workgroup needs at least BP of them.
+    pub(crate) fn check(&self, ctx: &GpuContext) -> Result<()> {
+        let l = &ctx.limits;
+        let threads = self.threads();
+        if threads < self.bp
+            || threads > l.max_compute_invocations_per_workgroup
+            || threads > l.max_compute_workgroup_size_x
+            || self.workgroup_bytes() > u64::from(l.max_compute_workgroup_storage_size)
+        {
+            return Err(Error::Gpu(format!(
+                "tile {self}: {threads} invocations and {} bytes of workgroup memory do not fit \
+                 this adapter (at most {} invocations, {} bytes), or are fewer than its {} points",
+                self.workgroup_bytes(),
+                l.max_compute_invocations_per_workgroup,
+                l.max_compute_workgroup_storage_size,
+                self.bp
+            )));
+        }
+        Ok(())
+    }
+
+    /// The shape named by `LLOYD_GPU_TILE`, else the default; checked against the adapter.
+    pub(crate) fn chosen(ctx: &GpuContext) -> Result<Tile> {
+        let tile = match std::env::var("LLOYD_GPU_TILE") {
+            Ok(s) if !s.trim().is_empty() => s.parse()?,
+            _ => DEFAULT,
+        };
+        tile.check(ctx)?;
+        Ok(tile)
+    }
+
+    /// The kernel's WGSL for this shape.
+    pub(crate) fn source(&self) -> String {
+        let src = shaders::ASSIGN_DENSE;
+        let begin = src
+            .find("// tile begin")
+            .expect("the kernel marks its tile");
+        let end = src.find("// tile end").expect("the kernel marks its tile");
+        format!(
+            "{}// tile begin\nconst BP: u32 = {}u;\nconst BC: u32 = {}u;\nconst BK: u32 = {BK}u;\n\
+             const TM: u32 = {}u;\nconst TN: u32 = {}u;\n{}",
+            &src[..begin],
+            self.bp,
+            self.bc,
+            self.tm,
+            self.tn,
+            &src[end..]
+        )
+    }
+
+    /// The key of this shape's pipeline in the context's cache.
+    pub(crate) fn pipeline_key(&self) -> String {
+        format!("assign_dense {self}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip_and_bad_ones_are_refused() {
+        for t in CANDIDATES {
+            assert_eq!(t.to_string().parse::<Tile>().unwrap(), t);
+        }
+        for bad in [
+            "",
+            "64x64x4",
+            "64x64x3x4",
+            "64x64x0x4",
+            "axbxcxd",
+            "64x64x4x4x4",
+        ] {
+            assert!(bad.parse::<Tile>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_default_shape_is_the_file_itself() {
+        assert_eq!(DEFAULT.source(), shaders::ASSIGN_DENSE);
+    }
+
+    /// Every candidate shape parses and validates with naga, as wgpu does.
+    #[test]
+    fn every_candidate_shape_validates() {
+        for t in CANDIDATES {
+            let src = t.source();
+            let module = naga::front::wgsl::parse_str(&src)
+                .unwrap_or_else(|e| panic!("{t}: {}", e.emit_to_string(&src)));
+            naga::valid::Validator::new(
+                naga::valid::ValidationFlags::all(),
+                naga::valid::Capabilities::default(),
+            )
+            .validate(&module)
+            .unwrap_or_else(|e| panic!("{t}: {}", e.emit_to_string(&src)));
+            assert!(t.threads() >= t.bp && t.threads() <= 256, "{t}");
+        }
+    }
+}
