@@ -7,9 +7,12 @@
 // squared error and weight to the cell's fixed-point accumulators; the whole workgroup then
 // adds the points' coordinates.
 //
-// The tile constants below are this file's default; src/gpu/tiles.rs rewrites the block of
-// `const` lines between the two `tile` markers to build the other shapes (a larger TM x TN
-// block does more multiply-adds per workgroup-memory read).
+// The tile constants below are this file's default shape. src/gpu/tiles.rs builds the other
+// shapes from this text: it rewrites the `const` lines between the `tile` markers and the
+// lines between each pair of `gen` markers, which spell the TM x TN register block out in
+// scalars (d{i}_{j} the dot product of point i and centroid j; bv{i}, bi{i} point i's best
+// value and cell) so that no compiler has to unroll loops to keep the block in registers.
+// For this file's shape those lines are exactly what the generator writes (a test checks).
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> xs: array<f32>;
@@ -49,17 +52,23 @@ fn main(
     let tx = lid % SPAN; // centroid columns tx*TN .. tx*TN+TN-1 of a block
     let ty = lid / SPAN; // point rows ty*TM .. ty*TM+TM-1 of a block
     for (var base = wid.x * BP; base < p.n; base += nwg.x * BP) {
-        var bv: array<f32, TM>;
-        var bi: array<u32, TM>;
-        for (var i = 0u; i < TM; i++) {
-            bv[i] = BIG;
-            bi[i] = 0u;
-        }
+        // gen best begin
+        var bv0 = BIG;
+        var bi0 = 0u;
+        var bv1 = BIG;
+        var bi1 = 0u;
+        var bv2 = BIG;
+        var bi2 = 0u;
+        var bv3 = BIG;
+        var bi3 = 0u;
+        // gen best end
         for (var c0 = 0u; c0 < p.k; c0 += BC) {
-            var dots: array<f32, TM * TN>;
-            for (var q = 0u; q < TM * TN; q++) {
-                dots[q] = 0.0;
-            }
+            // gen zero begin
+            var d0_0 = 0.0; var d0_1 = 0.0; var d0_2 = 0.0; var d0_3 = 0.0;
+            var d1_0 = 0.0; var d1_1 = 0.0; var d1_2 = 0.0; var d1_3 = 0.0;
+            var d2_0 = 0.0; var d2_1 = 0.0; var d2_2 = 0.0; var d2_3 = 0.0;
+            var d3_0 = 0.0; var d3_1 = 0.0; var d3_2 = 0.0; var d3_3 = 0.0;
+            // gen zero end
             for (var k0 = 0u; k0 < dim; k0 += BK) {
                 for (var q = lid; q < BP * BK; q += WG) {
                     let r = q / BK;
@@ -81,40 +90,80 @@ fn main(
                 }
                 workgroupBarrier();
                 for (var kk = 0u; kk < BK; kk++) {
-                    var xr: array<f32, TM>;
-                    var cr: array<f32, TN>;
-                    for (var i = 0u; i < TM; i++) {
-                        xr[i] = x_tile[kk * BP + ty * TM + i];
-                    }
-                    for (var j = 0u; j < TN; j++) {
-                        cr[j] = c_tile[kk * BC + tx * TN + j];
-                    }
-                    for (var i = 0u; i < TM; i++) {
-                        for (var j = 0u; j < TN; j++) {
-                            dots[i * TN + j] = fma(xr[i], cr[j], dots[i * TN + j]);
-                        }
-                    }
+                    let xo = kk * BP + ty * TM;
+                    let co = kk * BC + tx * TN;
+                    // gen product begin
+                    let x0 = x_tile[xo]; let x1 = x_tile[xo + 1u]; let x2 = x_tile[xo + 2u]; let x3 = x_tile[xo + 3u];
+                    let y0 = c_tile[co]; let y1 = c_tile[co + 1u]; let y2 = c_tile[co + 2u]; let y3 = c_tile[co + 3u];
+                    d0_0 = fma(x0, y0, d0_0); d0_1 = fma(x0, y1, d0_1); d0_2 = fma(x0, y2, d0_2); d0_3 = fma(x0, y3, d0_3);
+                    d1_0 = fma(x1, y0, d1_0); d1_1 = fma(x1, y1, d1_1); d1_2 = fma(x1, y2, d1_2); d1_3 = fma(x1, y3, d1_3);
+                    d2_0 = fma(x2, y0, d2_0); d2_1 = fma(x2, y1, d2_1); d2_2 = fma(x2, y2, d2_2); d2_3 = fma(x2, y3, d2_3);
+                    d3_0 = fma(x3, y0, d3_0); d3_1 = fma(x3, y1, d3_1); d3_2 = fma(x3, y2, d3_2); d3_3 = fma(x3, y3, d3_3);
+                    // gen product end
                 }
                 workgroupBarrier();
             }
-            for (var j = 0u; j < TN; j++) {
-                let c = c0 + tx * TN + j;
-                if (c < p.k) {
-                    let nrm = norms[c];
-                    for (var i = 0u; i < TM; i++) {
-                        let v = nrm - 2.0 * dots[i * TN + j];
-                        if (v < bv[i]) {
-                            bv[i] = v;
-                            bi[i] = c;
-                        }
-                    }
-                }
+            // gen argmin begin
+            if (c0 + tx * TN + 0u < p.k) {
+                let c = c0 + tx * TN + 0u;
+                let nrm = norms[c];
+                let v0 = nrm - 2.0 * d0_0;
+                if (v0 < bv0) { bv0 = v0; bi0 = c; }
+                let v1 = nrm - 2.0 * d1_0;
+                if (v1 < bv1) { bv1 = v1; bi1 = c; }
+                let v2 = nrm - 2.0 * d2_0;
+                if (v2 < bv2) { bv2 = v2; bi2 = c; }
+                let v3 = nrm - 2.0 * d3_0;
+                if (v3 < bv3) { bv3 = v3; bi3 = c; }
             }
+            if (c0 + tx * TN + 1u < p.k) {
+                let c = c0 + tx * TN + 1u;
+                let nrm = norms[c];
+                let v0 = nrm - 2.0 * d0_1;
+                if (v0 < bv0) { bv0 = v0; bi0 = c; }
+                let v1 = nrm - 2.0 * d1_1;
+                if (v1 < bv1) { bv1 = v1; bi1 = c; }
+                let v2 = nrm - 2.0 * d2_1;
+                if (v2 < bv2) { bv2 = v2; bi2 = c; }
+                let v3 = nrm - 2.0 * d3_1;
+                if (v3 < bv3) { bv3 = v3; bi3 = c; }
+            }
+            if (c0 + tx * TN + 2u < p.k) {
+                let c = c0 + tx * TN + 2u;
+                let nrm = norms[c];
+                let v0 = nrm - 2.0 * d0_2;
+                if (v0 < bv0) { bv0 = v0; bi0 = c; }
+                let v1 = nrm - 2.0 * d1_2;
+                if (v1 < bv1) { bv1 = v1; bi1 = c; }
+                let v2 = nrm - 2.0 * d2_2;
+                if (v2 < bv2) { bv2 = v2; bi2 = c; }
+                let v3 = nrm - 2.0 * d3_2;
+                if (v3 < bv3) { bv3 = v3; bi3 = c; }
+            }
+            if (c0 + tx * TN + 3u < p.k) {
+                let c = c0 + tx * TN + 3u;
+                let nrm = norms[c];
+                let v0 = nrm - 2.0 * d0_3;
+                if (v0 < bv0) { bv0 = v0; bi0 = c; }
+                let v1 = nrm - 2.0 * d1_3;
+                if (v1 < bv1) { bv1 = v1; bi1 = c; }
+                let v2 = nrm - 2.0 * d2_3;
+                if (v2 < bv2) { bv2 = v2; bi2 = c; }
+                let v3 = nrm - 2.0 * d3_3;
+                if (v3 < bv3) { bv3 = v3; bi3 = c; }
+            }
+            // gen argmin end
         }
-        for (var i = 0u; i < TM; i++) {
-            red_v[(ty * TM + i) * SPAN + tx] = bv[i];
-            red_i[(ty * TM + i) * SPAN + tx] = bi[i];
-        }
+        // gen store begin
+        red_v[(ty * TM + 0u) * SPAN + tx] = bv0;
+        red_i[(ty * TM + 0u) * SPAN + tx] = bi0;
+        red_v[(ty * TM + 1u) * SPAN + tx] = bv1;
+        red_i[(ty * TM + 1u) * SPAN + tx] = bi1;
+        red_v[(ty * TM + 2u) * SPAN + tx] = bv2;
+        red_i[(ty * TM + 2u) * SPAN + tx] = bi2;
+        red_v[(ty * TM + 3u) * SPAN + tx] = bv3;
+        red_i[(ty * TM + 3u) * SPAN + tx] = bi3;
+        // gen store end
         workgroupBarrier();
         if (lid < BP && base + lid < p.n) {
             let i = base + lid;

@@ -133,27 +133,113 @@ impl Tile {
 
     /// The kernel's WGSL for this shape.
     pub(crate) fn source(&self) -> String {
-        let src = shaders::ASSIGN_DENSE;
-        let begin = src
-            .find("// tile begin")
-            .expect("the kernel marks its tile");
-        let end = src.find("// tile end").expect("the kernel marks its tile");
-        format!(
-            "{}// tile begin\nconst BP: u32 = {}u;\nconst BC: u32 = {}u;\nconst BK: u32 = {BK}u;\n\
-             const TM: u32 = {}u;\nconst TN: u32 = {}u;\n{}",
-            &src[..begin],
-            self.bp,
-            self.bc,
-            self.tm,
-            self.tn,
-            &src[end..]
-        )
+        let consts = format!(
+            "const BP: u32 = {}u;\nconst BC: u32 = {}u;\nconst BK: u32 = {BK}u;\n\
+             const TM: u32 = {}u;\nconst TN: u32 = {}u;",
+            self.bp, self.bc, self.tm, self.tn
+        );
+        let mut src = replace_region(shaders::ASSIGN_DENSE, "// tile", &[consts]);
+        for name in ["best", "zero", "product", "argmin", "store"] {
+            src = replace_region(&src, &format!("// gen {name}"), &self.generate(name));
+        }
+        src
+    }
+
+    /// The lines of region `name` of the kernel for this shape (see `assign_dense.wgsl`).
+    fn generate(&self, name: &str) -> Vec<String> {
+        let (tm, tn) = (self.tm, self.tn);
+        let rows = 0..tm;
+        let mut out = Vec::new();
+        match name {
+            "best" => {
+                for i in rows {
+                    out.push(format!("var bv{i} = BIG;"));
+                    out.push(format!("var bi{i} = 0u;"));
+                }
+            }
+            "zero" => {
+                for i in rows {
+                    let line: Vec<String> =
+                        (0..tn).map(|j| format!("var d{i}_{j} = 0.0;")).collect();
+                    out.push(line.join(" "));
+                }
+            }
+            "product" => {
+                // x{i}: coordinate of point i; y{j}: coordinate of centroid j.
+                let at = |v: &str, tile: &str, base: &str, o: u32| match o {
+                    0 => format!("let {v}{o} = {tile}[{base}];"),
+                    _ => format!("let {v}{o} = {tile}[{base} + {o}u];"),
+                };
+                let xs: Vec<String> = (0..tm).map(|i| at("x", "x_tile", "xo", i)).collect();
+                let ys: Vec<String> = (0..tn).map(|j| at("y", "c_tile", "co", j)).collect();
+                out.push(xs.join(" "));
+                out.push(ys.join(" "));
+                for i in rows {
+                    let line: Vec<String> = (0..tn)
+                        .map(|j| format!("d{i}_{j} = fma(x{i}, y{j}, d{i}_{j});"))
+                        .collect();
+                    out.push(line.join(" "));
+                }
+            }
+            "argmin" => {
+                // Centroids in increasing order and a strict `<`: ties go to the lowest index.
+                for j in 0..tn {
+                    out.push(format!("if (c0 + tx * TN + {j}u < p.k) {{"));
+                    out.push(format!("    let c = c0 + tx * TN + {j}u;"));
+                    out.push("    let nrm = norms[c];".to_string());
+                    for i in 0..tm {
+                        out.push(format!("    let v{i} = nrm - 2.0 * d{i}_{j};"));
+                        out.push(format!(
+                            "    if (v{i} < bv{i}) {{ bv{i} = v{i}; bi{i} = c; }}"
+                        ));
+                    }
+                    out.push("}".to_string());
+                }
+            }
+            "store" => {
+                for i in rows {
+                    out.push(format!("red_v[(ty * TM + {i}u) * SPAN + tx] = bv{i};"));
+                    out.push(format!("red_i[(ty * TM + {i}u) * SPAN + tx] = bi{i};"));
+                }
+            }
+            _ => unreachable!("no region {name}"),
+        }
+        out
     }
 
     /// The key of this shape's pipeline in the context's cache.
     pub(crate) fn pipeline_key(&self) -> String {
         format!("assign_dense {self}")
     }
+}
+
+/// `src` with the lines between the `{marker} begin` and `{marker} end` lines replaced by
+/// `lines`, indented as the begin marker is.
+fn replace_region(src: &str, marker: &str, lines: &[String]) -> String {
+    let begin = format!("{marker} begin");
+    let end = format!("{marker} end");
+    let mut out = String::with_capacity(src.len() + 4096);
+    let mut skipping = false;
+    for line in src.lines() {
+        let trimmed = line.trim_start();
+        if trimmed == end {
+            skipping = false;
+        } else if skipping {
+            continue;
+        }
+        out.push_str(line);
+        out.push('\n');
+        if trimmed == begin {
+            let indent = &line[..line.len() - trimmed.len()];
+            for l in lines.iter().flat_map(|l| l.lines()) {
+                out.push_str(indent);
+                out.push_str(l);
+                out.push('\n');
+            }
+            skipping = true;
+        }
+    }
+    out
 }
 
 #[cfg(test)]
