@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-use crate::backend::{Backend, CellStats, stops};
+use crate::backend::{Backend, CellStats, StepRecord, stops};
 use crate::error::Result;
 
 /// What one Lloyd iteration did, as faiss's `ClusteringIterationStats` reports it.
@@ -29,6 +29,22 @@ pub struct IterationStats {
     /// GPU time of the iteration's kernels (assignment, reduction, update, empty cells) from
     /// timestamp queries (None on the CPU or where the adapter has no timestamps).
     pub device_seconds: Option<f64>,
+}
+
+impl IterationStats {
+    /// The report of iteration `iteration` from a backend's record, with `total_mass` the
+    /// points' total weight.
+    pub(crate) fn of(iteration: usize, r: &StepRecord, total_mass: f64, seconds: f64) -> Self {
+        let mse = r.sse / total_mass;
+        IterationStats {
+            iteration,
+            mse,
+            distortion: 0.5 * mse,
+            seconds,
+            empty_cells_split: r.empty_cells_split,
+            device_seconds: r.device_seconds,
+        }
+    }
 }
 
 /// A callback the driver calls after every iteration (progress bars, logging).
@@ -77,15 +93,8 @@ pub(crate) fn run(
         let records = backend.iterate(count, schedule.tolerance)?;
         let seconds = start.elapsed().as_secs_f64() / records.len().max(1) as f64;
         for r in records {
-            let mse = r.sse / total_mass;
-            let stats = IterationStats {
-                iteration: history.len(),
-                mse,
-                distortion: 0.5 * mse,
-                seconds,
-                empty_cells_split: r.empty_cells_split,
-                device_seconds: r.device_seconds,
-            };
+            let stats = IterationStats::of(history.len(), &r, total_mass, seconds);
+            let mse = stats.mse;
             if let Some(obs) = &schedule.observer {
                 obs(&stats);
             }

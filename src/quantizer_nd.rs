@@ -6,12 +6,18 @@ use std::path::Path;
 
 use serde::Serialize;
 
+use crate::backend::Backend;
+use crate::data::check_k;
 use crate::device::Device;
-use crate::driver::{IterationStats, median_ms_per_iteration};
+use crate::driver::{self, IterationStats, Schedule, median_ms_per_iteration};
 use crate::error::{Error, Result};
+use crate::gpu::backend::{GpuLloyd, Layout};
+use crate::gpu::context::GpuContext;
+use crate::gpu::points::ResidentPoints;
 use crate::init::Init;
 use crate::kmeans::KMeans;
 use crate::law::Law;
+use crate::target::{Target, resolve};
 
 /// A quantizer of a random vector: N points in ℝᵈ with the probabilities of their Voronoi
 /// cells.
@@ -179,6 +185,12 @@ fn voronoi_cell(c: &[f64], i: usize, r: f64) -> Vec<(f64, f64)> {
 /// Defaults: M = 100 000 samples, 50 iterations, seed 0, a fixed sample set, device
 /// [`Device::Auto`].
 ///
+/// On the CPU the samples are drawn on the host and the first fit starts from N of them at
+/// random. On a GPU they are drawn on the device (Philox4x32-10, as for
+/// [`crate::Lloyd1d::fit_law`]), fresh ones too, so they never cross the bus, and the first
+/// N samples are the starting centroids; the two devices therefore see different samples of
+/// the same law.
+///
 /// ```
 /// use lloyd::{Device, LloydNd};
 /// let q = LloydNd::new(1, 2).samples(50_000).device(Device::Cpu).fit_normal()?;
@@ -255,6 +267,10 @@ impl LloydNd {
         if self.samples == 0 {
             return Err(Error::ZeroSamples);
         }
+        check_k(self.n, self.samples)?;
+        if let Target::Gpu(ctx) = resolve(&self.device)? {
+            return self.fit_on_device(ctx, &law);
+        }
         let draw = |seed: u64| -> Result<Vec<f32>> {
             Ok(law
                 .sample(self.samples * self.dim, seed)?
@@ -262,9 +278,7 @@ impl LloydNd {
                 .map(|v| v as f32)
                 .collect())
         };
-        let base = KMeans::new(self.n)
-            .tolerance(0.0)
-            .device(self.device.clone());
+        let base = KMeans::new(self.n).tolerance(0.0).device(Device::Cpu);
         let data = draw(self.seed)?;
         let (fit, history) = if !self.fresh {
             let fit = base
@@ -309,6 +323,54 @@ impl LloydNd {
             iterations_run: history.len(),
             history,
             device: fit.device,
+        })
+    }
+
+    /// The GPU run: samples drawn on the device (Philox4x32-10, as in 1-D), so they never
+    /// cross the bus, fresh ones each iteration when asked; the first N samples are the
+    /// starting centroids.
+    fn fit_on_device(&self, ctx: std::sync::Arc<GpuContext>, law: &Law) -> Result<QuantizerNd> {
+        let (m, d) = (self.samples, self.dim);
+        let points = ResidentPoints::generate_points(&ctx, law, m, d, self.seed, true)?;
+        let init: Vec<f64> = points
+            .head(&ctx, self.n * d)?
+            .iter()
+            .map(|&v| f64::from(v))
+            .collect();
+        let mut b = GpuLloyd::new(ctx, Layout::Dense, points, d, &init, None)?;
+        let (centroids, cells, mse, history) = if self.fresh {
+            let mut history = Vec::with_capacity(self.iterations);
+            for t in 0..self.iterations {
+                let start = std::time::Instant::now();
+                if t > 0 {
+                    b.redraw(law, self.seed, (t * m * d) as u64)?;
+                }
+                let r = b.iterate(1, 0.0)?;
+                let seconds = start.elapsed().as_secs_f64();
+                history.push(IterationStats::of(t, &r[0], m as f64, seconds));
+            }
+            // The last samples describe the centroids returned.
+            b.assign_reduce()?;
+            let mse = b.sse()? / m as f64;
+            (b.centroids()?, b.cell_stats()?, mse, history)
+        } else {
+            let schedule = Schedule {
+                iterations: self.iterations,
+                tolerance: 0.0,
+                observer: None,
+            };
+            let out = driver::run(&mut b, &schedule, m as f64)?;
+            (out.centroids, out.cells, out.mse, out.history)
+        };
+        Ok(QuantizerNd {
+            centroids,
+            dim: d,
+            probabilities: cells.mass.iter().map(|w| w / m as f64).collect(),
+            distortion: 0.5 * mse,
+            mse,
+            iterations_run: history.len(),
+            history,
+            device: b.device_name(),
         })
     }
 }

@@ -102,3 +102,30 @@ fn device_samples_match_a_cpu_mirror_across_chunks() {
         );
     }
 }
+
+/// d-D samples drawn on the device across many bindings, fresh each iteration, equal the
+/// same stream drawn in one piece: the fit matches the CPU on the samples read back.
+#[test]
+fn d_dimensional_samples_drawn_across_bindings() {
+    small_bindings();
+    let Some(dev) = gpu() else { return };
+    let (n, d, m, seed) = (5usize, 3usize, 2003usize, 9u64);
+    let q = lloyd::LloydNd::new(n, d)
+        .samples(m)
+        .iterations(4)
+        .seed(seed)
+        .device(dev.clone())
+        .fit_normal()
+        .unwrap();
+    let all = gpu_samples(Law::standard_normal(), m * d, seed, &dev).unwrap();
+    let c = lloyd::KMeans::new(n)
+        .init(lloyd::Init::Centroids(all[..n * d].to_vec()))
+        .iterations(4)
+        .tolerance(0.0)
+        .device(Device::Cpu)
+        .fit(&all, d)
+        .unwrap();
+    for (a, b) in q.centroids.iter().zip(c.codebook.centroids()) {
+        assert!((a - f64::from(*b)).abs() < 1e-5, "{a} vs {b}");
+    }
+}

@@ -344,21 +344,44 @@ fn product_quantizer_matches_the_cpu() {
 #[test]
 fn d_dimensional_quantizer_and_mini_batches_match_the_cpu() {
     let Some(dev) = gpu() else { return };
-    let p = lloyd::LloydNd::new(8, 2)
-        .samples(30_011)
+    // The device draws its own samples: the same fit on the CPU, on those very samples
+    // read back, starting from the first N of them as the device does.
+    let (n, d, m, seed) = (8usize, 2usize, 30_011usize, 4u64);
+    let p = lloyd::LloydNd::new(n, d)
+        .samples(m)
         .iterations(15)
-        .seed(4);
-    let c = p.clone().device(Device::Cpu).fit_normal().unwrap();
-    let g = p.device(dev.clone()).fit_normal().unwrap();
-    assert!(
-        rel(g.distortion, c.distortion, 1e-12) < 1e-4,
-        "{} vs {}",
-        g.distortion,
-        c.distortion
+        .seed(seed);
+    let g = p.clone().device(dev.clone()).fit_normal().unwrap();
+    let again = p.clone().device(dev.clone()).fit_normal().unwrap();
+    assert_eq!(
+        (&g.centroids, &g.probabilities, g.distortion),
+        (&again.centroids, &again.probabilities, again.distortion),
+        "same seed, same quantizer"
     );
-    for (a, b) in g.centroids.iter().zip(&c.centroids) {
-        assert!((a - b).abs() < 1e-3, "{a} vs {b}");
+    let samples = lloyd::bench::gpu_samples(Law::standard_normal(), m * d, seed, &dev).unwrap();
+    let c = KMeans::new(n)
+        .init(Init::Centroids(samples[..n * d].to_vec()))
+        .iterations(15)
+        .tolerance(0.0)
+        .device(Device::Cpu)
+        .fit(&samples, d)
+        .unwrap();
+    for (a, b) in g.centroids.iter().zip(c.codebook.centroids()) {
+        assert!((a - f64::from(*b)).abs() < 1e-5, "{a} vs {b}");
     }
+    assert!(rel(g.distortion, c.distortion, 1e-12) < 1e-6);
+    // Fresh samples each iteration: the same law, so close to the CPU's fresh run.
+    let fresh = p.clone().fresh_samples(true);
+    let gf = fresh.clone().device(dev.clone()).fit_normal().unwrap();
+    let cf = fresh.device(Device::Cpu).fit_normal().unwrap();
+    assert_eq!(gf.history.len(), 15);
+    assert!(
+        rel(gf.distortion, cf.distortion, 1e-12) < 0.05,
+        "{} vs {}",
+        gf.distortion,
+        cf.distortion
+    );
+    assert!((gf.probabilities.iter().sum::<f64>() - 1.0).abs() < 1e-9);
     let data = blobs(6000, 3, 3, 5);
     let m = lloyd::MiniBatchKMeans::new(3).seed(1);
     let mc = m.clone().device(Device::Cpu).fit(&data, 3, 500, 1).unwrap();

@@ -10,7 +10,7 @@ use super::buffers::{
 };
 use super::context::GpuContext;
 use super::fixed::{scale_for, words_to_f64, words_to_i128};
-use super::points::{MAX_WORKGROUPS, ResidentPoints, generation_params};
+use super::points::{self, MAX_WORKGROUPS, ResidentPoints, generation_params};
 use super::shaders;
 use super::tiles::{self, Tile};
 use crate::backend::{Backend, CellStats, StepRecord};
@@ -647,6 +647,17 @@ impl GpuLloyd {
             };
             self.ctx.queue.write_buffer(buf, 0, bytemuck::bytes_of(&p));
         }
+    }
+
+    /// Replaces the points with fresh draws of `law` (values `offset..` of the stream for
+    /// `seed`), on the device: the randomized Lloyd method with new samples each iteration.
+    pub(crate) fn redraw(&mut self, law: &crate::law::Law, seed: u64, offset: u64) -> Result<()> {
+        let targets: Vec<(usize, &wgpu::Buffer)> =
+            self.chunks.iter().map(|c| (c.n, &c.xs)).collect();
+        points::draw(&self.ctx, &targets, law, self.dim, seed, offset)?;
+        self.cached = None;
+        self.staged = false;
+        Ok(())
     }
 
     /// Number of chunks the points were split into.

@@ -79,39 +79,43 @@ impl ResidentPoints {
         m: usize,
         seed: u64,
     ) -> Result<Self> {
+        Self::generate_points(ctx, law, m, 1, seed, false)
+    }
+
+    /// Draws `m` points of `dim` independent coordinates of a law on the device: value `i`
+    /// of the row-major sample is value `i` of the generator's stream for `seed`, however
+    /// the points are chunked. With `labels`, each chunk gets a labels buffer (d-D layout).
+    pub(crate) fn generate_points(
+        ctx: &GpuContext,
+        law: &crate::law::Law,
+        m: usize,
+        dim: usize,
+        seed: u64,
+        labels: bool,
+    ) -> Result<Self> {
         let bound = law_code(law).3;
-        let cap = chunk_capacity(ctx, 1);
-        let pipeline = ctx.pipeline("generate", shaders::GENERATE, "main");
+        let cap = chunk_capacity(ctx, dim);
         let chunks = guarded(ctx, "generating the samples", || {
-            let mut enc = ctx.device.create_command_encoder(&Default::default());
             let mut chunks = Vec::new();
-            let mut keep = Vec::new();
             for start in (0..m).step_by(cap) {
                 let len = cap.min(m - start);
-                let xs = empty_storage(ctx, "samples", 4 * len as u64);
-                let params = generation_params(law, len, seed, start as u64);
-                let pbuf = uniform_buffer(ctx, "generate params", &params);
-                let bind = bind_buffers(ctx, "generate", &pipeline, &[(0, &pbuf), (1, &xs)]);
-                {
-                    let mut pass = enc.begin_compute_pass(&Default::default());
-                    pass.set_pipeline(&pipeline);
-                    pass.set_bind_group(0, &bind, &[]);
-                    pass.dispatch_workgroups(
-                        len.div_ceil(256 * 4).clamp(1, MAX_WORKGROUPS) as u32,
-                        1,
-                        1,
-                    );
-                }
-                keep.push(pbuf);
-                chunks.push((len, xs, None));
+                let xs = empty_storage(ctx, "samples", 4 * (len * dim) as u64);
+                let lab = labels.then(|| empty_storage(ctx, "labels", 4 * len as u64));
+                chunks.push((len, xs, lab));
             }
-            ctx.queue.submit(Some(enc.finish()));
             chunks
         })?;
-        Ok(ResidentPoints {
+        let points = ResidentPoints {
             chunks,
             bound: bound * 1.01,
-        })
+        };
+        let targets: Vec<(usize, &wgpu::Buffer)> = points
+            .chunks
+            .iter()
+            .map(|(len, xs, _)| (*len, xs))
+            .collect();
+        draw(ctx, &targets, law, dim, seed, 0)?;
+        Ok(points)
     }
 
     /// The first `count` values of the first chunk (1-D), for the starting quantiles.
@@ -131,4 +135,42 @@ impl ResidentPoints {
         }
         Ok(out)
     }
+}
+
+/// Fills `chunks` (points of `dim` coordinates, in order) with the generator's values from
+/// `offset` on: value `offset + i` of the stream for `seed` goes to value `i` of the sample,
+/// however it is chunked. No read-back.
+pub(crate) fn draw(
+    ctx: &GpuContext,
+    chunks: &[(usize, &wgpu::Buffer)],
+    law: &crate::law::Law,
+    dim: usize,
+    seed: u64,
+    offset: u64,
+) -> Result<()> {
+    let pipeline = ctx.pipeline("generate", shaders::GENERATE, "main");
+    guarded(ctx, "generating the samples", || {
+        let mut enc = ctx.device.create_command_encoder(&Default::default());
+        let mut keep = Vec::new();
+        let mut start = 0u64;
+        for &(len, xs) in chunks {
+            let values = len * dim;
+            let params = generation_params(law, values, seed, offset + start);
+            let pbuf = uniform_buffer(ctx, "generate params", &params);
+            let bind = bind_buffers(ctx, "generate", &pipeline, &[(0, &pbuf), (1, xs)]);
+            {
+                let mut pass = enc.begin_compute_pass(&Default::default());
+                pass.set_pipeline(&pipeline);
+                pass.set_bind_group(0, &bind, &[]);
+                pass.dispatch_workgroups(
+                    values.div_ceil(256 * 4).clamp(1, MAX_WORKGROUPS) as u32,
+                    1,
+                    1,
+                );
+            }
+            keep.push(pbuf);
+            start += values as u64;
+        }
+        ctx.queue.submit(Some(enc.finish()));
+    })
 }
