@@ -387,7 +387,15 @@ fn write_outputs(out: &Path, rows: &[Row], peak_tflops: Option<f64>) -> Result<(
                 .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
         })
         .unwrap_or_default();
-    let _ = writeln!(md, "Machine: {machine}, {} threads\n", rayon_threads());
+    let _ = writeln!(md, "Machine: {machine}, {} threads", rayon_threads());
+    for a in lloyd::list_adapters() {
+        let _ = writeln!(
+            md,
+            "GPU adapter {}: {} ({}, {}, driver {})",
+            a.index, a.name, a.backend, a.device_type, a.driver
+        );
+    }
+    let _ = writeln!(md);
     let _ = writeln!(
         md,
         "| method | kind | N or k | M or n | d | ms/iter (median over seeds) | spread (min–max) | GPU ms/iter | setup ms | GFLOP/s | % of peak |"
