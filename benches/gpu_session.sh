@@ -54,10 +54,16 @@ prepare() {
 }
 
 measure() {
+    # The device tool brings back at most 8 files from $OUT: the logs go to a scratch folder
+    # and $OUT gets report.txt (everything worth reading, in order), the main run's
+    # summary.md, bench.csv and plots, tiles.csv, and tests.txt only when a test failed.
     local out=${OUT:-bench-out/gpu}
+    local w
+    w=$(mktemp -d)
     # Sizes: issue #3's by default; smaller ones (M=20000 KN=5000 KD=8 KK=16) smoke-test the
     # script on lavapipe.
     local m=${M:-1000000} kn=${KN:-1000000} kd=${KD:-128} kk=${KK:-1024}
+    local peak=${PEAK_TFLOPS:-66.9}
     mkdir -p "$out"
     if ! ldconfig -p | grep -q libvulkan.so.1; then
         for f in .gl/*.deb; do dpkg -x "$f" /; done
@@ -69,31 +75,56 @@ measure() {
         export VK_DRIVER_FILES=$icd
         export __EGL_VENDOR_LIBRARY_FILENAMES=/usr/local/nvidia/share/glvnd/egl_vendor.d/10_nvidia.json
     fi
+    local report=$out/report.txt
     {
+        echo "## machine"
         nvidia-smi --query-gpu=name,driver_version,clocks.max.sm,memory.total --format=csv || true
         .gpu-bin/lloyd devices
-    } 2>&1 | tee "$out/devices.txt"
+    } >"$report" 2>&1
     # Correctness on the real driver before any timing: the GPU test suites, CPU-checked.
+    echo "## GPU tests (LLOYD_REQUIRE_GPU=1)" >>"$report"
+    local failed=0
     for t in .gpu-bin/test_*; do
-        LLOYD_REQUIRE_GPU=1 "$t" --test-threads 1 2>&1 | tee -a "$out/tests.txt" | grep -E "^test result|FAILED|panicked" || true
+        if ! LLOYD_REQUIRE_GPU=1 "$t" --test-threads 1 >>"$w/tests.txt" 2>&1; then
+            failed=1
+        fi
     done
+    grep -E "^test result|FAILED|panicked" "$w/tests.txt" >>"$report" || true
+    [ "$failed" = 0 ] || cp "$w/tests.txt" "$out/tests.txt"
+    echo "## lloyd quantize --n 500 --samples $m --iterations 100 --device gpu" >>"$report"
     .gpu-bin/lloyd quantize --n 500 --samples "$m" --iterations 100 --device gpu --json \
-        >"$out/quantize_gpu.json"
+        2>&1 | python3 -c 'import json, sys
+text = sys.stdin.read()
+try:
+    d = json.loads(text)
+    print({k: d[k] for k in ("device", "iterations", "distortion", "mse", "ms_per_iteration", "setup_ms")})
+except ValueError:
+    print(text)' >>"$report"
     # H100 SXM f32 peak (non-tensor): 132 SMs x 128 lanes x 2 flops x 1.98 GHz = 66.9 TFLOP/s.
+    echo "## lloyd-bench (1-D grid, K-means, PQ; cpu and gpu)" >>"$report"
     .gpu-bin/lloyd-bench --quiet --device cpu,gpu --n 10,100,500 --m "$m" --seeds 0,1 \
         --iterations 100 --kmeans-n "$kn" --kmeans-d "$kd" --kmeans-k "$kk" \
-        --peak-tflops "${PEAK_TFLOPS:-66.9}" --out "$out" >"$out/lloyd-bench.txt" 2>&1
-    # The d-D kernel's tile shapes, each timed at the K-means size.
+        --peak-tflops "$peak" --out "$w/main" >"$w/main.txt" 2>&1 || cat "$w/main.txt" >>"$report"
+    cat "$w/main/summary.md" >>"$report" 2>/dev/null || true
+    cp "$w"/main/{summary.md,bench.csv,time_vs_n.svg,ratio_vs_n.svg} "$out/" 2>/dev/null || true
+    echo "## the d-D kernel's tile shapes at n=$kn d=$kd k=$kk" >>"$report"
     .gpu-bin/lloyd-bench --quiet --kinds kmeans --device gpu --tiles all --kmeans-n "$kn" \
-        --kmeans-d "$kd" --kmeans-k "$kk" --peak-tflops "${PEAK_TFLOPS:-66.9}" \
-        --out "$out/tiles" >"$out/tiles.txt" 2>&1
+        --kmeans-d "$kd" --kmeans-k "$kk" --peak-tflops "$peak" --out "$w/tiles" \
+        >"$w/tiles.txt" 2>&1 || cat "$w/tiles.txt" >>"$report"
+    grep -E "^\| (gpu|method)" "$w/tiles/summary.md" >>"$report" 2>/dev/null || true
+    cp "$w/tiles/bench.csv" "$out/tiles.csv" 2>/dev/null || true
+    echo "## criterion (LLOYD_BENCH_DEVICES=gpu)" >>"$report"
     LLOYD_BENCH_DEVICES=gpu timeout 300 .gpu-bin/lloyd_iteration --bench --warm-up-time 1 \
-        --measurement-time 3 >"$out/criterion.txt" 2>&1 || true
-    python3 benches/lloyd_torch.py oned --n 10,100,500 --m "$m" | tee "$out/torch.txt"
-    python3 benches/lloyd_torch.py kmeans --n "$kn" --d "$kd" --k "$kk" | tee -a "$out/torch.txt"
-    python3 benches/lloyd_numpy.py table --n 500 --m "$m" --repeat 2 | tee "$out/numpy.txt"
-    cat "$out/summary.md"
-    grep -E "^\| gpu" "$out/tiles/summary.md"
+        --measurement-time 3 2>&1 | grep -E "^(lloyd1d|kmeans)|time:" >>"$report" || true
+    echo "## the field's PyTorch code on this GPU" >>"$report"
+    {
+        python3 benches/lloyd_torch.py oned --n 10,100,500 --m "$m"
+        python3 benches/lloyd_torch.py kmeans --n "$kn" --d "$kd" --k "$kk"
+    } >>"$report" 2>&1 || true
+    echo "## the field's numpy code on this machine's CPU" >>"$report"
+    python3 benches/lloyd_numpy.py table --n 500 --m "$m" --repeat 2 >>"$report" 2>&1 || true
+    cat "$report"
+    rm -rf "$w"
 }
 
 case "${1:-}" in
