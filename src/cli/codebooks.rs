@@ -20,8 +20,11 @@ pub fn kmeans(a: &KmeansArgs) -> Result<(), Error> {
             InitName::Random => Init::RandomPoints,
             InitName::KmeansPlusPlus => Init::KMeansPlusPlus,
         })
-        .device(a.common.device.clone())
-        .on_iteration(observer);
+        .device(a.common.device.clone());
+    let params = match observer {
+        Some(o) => params.on_iteration(o),
+        None => params,
+    };
     let fit = match &a.weights {
         Some(p) => {
             let (_, w) = npy::read_f32(p)?;

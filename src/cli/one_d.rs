@@ -10,13 +10,14 @@ use lloyd::{Clvq, Deterministic1d, Error, IterationStats, Lloyd1d, LloydNd, Obse
 
 use super::args::{Method1d, QuantizeArgs, QuantizeNdArgs};
 
-/// A progress bar on standard error, hidden when it is not a terminal or with --quiet.
-pub fn progress(total: usize, quiet: bool) -> (ProgressBar, Observer) {
-    let bar = if quiet || !std::io::stderr().is_terminal() {
-        ProgressBar::hidden()
-    } else {
-        ProgressBar::new(total as u64)
-    };
+/// A progress bar on standard error and the observer that moves it; both hidden when
+/// standard error is not a terminal or with --quiet, and then no observer at all, since a
+/// GPU fit with an observer reads its error back every few iterations to feed it.
+pub fn progress(total: usize, quiet: bool) -> (ProgressBar, Option<Observer>) {
+    if quiet || !std::io::stderr().is_terminal() {
+        return (ProgressBar::hidden(), None);
+    }
+    let bar = ProgressBar::new(total as u64);
     bar.set_style(
         ProgressStyle::with_template("{bar:40} {pos}/{len} iterations  {msg}  [{elapsed}]")
             .expect("static template"),
@@ -26,18 +27,20 @@ pub fn progress(total: usize, quiet: bool) -> (ProgressBar, Observer) {
         b.inc(1);
         b.set_message(format!("mse {:.6e}", s.mse));
     });
-    (bar, observer)
+    (bar, Some(observer))
 }
 
 pub fn quantize(a: &QuantizeArgs) -> Result<(), Error> {
     let (bar, observer) = progress(a.iterations, a.common.quiet);
-    let params = Lloyd1d::new(a.n)
+    let mut params = Lloyd1d::new(a.n)
         .samples(a.samples)
         .iterations(a.iterations)
         .tolerance(a.tolerance)
         .seed(a.seed)
-        .device(a.common.device.clone())
-        .on_iteration(observer);
+        .device(a.common.device.clone());
+    if let Some(o) = observer {
+        params = params.on_iteration(o);
+    }
     let (q, source, samples_used) = match (&a.input, a.method) {
         (None, Method1d::Exact) => (
             Deterministic1d::new(a.n)
