@@ -91,8 +91,9 @@ pub(crate) fn run(
         let count = batch.min(schedule.iterations - history.len());
         let start = Instant::now();
         let records = backend.iterate(count, schedule.tolerance)?;
-        let seconds = start.elapsed().as_secs_f64() / records.len().max(1) as f64;
+        let share = start.elapsed().as_secs_f64() / records.len().max(1) as f64;
         for r in records {
+            let seconds = r.seconds.unwrap_or(share);
             let stats = IterationStats::of(history.len(), &r, total_mass, seconds);
             let mse = stats.mse;
             if let Some(obs) = &schedule.observer {

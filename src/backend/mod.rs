@@ -42,6 +42,9 @@ pub(crate) struct StepRecord {
     pub empty_cells_split: usize,
     /// Device time of the iteration's kernels, where the device has timestamps.
     pub device_seconds: Option<f64>,
+    /// Wall-clock time of this iteration alone, where the backend ran it alone (else the
+    /// driver divides the batch's time among its iterations).
+    pub seconds: Option<f64>,
 }
 
 /// One Lloyd iteration, split into the steps a device performs.
@@ -77,6 +80,7 @@ pub(crate) trait Backend {
     fn iterate(&mut self, count: usize, tolerance: f64) -> Result<Vec<StepRecord>> {
         let mut out: Vec<StepRecord> = Vec::with_capacity(count);
         while out.len() < count {
+            let start = std::time::Instant::now();
             self.assign_reduce()?;
             let sse = self.sse()?;
             let device_seconds = self.device_seconds()?;
@@ -88,6 +92,7 @@ pub(crate) trait Backend {
                 sse,
                 empty_cells_split,
                 device_seconds,
+                seconds: Some(start.elapsed().as_secs_f64()),
             });
             if stop {
                 break;

@@ -514,6 +514,7 @@ impl GpuLloyd {
                 sse: words_to_f64(&r[0..3]) / se,
                 empty_cells_split: r[3] as usize,
                 device_seconds,
+                seconds: None,
             })
             .collect())
     }
