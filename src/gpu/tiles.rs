@@ -135,12 +135,12 @@ impl Tile {
     /// The shape named by `LLOYD_GPU_TILE` (an error if the adapter cannot run it), else
     /// [`PREFERRED`] where the adapter can run it, else [`DEFAULT`].
     pub(crate) fn chosen(ctx: &GpuContext) -> Result<Tile> {
-        if let Ok(s) = std::env::var("LLOYD_GPU_TILE") {
-            if !s.trim().is_empty() {
-                let tile: Tile = s.parse()?;
-                tile.check(ctx)?;
-                return Ok(tile);
-            }
+        if let Ok(s) = std::env::var("LLOYD_GPU_TILE")
+            && !s.trim().is_empty()
+        {
+            let tile: Tile = s.parse()?;
+            tile.check(ctx)?;
+            return Ok(tile);
         }
         Ok(Self::preferred_for(&ctx.limits))
     }
