@@ -113,6 +113,12 @@ except ValueError:
         >"$w/tiles.txt" 2>&1 || cat "$w/tiles.txt" >>"$report"
     grep -E "^\| (gpu|method)" "$w/tiles/summary.md" >>"$report" 2>/dev/null || true
     cp "$w/tiles/bench.csv" "$out/tiles.csv" 2>/dev/null || true
+    echo "## few cells (n=$kn d=32 k=16): workgroup accumulators off, then on" >>"$report"
+    for local in 0 1; do
+        LLOYD_GPU_LOCAL_SUMS=$local .gpu-bin/lloyd-bench --quiet --kinds kmeans --device gpu \
+            --kmeans-n "$kn" --kmeans-d 32 --kmeans-k 16 --out "$w/local$local" >/dev/null 2>&1
+        grep -E "^\| gpu" "$w/local$local/summary.md" >>"$report" 2>/dev/null || true
+    done
     echo "## criterion (LLOYD_BENCH_DEVICES=gpu)" >>"$report"
     LLOYD_BENCH_DEVICES=gpu timeout 300 .gpu-bin/lloyd_iteration --bench --warm-up-time 1 \
         --measurement-time 3 2>&1 | grep -E "^(lloyd1d|kmeans)|time:" >>"$report" || true

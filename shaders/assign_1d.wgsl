@@ -13,29 +13,6 @@ const WG: u32 = 256u;
 const LOCAL_STRIDE: u32 = 7u;
 var<workgroup> wacc: array<atomic<u32>, 3584>;
 
-// `gadd96` for workgroup memory: a WGSL function cannot take a pointer that may point into
-// either address space, so the carry logic is written once per space.
-fn wadd96(b: u32, w: vec3<u32>) {
-    var c1 = 0u;
-    if (w.x != 0u) {
-        let o = atomicAdd(&wacc[b], w.x);
-        c1 = select(0u, 1u, o + w.x < o);
-    }
-    var c2 = 0u;
-    if (w.y != 0u) {
-        let o = atomicAdd(&wacc[b + 1u], w.y);
-        c2 = select(0u, 1u, o + w.y < o);
-    }
-    if (c1 != 0u) {
-        let o = atomicAdd(&wacc[b + 1u], 1u);
-        c2 = c2 + select(0u, 1u, o == 0xffffffffu);
-    }
-    let t = w.z + c2;
-    if (t != 0u) {
-        atomicAdd(&wacc[b + 2u], t);
-    }
-}
-
 // The first cell i with x <= (c_i + c_{i+1}) / 2: ties go to the lower cell, as on the CPU.
 fn cell_of(x: f32) -> u32 {
     var lo = 0u;

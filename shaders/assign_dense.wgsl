@@ -30,6 +30,7 @@ const BC: u32 = 64u;
 const BK: u32 = 8u;
 const TM: u32 = 4u;
 const TN: u32 = 4u;
+const LOCAL_WORDS: u32 = 4u;
 // tile end
 const SPAN: u32 = BC / TN;             // invocations along the centroid side
 const WG: u32 = (BP / TM) * SPAN;      // invocations per workgroup
@@ -41,6 +42,10 @@ var<workgroup> red_v: array<f32, BP * SPAN>;  // [BP][SPAN]
 var<workgroup> red_i: array<u32, BP * SPAN>;
 var<workgroup> point_cell: array<u32, BP>;    // first accumulator word of the point's cell
 var<workgroup> point_weight: array<f32, BP>;
+// With `use_local`, the workgroup's own accumulators (same layout as `acc`, k * stride words):
+// its points add to them, and they go to `acc` once at the end. Few cells means many points
+// per cell, and global atomics on one address serialise; workgroup atomics are cheap.
+var<workgroup> wacc: array<atomic<u32>, LOCAL_WORDS>;
 
 @compute @workgroup_size(WG)
 fn main(
@@ -51,6 +56,13 @@ fn main(
     let dim = p.dim;
     let tx = lid % SPAN; // centroid columns tx*TN .. tx*TN+TN-1 of a block
     let ty = lid / SPAN; // point rows ty*TM .. ty*TM+TM-1 of a block
+    let local = p.use_local == 1u;
+    if (local) {
+        for (var q = lid; q < p.k * p.stride; q += WG) {
+            atomicStore(&wacc[q], 0u);
+        }
+    }
+    workgroupBarrier();
     for (var base = wid.x * BP; base < p.n; base += nwg.x * BP) {
         // gen best begin
         var bv0 = BIG;
@@ -194,11 +206,19 @@ fn main(
                 s = u;
             }
             let b = label * p.stride;
-            atomicAdd(&acc[b + CELL_COUNT], 1u);
-            if (p.weighted == 1u) {
-                gadd96(b + CELL_MASS, fixed96(w * p.scale_w));
+            if (local) {
+                atomicAdd(&wacc[b + CELL_COUNT], 1u);
+                if (p.weighted == 1u) {
+                    wadd96(b + CELL_MASS, fixed96(w * p.scale_w));
+                }
+                wadd96(b + CELL_SSE, fixed96(w * s * p.scale_e));
+            } else {
+                atomicAdd(&acc[b + CELL_COUNT], 1u);
+                if (p.weighted == 1u) {
+                    gadd96(b + CELL_MASS, fixed96(w * p.scale_w));
+                }
+                gadd96(b + CELL_SSE, fixed96(w * s * p.scale_e));
             }
-            gadd96(b + CELL_SSE, fixed96(w * s * p.scale_e));
             point_cell[lid] = b;
             point_weight[lid] = w;
         }
@@ -211,8 +231,33 @@ fn main(
             let r = q / dim;
             let t = q % dim;
             let x = xs[(base + r) * dim + t];
-            gadd96(point_cell[r] + CELL_SUMS + 3u * t, fixed96(point_weight[r] * x * p.scale_x));
+            let f = fixed96(point_weight[r] * x * p.scale_x);
+            if (local) {
+                wadd96(point_cell[r] + CELL_SUMS + 3u * t, f);
+            } else {
+                gadd96(point_cell[r] + CELL_SUMS + 3u * t, f);
+            }
         }
         workgroupBarrier();
+    }
+    if (local) {
+        // Per cell: the count, then its triples (mass, error, each coordinate's sum).
+        let per_cell = 3u + dim;
+        for (var q = lid; q < p.k * per_cell; q += WG) {
+            let g = (q / per_cell) * p.stride;
+            let s = q % per_cell;
+            if (s == 0u) {
+                let c = atomicLoad(&wacc[g + CELL_COUNT]);
+                if (c != 0u) {
+                    atomicAdd(&acc[g + CELL_COUNT], c);
+                }
+            } else {
+                let o = g + 1u + 3u * (s - 1u);
+                let v = vec3<u32>(atomicLoad(&wacc[o]), atomicLoad(&wacc[o + 1u]), atomicLoad(&wacc[o + 2u]));
+                if (any(v != vec3<u32>(0u, 0u, 0u))) {
+                    gadd96(o, v);
+                }
+            }
+        }
     }
 }

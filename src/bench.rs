@@ -8,7 +8,7 @@ use crate::device::Device;
 use crate::error::{Error, Result};
 use crate::gpu::backend::{GpuLloyd, Layout};
 use crate::gpu::points::ResidentPoints;
-use crate::gpu::tiles::{CANDIDATES, Tile};
+use crate::gpu::tiles::{CANDIDATES, DenseKernel};
 use crate::init::random_points;
 use crate::law::Law;
 use crate::quantizer1d::{Samples, backend_1d};
@@ -23,6 +23,16 @@ enum Inner<'a> {
 /// A backend loaded with points and starting centroids, stepped by hand.
 pub struct Stepper<'a> {
     inner: Inner<'a>,
+}
+
+/// How [`Stepper::kmeans_tiled`] runs the GPU d-D kernel; `None` fields are as a fit
+/// would have them (`LLOYD_GPU_TILE`, `LLOYD_GPU_LOCAL_SUMS`, the adapter's room).
+#[derive(Debug, Clone, Default)]
+pub struct KernelChoice {
+    /// A tile shape, `BPxBCxTMxTN` (one of [`tile_shapes`]).
+    pub tile: Option<String>,
+    /// Whether cells that fit workgroup memory are accumulated there first.
+    pub local_sums: Option<bool>,
 }
 
 /// One iteration of [`Stepper::run`].
@@ -69,11 +79,10 @@ impl<'a> Stepper<'a> {
         init: &[f32],
         device: &Device,
     ) -> Result<Self> {
-        Self::kmeans_tiled(data, dim, k, seed, init, device, None)
+        Self::kmeans_tiled(data, dim, k, seed, init, device, &KernelChoice::default())
     }
 
-    /// [`Stepper::kmeans`] with the GPU kernel's tile shape named (`BPxBCxTMxTN`, one of
-    /// [`tile_shapes`]); `None` takes `LLOYD_GPU_TILE` or the default.
+    /// [`Stepper::kmeans`] with the GPU d-D kernel chosen by hand.
     pub fn kmeans_tiled(
         data: &'a [f32],
         dim: usize,
@@ -81,7 +90,7 @@ impl<'a> Stepper<'a> {
         seed: u64,
         init: &[f32],
         device: &Device,
-        tile: Option<&str>,
+        choice: &KernelChoice,
     ) -> Result<Self> {
         let n = check_points(data, dim)?;
         check_k(k, n)?;
@@ -93,19 +102,22 @@ impl<'a> Stepper<'a> {
         let inner = match resolve(device)? {
             Target::Cpu => Inner::Cpu(Box::new(CpuDense::new(data, None, dim, &init))),
             Target::Gpu(ctx) => {
-                let tile = match tile {
-                    Some(t) => t.parse()?,
-                    None => Tile::chosen(&ctx)?,
-                };
+                let mut kernel = DenseKernel::chosen(&ctx)?;
+                if let Some(t) = &choice.tile {
+                    kernel.tile = t.parse()?;
+                }
+                if let Some(l) = choice.local_sums {
+                    kernel.local_sums = l;
+                }
                 let points = ResidentPoints::upload(&ctx, data, dim, true)?;
-                Inner::Gpu(Box::new(GpuLloyd::with_tile(
+                Inner::Gpu(Box::new(GpuLloyd::with_kernel(
                     ctx,
                     Layout::Dense,
                     points,
                     dim,
                     &init,
                     None,
-                    tile,
+                    kernel,
                 )?))
             }
         };
@@ -189,6 +201,14 @@ impl<'a> Stepper<'a> {
         match &self.inner {
             Inner::Gpu(b) => b.chunk_count(),
             _ => 1,
+        }
+    }
+
+    /// Whether the GPU d-D kernel accumulates in workgroup memory first (false elsewhere).
+    pub fn local_sums(&self) -> bool {
+        match &self.inner {
+            Inner::Gpu(b) => b.local_sums(),
+            _ => false,
         }
     }
 

@@ -4,7 +4,7 @@ mod common;
 
 use common::gpu::gpu;
 use common::{blobs, brute_labels, gaussian};
-use lloyd::bench::Stepper;
+use lloyd::bench::{KernelChoice, Stepper};
 use lloyd::{Codebook, Device, Init, KMeans, Law, Lloyd1d};
 
 fn rel(a: f64, b: f64, scale: f64) -> f64 {
@@ -57,7 +57,7 @@ fn one_d_quantizer_matches_the_cpu() {
 #[test]
 fn dense_step_matches_exact_reduction() {
     let Some(dev) = gpu() else { return };
-    check_dense_step(&dev, None);
+    check_dense_step(&dev, &KernelChoice::default());
 }
 
 /// The same check for every tile shape of the d-D kernel.
@@ -65,11 +65,17 @@ fn dense_step_matches_exact_reduction() {
 fn every_tile_shape_matches_exact_reduction() {
     let Some(dev) = gpu() else { return };
     for tile in lloyd::bench::tile_shapes() {
-        check_dense_step(&dev, Some(&tile));
+        for local_sums in [false, true] {
+            let choice = KernelChoice {
+                tile: Some(tile.clone()),
+                local_sums: Some(local_sums),
+            };
+            check_dense_step(&dev, &choice);
+        }
     }
 }
 
-fn check_dense_step(dev: &Device, tile: Option<&str>) {
+fn check_dense_step(dev: &Device, choice: &KernelChoice) {
     for (n, d, k) in [
         (1usize, 1usize, 1usize),
         (1003, 3, 2),
@@ -82,7 +88,17 @@ fn check_dense_step(dev: &Device, tile: Option<&str>) {
         let data = gaussian(n, d, (n * d) as u64);
         let init: Vec<f32> = data[..k * d].to_vec();
         let mut cpu = Stepper::kmeans(&data, d, k, 0, &init, &Device::Cpu).unwrap();
-        let mut gpu = Stepper::kmeans_tiled(&data, d, k, 0, &init, dev, tile).unwrap();
+        let mut gpu = Stepper::kmeans_tiled(&data, d, k, 0, &init, dev, choice).unwrap();
+        if choice.local_sums == Some(true) && k <= 64 && k * (7 + 3 * d) <= 1024 {
+            // Every adapter this runs on has room for 1 024 words beside the tiles.
+            assert!(
+                gpu.local_sums(),
+                "n{n} d{d} k{k}: workgroup accumulators unused"
+            );
+        }
+        if choice.local_sums == Some(false) {
+            assert!(!gpu.local_sums());
+        }
         cpu.assign_reduce().unwrap();
         gpu.assign_reduce().unwrap();
         let (lc, lg) = (cpu.labels().unwrap(), gpu.labels().unwrap());

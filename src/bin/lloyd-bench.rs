@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
-use lloyd::bench::Stepper;
+use lloyd::bench::{KernelChoice, Stepper};
 use lloyd::{Device, Law, ProductQuantizer};
 
 #[path = "lloyd_bench/plot.rs"]
@@ -296,9 +296,12 @@ fn run(a: &Args) -> Result<(), String> {
                         };
                         bar.set_message(format!("k-means {label} n={n} d={d} k={k}"));
                         let t = Instant::now();
-                        let mut s =
-                            Stepper::kmeans_tiled(&data, d, k, 0, &[], dev, tile.as_deref())
-                                .map_err(|e| e.to_string())?;
+                        let choice = KernelChoice {
+                            tile: tile.clone(),
+                            local_sums: None,
+                        };
+                        let mut s = Stepper::kmeans_tiled(&data, d, k, 0, &[], dev, &choice)
+                            .map_err(|e| e.to_string())?;
                         let setup_ms = t.elapsed().as_secs_f64() * 1e3;
                         let (wall, device) = time_steps(&mut s, 1, kmeans_iterations)?;
                         rows.push(Row::new(

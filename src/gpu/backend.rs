@@ -12,7 +12,7 @@ use super::context::GpuContext;
 use super::fixed::{scale_for, words_to_f64, words_to_i128};
 use super::points::{self, MAX_WORKGROUPS, ResidentPoints, generation_params};
 use super::shaders;
-use super::tiles::{self, Tile};
+use super::tiles::{self, DenseKernel, NO_LOCAL};
 use crate::backend::{Backend, CellStats, StepRecord};
 use crate::error::{Error, Result};
 
@@ -20,6 +20,9 @@ use crate::error::{Error, Result};
 const STAT_WORDS: usize = 7;
 /// Cells the 1-D kernel can gather in workgroup memory (see `assign_1d.wgsl`).
 const LOCAL_CELLS: usize = 512;
+/// Most workgroups of a d-D kernel with workgroup accumulators: a few per multiprocessor of
+/// a large GPU, each flushing its accumulators once.
+const LOCAL_WORKGROUPS: usize = 1024;
 /// Samples per invocation in the 1-D kernel: fewer workgroups, fewer flushes.
 const POINTS_PER_THREAD_1D: usize = 8;
 /// Most iterations in one submission: two timestamps each fill wgpu's largest query set.
@@ -184,8 +187,8 @@ fn norms_of(c: &[f64], dim: usize) -> Vec<f32> {
 
 impl GpuLloyd {
     /// Builds the pipelines and buffers of one fit. `init` is `k x dim`; `weights` (Dense
-    /// only) holds one validated weight per point. The d-D kernel takes the tile shape
-    /// `LLOYD_GPU_TILE` names, else the default.
+    /// only) holds one validated weight per point. The d-D kernel runs as
+    /// [`DenseKernel::chosen`] says.
     pub(crate) fn new(
         ctx: Arc<GpuContext>,
         layout: Layout,
@@ -194,23 +197,27 @@ impl GpuLloyd {
         init: &[f64],
         weights: Option<&[f32]>,
     ) -> Result<Self> {
-        let tile = match layout {
-            Layout::Dense => Tile::chosen(&ctx)?,
-            Layout::OneD => tiles::DEFAULT,
+        let kernel = match layout {
+            Layout::Dense => DenseKernel::chosen(&ctx)?,
+            Layout::OneD => DenseKernel {
+                tile: tiles::DEFAULT,
+                local_sums: false,
+            },
         };
-        Self::with_tile(ctx, layout, points, dim, init, weights, tile)
+        Self::with_kernel(ctx, layout, points, dim, init, weights, kernel)
     }
 
-    /// [`GpuLloyd::new`] with the d-D kernel's tile shape given.
-    pub(crate) fn with_tile(
+    /// [`GpuLloyd::new`] with the d-D kernel given.
+    pub(crate) fn with_kernel(
         ctx: Arc<GpuContext>,
         layout: Layout,
         points: ResidentPoints,
         dim: usize,
         init: &[f64],
         weights: Option<&[f32]>,
-        tile: Tile,
+        kernel: DenseKernel,
     ) -> Result<Self> {
+        let tile = kernel.tile;
         tile.check(&ctx)?;
         let k = init.len() / dim;
         if k > MAX_WORKGROUPS * 64 {
@@ -220,6 +227,14 @@ impl GpuLloyd {
             )));
         }
         let stride = 7 + 3 * dim;
+        // Workgroup accumulators pay off when a block's points share cells: with k at most
+        // the block's BP points, a flush of k cells never adds more than the block would have
+        // added directly, and when k is small, far less, on far fewer contended addresses.
+        let local_budget = kernel.tile.local_budget(&ctx);
+        let dense_local = layout == Layout::Dense
+            && kernel.local_sums
+            && k <= kernel.tile.bp as usize
+            && (k * stride) as u64 <= u64::from(local_budget);
         let acc_bytes = 4 * (k * stride) as u64;
         let limit = ctx
             .limits
@@ -244,7 +259,10 @@ impl GpuLloyd {
             scale_x,
             scale_e,
             scale_w,
-            use_local: u32::from(layout == Layout::OneD && k <= LOCAL_CELLS),
+            use_local: u32::from(match layout {
+                Layout::OneD => k <= LOCAL_CELLS,
+                Layout::Dense => dense_local,
+            }),
             sorted: u32::from(layout == Layout::OneD),
             weighted: u32::from(weights.is_some()),
             ..Default::default()
@@ -254,7 +272,10 @@ impl GpuLloyd {
         guarded(c, "building the GPU pipelines and buffers", || {
             let assign = match layout {
                 Layout::OneD => c.pipeline("assign_1d", shaders::ASSIGN_1D, "main"),
-                Layout::Dense => c.pipeline(&tile.pipeline_key(), &tile.source(), "main"),
+                Layout::Dense => {
+                    let words = if dense_local { local_budget } else { NO_LOCAL };
+                    c.pipeline(&tile.pipeline_key(words), &tile.source(words), "main")
+                }
             };
             let copy_stats = c.pipeline("copy_stats", shaders::UPDATE, "copy_stats");
             let update = c.pipeline("update", shaders::UPDATE, "update");
@@ -325,6 +346,11 @@ impl GpuLloyd {
                 let bind = bind_buffers(c, "assign", &assign, &entries);
                 let workgroups = match layout {
                     Layout::OneD => len.div_ceil(256 * POINTS_PER_THREAD_1D),
+                    // Workgroups with their own accumulators each flush them once: fewer of
+                    // them, each taking more blocks, flush less.
+                    Layout::Dense if dense_local => {
+                        len.div_ceil(tile.bp as usize).min(LOCAL_WORKGROUPS)
+                    }
                     Layout::Dense => len.div_ceil(tile.bp as usize),
                 }
                 .clamp(1, MAX_WORKGROUPS) as u32;
@@ -671,6 +697,12 @@ impl GpuLloyd {
         self.cached = None;
         self.staged = false;
         Ok(())
+    }
+
+    /// Whether the d-D kernel accumulates in workgroup memory first.
+    pub(crate) fn local_sums(&self) -> bool {
+        let p: &Params = bytemuck::from_bytes(&self.base_params);
+        self.layout == Layout::Dense && p.use_local == 1
     }
 
     /// Number of chunks the points were split into.

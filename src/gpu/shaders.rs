@@ -5,6 +5,7 @@
 pub(crate) const ASSIGN_1D: &str = concat!(
     include_str!("../../shaders/common.wgsl"),
     include_str!("../../shaders/accumulate_global.wgsl"),
+    include_str!("../../shaders/accumulate_local.wgsl"),
     include_str!("../../shaders/assign_1d.wgsl"),
 );
 
@@ -12,6 +13,7 @@ pub(crate) const ASSIGN_1D: &str = concat!(
 pub(crate) const ASSIGN_DENSE: &str = concat!(
     include_str!("../../shaders/common.wgsl"),
     include_str!("../../shaders/accumulate_global.wgsl"),
+    include_str!("../../shaders/accumulate_local.wgsl"),
     include_str!("../../shaders/assign_dense.wgsl"),
 );
 

@@ -25,6 +25,28 @@ pub(crate) struct Tile {
 /// Coordinates per slice staged through workgroup memory (every shape).
 const BK: u32 = 8;
 
+/// The workgroup accumulators of a kernel that does not use them: WGSL wants a size.
+pub(crate) const NO_LOCAL: u32 = 4;
+
+/// How the d-D kernel runs: its tile shape, and whether a fit whose cells fit workgroup
+/// memory accumulates there first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct DenseKernel {
+    pub tile: Tile,
+    pub local_sums: bool,
+}
+
+impl DenseKernel {
+    /// `LLOYD_GPU_TILE` or the preferred shape ([`Tile::chosen`]); workgroup accumulators
+    /// unless `LLOYD_GPU_LOCAL_SUMS=0` (a switch for timing both).
+    pub(crate) fn chosen(ctx: &GpuContext) -> Result<Self> {
+        Ok(DenseKernel {
+            tile: Tile::chosen(ctx)?,
+            local_sums: std::env::var("LLOYD_GPU_LOCAL_SUMS").map_or(true, |v| v.trim() != "0"),
+        })
+    }
+}
+
 /// The shape the kernel file itself holds: 12.8 KB of workgroup memory, within the 16 KB
 /// every WebGPU adapter offers, so the fallback everywhere.
 pub(crate) const DEFAULT: Tile = Tile {
@@ -100,10 +122,19 @@ impl Tile {
         (self.bp / self.tm) * (self.bc / self.tn)
     }
 
-    /// Bytes of workgroup memory the kernel declares.
-    pub(crate) fn workgroup_bytes(&self) -> u64 {
+    /// Bytes of workgroup memory the kernel declares, with `local_words` of its own
+    /// accumulators.
+    pub(crate) fn workgroup_bytes(&self, local_words: u32) -> u64 {
         let words = BK * (self.bp + self.bc) + 2 * self.bp * (self.bc / self.tn) + 2 * self.bp;
-        4 * u64::from(words)
+        4 * u64::from(words + local_words)
+    }
+
+    /// Words of workgroup accumulators this shape can have on `ctx`'s adapter besides its
+    /// tiles (at most 8 192, a multiple of 256); 0 when there is no room for them.
+    pub(crate) fn local_budget(&self, ctx: &GpuContext) -> u32 {
+        let limit = u64::from(ctx.limits.max_compute_workgroup_storage_size);
+        let spare = limit.saturating_sub(self.workgroup_bytes(0)) / 4;
+        (spare.min(8192) as u32) / 256 * 256
     }
 
     /// Whether `ctx`'s adapter can run this shape: one invocation per point merges the
@@ -115,15 +146,16 @@ impl Tile {
     /// [`Tile::check`] against given limits.
     fn fits(&self, l: &wgpu::Limits) -> Result<()> {
         let threads = self.threads();
+        let bytes = self.workgroup_bytes(NO_LOCAL);
         if threads < self.bp
             || threads > l.max_compute_invocations_per_workgroup
             || threads > l.max_compute_workgroup_size_x
-            || self.workgroup_bytes() > u64::from(l.max_compute_workgroup_storage_size)
+            || bytes > u64::from(l.max_compute_workgroup_storage_size)
         {
             return Err(Error::Gpu(format!(
-                "tile {self}: {threads} invocations and {} bytes of workgroup memory do not fit \
-                 this adapter (at most {} invocations, {} bytes), or are fewer than its {} points",
-                self.workgroup_bytes(),
+                "tile {self}: {threads} invocations and {bytes} bytes of workgroup memory do not \
+                 fit this adapter (at most {} invocations, {} bytes), or are fewer than its {} \
+                 points",
                 l.max_compute_invocations_per_workgroup,
                 l.max_compute_workgroup_storage_size,
                 self.bp
@@ -154,11 +186,12 @@ impl Tile {
         }
     }
 
-    /// The kernel's WGSL for this shape.
-    pub(crate) fn source(&self) -> String {
+    /// The kernel's WGSL for this shape with `local_words` words of workgroup accumulators
+    /// ([`NO_LOCAL`] for a kernel that adds to the global ones directly).
+    pub(crate) fn source(&self, local_words: u32) -> String {
         let consts = format!(
             "const BP: u32 = {}u;\nconst BC: u32 = {}u;\nconst BK: u32 = {BK}u;\n\
-             const TM: u32 = {}u;\nconst TN: u32 = {}u;",
+             const TM: u32 = {}u;\nconst TN: u32 = {}u;\nconst LOCAL_WORDS: u32 = {local_words}u;",
             self.bp, self.bc, self.tm, self.tn
         );
         let mut src = replace_region(shaders::ASSIGN_DENSE, "// tile", &[consts]);
@@ -231,8 +264,8 @@ impl Tile {
     }
 
     /// The key of this shape's pipeline in the context's cache.
-    pub(crate) fn pipeline_key(&self) -> String {
-        format!("assign_dense {self}")
+    pub(crate) fn pipeline_key(&self, local_words: u32) -> String {
+        format!("assign_dense {self} local {local_words}")
     }
 }
 
@@ -300,14 +333,14 @@ mod tests {
 
     #[test]
     fn the_default_shape_is_the_file_itself() {
-        assert_eq!(DEFAULT.source(), shaders::ASSIGN_DENSE);
+        assert_eq!(DEFAULT.source(NO_LOCAL), shaders::ASSIGN_DENSE);
     }
 
     /// Every candidate shape parses and validates with naga, as wgpu does.
     #[test]
     fn every_candidate_shape_validates() {
-        for t in CANDIDATES {
-            let src = t.source();
+        for (t, local) in CANDIDATES.iter().flat_map(|t| [(*t, NO_LOCAL), (*t, 1024)]) {
+            let src = t.source(local);
             let module = naga::front::wgsl::parse_str(&src)
                 .unwrap_or_else(|e| panic!("{t}: {}", e.emit_to_string(&src)));
             naga::valid::Validator::new(
