@@ -27,7 +27,10 @@ struct Params {
     p1: f32,
     tolerance: f32,  // stop rule of a batch of iterations (0: run them all)
     encode_only: u32, // d-D: 1 to skip the coordinate sums (labels, counts and errors only)
-    pad2: u32,
+    draw_lo: u32,     // generation: values one iteration of a batch moves the stream on by
+    draw_hi: u32,     //   (fresh samples each iteration; 0 for a single draw)
+    pad0: u32,
+    pad1: u32,
 }
 
 // Layout of one cell in `acc`: [count, mass(3), sse(3), sum_0(3), ..., sum_{dim-1}(3)].

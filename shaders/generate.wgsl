@@ -4,6 +4,9 @@
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read_write> out: array<f32>;
+// Word 0: the iteration within a batch (the history's record count), which moves a fresh
+// draw on by `draw` values per iteration, so one recorded batch draws new samples each time.
+@group(0) @binding(2) var<storage, read> step: array<u32>;
 
 // (high, low) words of the 64-bit product a * b.
 fn mul_hi_lo(a: u32, b: u32) -> vec2<u32> {
@@ -35,9 +38,14 @@ fn philox(counter: vec4<u32>, key: vec2<u32>) -> vec4<u32> {
 @compute @workgroup_size(256)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let threads = nwg.x * 256u;
+    // base + step * draw, in 64 bits.
+    let it = step[0];
+    let m = mul_hi_lo(it, p.draw_lo);
+    let start_lo = p.base_lo + m.y;
+    let start_hi = p.base_hi + m.x + it * p.draw_hi + select(0u, 1u, start_lo < m.y);
     for (var i = gid.x; i < p.n; i += threads) {
-        let lo = p.base_lo + i;
-        let hi = p.base_hi + select(0u, 1u, lo < i);
+        let lo = start_lo + i;
+        let hi = start_hi + select(0u, 1u, lo < i);
         let r = philox(vec4<u32>(lo, hi, 0u, 0u), vec2<u32>(p.seed_lo, p.seed_hi));
         let u1 = (f32(r.x >> 8u) + 1.0) * 5.9604645e-8; // (0, 1]
         let u2 = f32(r.y >> 8u) * 5.9604645e-8;         // [0, 1)

@@ -338,30 +338,18 @@ impl LloydNd {
             .map(|&v| f64::from(v))
             .collect();
         let mut b = GpuLloyd::new(ctx, Layout::Dense, points, d, &init, None)?;
-        let (centroids, cells, mse, history) = if self.fresh {
-            let mut history = Vec::with_capacity(self.iterations);
-            for t in 0..self.iterations {
-                let start = std::time::Instant::now();
-                if t > 0 {
-                    b.redraw(law, self.seed, (t * m * d) as u64)?;
-                }
-                let r = b.iterate(1, 0.0)?;
-                let seconds = start.elapsed().as_secs_f64();
-                history.push(IterationStats::of(t, &r[0], m as f64, seconds));
-            }
-            // The last samples describe the centroids returned.
-            b.assign_reduce()?;
-            let mse = b.sse()? / m as f64;
-            (b.centroids()?, b.cell_stats()?, mse, history)
-        } else {
-            let schedule = Schedule {
-                iterations: self.iterations,
-                tolerance: 0.0,
-                observer: None,
-            };
-            let out = driver::run(&mut b, &schedule, m as f64)?;
-            (out.centroids, out.cells, out.mse, out.history)
+        if self.fresh {
+            b.draw_fresh(law, self.seed)?;
+        }
+        // Fresh or not, the iterations run in batches on the device; with fresh samples the
+        // last iteration's samples also describe the centroids returned.
+        let schedule = Schedule {
+            iterations: self.iterations,
+            tolerance: 0.0,
+            observer: None,
         };
+        let out = driver::run(&mut b, &schedule, m as f64)?;
+        let (centroids, cells, mse, history) = (out.centroids, out.cells, out.mse, out.history);
         Ok(QuantizerNd {
             centroids,
             dim: d,

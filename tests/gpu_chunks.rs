@@ -129,3 +129,37 @@ fn d_dimensional_samples_drawn_across_bindings() {
         assert!((a - f64::from(*b)).abs() < 1e-5, "{a} vs {b}");
     }
 }
+
+/// Fresh samples each iteration across many bindings: iteration t draws the t-th block of
+/// M·d values of the stream, every chunk its own part of it.
+#[test]
+fn fresh_d_dimensional_samples_across_bindings() {
+    small_bindings();
+    let Some(dev) = gpu() else { return };
+    let (n, d, m, seed, t) = (4usize, 3usize, 1501usize, 2u64, 5usize);
+    let q = lloyd::LloydNd::new(n, d)
+        .samples(m)
+        .iterations(t)
+        .seed(seed)
+        .fresh_samples(true)
+        .device(dev.clone())
+        .fit_normal()
+        .unwrap();
+    let stream = gpu_samples(Law::standard_normal(), t * m * d, seed, &dev).unwrap();
+    let mut centroids = stream[..n * d].to_vec();
+    for block in stream.chunks_exact(m * d) {
+        centroids = lloyd::KMeans::new(n)
+            .init(lloyd::Init::Centroids(centroids))
+            .iterations(1)
+            .tolerance(0.0)
+            .device(Device::Cpu)
+            .fit(block, d)
+            .unwrap()
+            .codebook
+            .centroids()
+            .to_vec();
+    }
+    for (a, b) in q.centroids.iter().zip(&centroids) {
+        assert!((a - f64::from(*b)).abs() < 1e-5, "{a} vs {b}");
+    }
+}

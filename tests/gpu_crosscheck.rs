@@ -386,9 +386,26 @@ fn d_dimensional_quantizer_and_mini_batches_match_the_cpu() {
         assert!((a - f64::from(*b)).abs() < 1e-5, "{a} vs {b}");
     }
     assert!(rel(g.distortion, c.distortion, 1e-12) < 1e-6);
-    // Fresh samples each iteration: the same law, so close to the CPU's fresh run.
+    // Fresh samples each iteration: iteration t takes the t-th block of M·d values of the
+    // device's stream. The same iterations on the CPU, one block at a time.
     let fresh = p.clone().fresh_samples(true);
     let gf = fresh.clone().device(dev.clone()).fit_normal().unwrap();
+    let stream = lloyd::bench::gpu_samples(Law::standard_normal(), 15 * m * d, seed, &dev).unwrap();
+    let mut centroids = stream[..n * d].to_vec();
+    for block in stream.chunks_exact(m * d) {
+        let step = KMeans::new(n)
+            .init(Init::Centroids(centroids))
+            .iterations(1)
+            .tolerance(0.0)
+            .device(Device::Cpu)
+            .fit(block, d)
+            .unwrap();
+        centroids = step.codebook.centroids().to_vec();
+    }
+    for (a, b) in gf.centroids.iter().zip(&centroids) {
+        assert!((a - f64::from(*b)).abs() < 1e-5, "fresh: {a} vs {b}");
+    }
+    // And close to the CPU's own fresh run, which draws other samples of the same law.
     let cf = fresh.device(Device::Cpu).fit_normal().unwrap();
     assert_eq!(gf.history.len(), 15);
     assert!(

@@ -177,6 +177,21 @@ pub(crate) struct GpuLloyd {
     // Kept alive for the bind groups.
     _weights: Vec<wgpu::Buffer>,
     _work: wgpu::Buffer,
+    /// Fresh samples each iteration ([`GpuLloyd::draw_fresh`]).
+    fresh: Option<Fresh>,
+}
+
+/// The generator's state for fresh samples each iteration.
+struct Fresh {
+    pipeline: wgpu::ComputePipeline,
+    /// Per chunk: its parameter block (base of the chunk's values at iteration 0) and its
+    /// bind group (the chunk, and the history's record count as the iteration).
+    params: Vec<(wgpu::Buffer, Params)>,
+    binds: Vec<wgpu::BindGroup>,
+    /// Values one iteration draws (M·d).
+    draw: u64,
+    /// Iterations drawn in earlier batches.
+    done: u64,
 }
 
 fn norms_of(c: &[f64], dim: usize) -> Vec<f32> {
@@ -437,6 +452,7 @@ impl GpuLloyd {
                 params,
                 _weights: weight_bufs,
                 _work: work,
+                fresh: None,
             }
         })
     }
@@ -493,6 +509,20 @@ impl GpuLloyd {
     /// held).
     fn run_batch(&mut self, count: usize, tolerance: f64) -> Result<Vec<StepRecord>> {
         self.prepare(tolerance, self.previous);
+        if let Some(f) = &self.fresh {
+            // This batch's iteration i draws from (done + i)·M·d; the kernel adds i·M·d.
+            for ((buf, p), _) in f.params.iter().zip(&self.chunks) {
+                let base = (u64::from(p.base_hi) << 32 | u64::from(p.base_lo)) + f.done * f.draw;
+                let moved = Params {
+                    base_lo: base as u32,
+                    base_hi: (base >> 32) as u32,
+                    ..*p
+                };
+                self.ctx
+                    .queue
+                    .write_buffer(buf, 0, bytemuck::bytes_of(&moved));
+            }
+        }
         let mut enc = self.ctx.device.create_command_encoder(&Default::default());
         for i in 0..count {
             if i > 0 && i % SUBMIT_EVERY == 0 {
@@ -508,6 +538,18 @@ impl GpuLloyd {
                 label: Some("lloyd iteration"),
                 timestamp_writes: self.timer.as_ref().map(|t| t.writes(i)),
             });
+            if let Some(f) = &self.fresh {
+                pass.set_pipeline(&f.pipeline);
+                for (bind, ch) in f.binds.iter().zip(&self.chunks) {
+                    let values = ch.n * self.dim;
+                    pass.set_bind_group(0, bind, &[]);
+                    pass.dispatch_workgroups(
+                        values.div_ceil(256 * 4).clamp(1, MAX_WORKGROUPS) as u32,
+                        1,
+                        1,
+                    );
+                }
+            }
             self.record_assignment(&mut pass, Dispatch::Indirect);
             self.record_update(&mut pass, Dispatch::Indirect);
         }
@@ -529,6 +571,9 @@ impl GpuLloyd {
             Some(t) => t.read(&self.ctx, ran)?.into_iter().map(Some).collect(),
             None => vec![None; ran],
         };
+        if let Some(f) = &mut self.fresh {
+            f.done += ran as u64;
+        }
         let records = &words[HISTORY_HEADER..HISTORY_HEADER + HISTORY_RECORD * ran];
         let last = &records[HISTORY_RECORD * (ran - 1)..];
         self.previous = Some([last[0], last[1], last[2]]);
@@ -620,11 +665,12 @@ impl GpuLloyd {
         let generate = ctx.pipeline("generate", shaders::GENERATE, "main");
         let gen_params = generation_params(law, batch, seed, 0);
         let gbuf = uniform_buffer(&ctx, "clvq generate params", &gen_params);
+        let step = points::no_step(&ctx);
         let gbind = bind_buffers(
             &ctx,
             "clvq generate",
             &generate,
-            &[(0, &gbuf), (1, &self.chunks[0].xs)],
+            &[(0, &gbuf), (1, &self.chunks[0].xs), (2, &step)],
         );
         let update_params = &self.params[0];
         let mut base: Params = *bytemuck::from_bytes(&self.base_params);
@@ -688,12 +734,39 @@ impl GpuLloyd {
         }
     }
 
-    /// Replaces the points with fresh draws of `law` (values `offset..` of the stream for
-    /// `seed`), on the device: the randomized Lloyd method with new samples each iteration.
-    pub(crate) fn redraw(&mut self, law: &crate::law::Law, seed: u64, offset: u64) -> Result<()> {
-        let targets: Vec<(usize, &wgpu::Buffer)> =
-            self.chunks.iter().map(|c| (c.n, &c.xs)).collect();
-        points::draw(&self.ctx, &targets, law, self.dim, seed, offset)?;
+    /// From now on every iteration first replaces the points with fresh draws of `law`:
+    /// iteration t takes values t·M·d onwards of the stream for `seed` (M points of `dim`
+    /// coordinates), inside the batch's own submissions, so it costs no read-back. Iteration
+    /// 0 draws the values the points were generated with.
+    pub(crate) fn draw_fresh(&mut self, law: &crate::law::Law, seed: u64) -> Result<()> {
+        let ctx = self.ctx.clone();
+        let pipeline = ctx.pipeline("generate", shaders::GENERATE, "main");
+        let draw = self.chunks.iter().map(|c| c.n * self.dim).sum::<usize>() as u64;
+        let mut params = Vec::new();
+        let mut binds = Vec::new();
+        let mut start = 0u64;
+        for ch in &self.chunks {
+            let values = ch.n * self.dim;
+            let mut p = generation_params(law, values, seed, start);
+            p.draw_lo = draw as u32;
+            p.draw_hi = (draw >> 32) as u32;
+            let buf = uniform_buffer(&ctx, "fresh draw params", &p);
+            binds.push(bind_buffers(
+                &ctx,
+                "fresh draw",
+                &pipeline,
+                &[(0, &buf), (1, &ch.xs), (2, &self.history)],
+            ));
+            params.push((buf, p));
+            start += values as u64;
+        }
+        self.fresh = Some(Fresh {
+            pipeline,
+            params,
+            binds,
+            draw,
+            done: 0,
+        });
         self.cached = None;
         self.staged = false;
         Ok(())

@@ -30,7 +30,9 @@ pub(crate) struct Params {
     pub p1: f32,
     pub tolerance: f32,
     pub encode_only: u32,
-    pub pad: u32,
+    pub draw_lo: u32,
+    pub draw_hi: u32,
+    pub pad: [u32; 2],
 }
 
 /// Largest number of points of dimension `dim` one chunk may hold.

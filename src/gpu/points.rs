@@ -137,6 +137,11 @@ impl ResidentPoints {
     }
 }
 
+/// The generator's step word for a single draw (its `draw` is 0, so the value is unused).
+pub(crate) fn no_step(ctx: &GpuContext) -> wgpu::Buffer {
+    storage(ctx, "no step", &[0u8; 4], wgpu::BufferUsages::empty())
+}
+
 /// Fills `chunks` (points of `dim` coordinates, in order) with the generator's values from
 /// `offset` on: value `offset + i` of the stream for `seed` goes to value `i` of the sample,
 /// however it is chunked. No read-back.
@@ -152,12 +157,18 @@ pub(crate) fn draw(
     guarded(ctx, "generating the samples", || {
         let mut enc = ctx.device.create_command_encoder(&Default::default());
         let mut keep = Vec::new();
+        let step = no_step(ctx);
         let mut start = 0u64;
         for &(len, xs) in chunks {
             let values = len * dim;
             let params = generation_params(law, values, seed, offset + start);
             let pbuf = uniform_buffer(ctx, "generate params", &params);
-            let bind = bind_buffers(ctx, "generate", &pipeline, &[(0, &pbuf), (1, xs)]);
+            let bind = bind_buffers(
+                ctx,
+                "generate",
+                &pipeline,
+                &[(0, &pbuf), (1, xs), (2, &step)],
+            );
             {
                 let mut pass = enc.begin_compute_pass(&Default::default());
                 pass.set_pipeline(&pipeline);
