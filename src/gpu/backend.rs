@@ -36,6 +36,8 @@ const WORK_PER_SUBMISSION: f64 = 2.5e11;
 /// the host encodes the rest (about 15 µs of encoding an iteration, measured through wgpu on
 /// lavapipe), and no read-back comes between them.
 const SUBMIT_EVERY: usize = 16;
+/// CLVQ steps per submission (see [`GpuLloyd::clvq`]).
+const CLVQ_RING: usize = 64;
 /// Iterations between reports when the fit has an observer.
 const REPORT_INTERVAL: usize = 10;
 /// The top word of "no previous error" in the history header.
@@ -143,6 +145,7 @@ pub(crate) struct GpuLloyd {
     scale_w: f32,
     chunks: Vec<Chunk>,
     cents: wgpu::Buffer,
+    norms: wgpu::Buffer,
     acc: wgpu::Buffer,
     stats: wgpu::Buffer,
     stats_staging: wgpu::Buffer,
@@ -428,6 +431,7 @@ impl GpuLloyd {
                 scale_w,
                 chunks,
                 cents,
+                norms,
                 acc,
                 stats,
                 stats_staging,
@@ -663,58 +667,75 @@ impl GpuLloyd {
         let ctx = self.ctx.clone();
         let batch = self.chunks[0].n;
         let generate = ctx.pipeline("generate", shaders::GENERATE, "main");
-        let gen_params = generation_params(law, batch, seed, 0);
-        let gbuf = uniform_buffer(&ctx, "clvq generate params", &gen_params);
-        let step = points::no_step(&ctx);
-        let gbind = bind_buffers(
-            &ctx,
-            "clvq generate",
-            &generate,
-            &[(0, &gbuf), (1, &self.chunks[0].xs), (2, &step)],
-        );
-        let update_params = &self.params[0];
-        let mut base: Params = *bytemuck::from_bytes(&self.base_params);
-        for step in 1..=steps {
-            let start = (step - 1) as u64 * batch as u64;
-            let g = generation_params(law, batch, seed, start);
-            ctx.queue.write_buffer(&gbuf, 0, bytemuck::bytes_of(&g));
-            base.p0 = gamma(step) as f32;
-            base.p1 = batch as f32;
-            ctx.queue
-                .write_buffer(update_params, 0, bytemuck::bytes_of(&base));
-            let mut enc = ctx.device.create_command_encoder(&Default::default());
-            {
-                let mut pass = enc.begin_compute_pass(&Default::default());
-                pass.set_pipeline(&generate);
-                pass.set_bind_group(0, &gbind, &[]);
-                pass.dispatch_workgroups(
-                    batch.div_ceil(256 * 4).clamp(1, MAX_WORKGROUPS) as u32,
-                    1,
-                    1,
+        let no_step = points::no_step(&ctx);
+        let base: Params = *bytemuck::from_bytes(&self.base_params);
+        // A ring of parameter blocks, one per step of a submission: each step's generator
+        // offset and step size are written into their own buffers, so CLVQ_RING steps go to
+        // the device in one submission instead of one each.
+        let ring: Vec<_> = (0..CLVQ_RING)
+            .map(|_| {
+                let g = uniform_buffer(&ctx, "clvq generate params", &base);
+                let gb = bind_buffers(
+                    &ctx,
+                    "clvq generate",
+                    &generate,
+                    &[(0, &g), (1, &self.chunks[0].xs), (2, &no_step)],
                 );
-            }
-            enc.clear_buffer(&self.acc, 0, None);
-            {
+                let u = uniform_buffer(&ctx, "clvq update params", &base);
+                let ub = bind_buffers(
+                    &ctx,
+                    "clvq update",
+                    &self.update,
+                    &[(0, &u), (1, &self.acc), (2, &self.cents), (3, &self.norms)],
+                );
+                (g, gb, u, ub)
+            })
+            .collect();
+        let mut first = 1;
+        while first <= steps {
+            let count = CLVQ_RING.min(steps + 1 - first);
+            let mut enc = ctx.device.create_command_encoder(&Default::default());
+            for (j, (g, gb, u, ub)) in ring.iter().take(count).enumerate() {
+                let step = first + j;
+                let start = (step - 1) as u64 * batch as u64;
+                let gp = generation_params(law, batch, seed, start);
+                ctx.queue.write_buffer(g, 0, bytemuck::bytes_of(&gp));
+                let up = Params {
+                    p0: gamma(step) as f32,
+                    p1: batch as f32,
+                    ..base
+                };
+                ctx.queue.write_buffer(u, 0, bytemuck::bytes_of(&up));
+                {
+                    let mut pass = enc.begin_compute_pass(&Default::default());
+                    pass.set_pipeline(&generate);
+                    pass.set_bind_group(0, gb, &[]);
+                    pass.dispatch_workgroups(
+                        batch.div_ceil(256 * 4).clamp(1, MAX_WORKGROUPS) as u32,
+                        1,
+                        1,
+                    );
+                }
+                enc.clear_buffer(&self.acc, 0, None);
                 let mut pass = enc.begin_compute_pass(&Default::default());
                 pass.set_pipeline(&self.assign);
                 pass.set_bind_group(0, &self.chunks[0].bind, &[]);
                 pass.dispatch_workgroups(self.chunks[0].workgroups, 1, 1);
                 pass.set_pipeline(&self.update);
-                pass.set_bind_group(0, &self.update_bind, &[]);
+                pass.set_bind_group(0, ub, &[]);
                 pass.dispatch_workgroups(self.k.div_ceil(64) as u32, 1, 1);
             }
             ctx.queue.submit(Some(enc.finish()));
-            if step % 256 == 0 {
-                // Bound the work queued ahead of the device.
+            first += count;
+            // Rewriting the ring for the next submission is safe without waiting: a queued
+            // write lands after the submissions before it. Waiting every few submissions
+            // only bounds the work queued ahead of the device.
+            if (first / CLVQ_RING).is_multiple_of(4) {
                 ctx.device
                     .poll(wgpu::PollType::wait_indefinitely())
                     .map_err(|e| Error::Gpu(format!("waiting for the device: {e}")))?;
             }
         }
-        base.p0 = 0.0;
-        base.p1 = 0.0;
-        ctx.queue
-            .write_buffer(update_params, 0, bytemuck::bytes_of(&base));
         self.cached = None;
         self.staged = false;
         Ok(())
