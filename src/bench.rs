@@ -25,7 +25,7 @@ pub struct Stepper<'a> {
     inner: Inner<'a>,
 }
 
-/// How [`Stepper::kmeans_tiled`] runs the GPU d-D kernel; `None` fields are as a fit
+/// How [`Stepper::kmeans_with_kernel`] runs the GPU d-D kernel; `None` fields are as a fit
 /// would have them (`LLOYD_GPU_TILE`, `LLOYD_GPU_LOCAL_SUMS`, the adapter's room).
 #[derive(Debug, Clone, Default)]
 pub struct KernelChoice {
@@ -79,11 +79,11 @@ impl<'a> Stepper<'a> {
         init: &[f32],
         device: &Device,
     ) -> Result<Self> {
-        Self::kmeans_tiled(data, dim, k, seed, init, device, &KernelChoice::default())
+        Self::kmeans_with_kernel(data, dim, k, seed, init, device, &KernelChoice::default())
     }
 
     /// [`Stepper::kmeans`] with the GPU d-D kernel chosen by hand.
-    pub fn kmeans_tiled(
+    pub fn kmeans_with_kernel(
         data: &'a [f32],
         dim: usize,
         k: usize,
@@ -219,8 +219,8 @@ impl<'a> Stepper<'a> {
 }
 
 /// The GPU d-D kernel's tile shapes worth timing on a new GPU, as `LLOYD_GPU_TILE` and
-/// [`Stepper::kmeans_tiled`] name them: the portable 64x64x4x4 first, then 128x128x8x8,
-/// which fits take where the adapter allows it, then two shapes in between.
+/// [`Stepper::kmeans_with_kernel`] name them: the portable 64x64x4x4 first, then 128x128x8x8,
+/// which fits take where the adapter has room for it, then two shapes in between.
 pub fn tile_shapes() -> Vec<String> {
     CANDIDATES.iter().map(|t| t.to_string()).collect()
 }

@@ -349,15 +349,14 @@ impl LloydNd {
             observer: None,
         };
         let out = driver::run(&mut b, &schedule, m as f64)?;
-        let (centroids, cells, mse, history) = (out.centroids, out.cells, out.mse, out.history);
         Ok(QuantizerNd {
-            centroids,
+            centroids: out.centroids,
             dim: d,
-            probabilities: cells.mass.iter().map(|w| w / m as f64).collect(),
-            distortion: 0.5 * mse,
-            mse,
-            iterations_run: history.len(),
-            history,
+            probabilities: out.cells.mass.iter().map(|w| w / m as f64).collect(),
+            distortion: 0.5 * out.mse,
+            mse: out.mse,
+            iterations_run: out.history.len(),
+            history: out.history,
             device: b.device_name(),
         })
     }

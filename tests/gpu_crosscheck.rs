@@ -88,7 +88,7 @@ fn check_dense_step(dev: &Device, choice: &KernelChoice) {
         let data = gaussian(n, d, (n * d) as u64);
         let init: Vec<f32> = data[..k * d].to_vec();
         let mut cpu = Stepper::kmeans(&data, d, k, 0, &init, &Device::Cpu).unwrap();
-        let mut gpu = Stepper::kmeans_tiled(&data, d, k, 0, &init, dev, choice).unwrap();
+        let mut gpu = Stepper::kmeans_with_kernel(&data, d, k, 0, &init, dev, choice).unwrap();
         if choice.local_sums == Some(true) && k <= 64 && k * (7 + 3 * d) <= 1024 {
             // Every adapter this runs on has room for 1 024 words beside the tiles.
             assert!(

@@ -300,7 +300,7 @@ fn run(a: &Args) -> Result<(), String> {
                             tile: tile.clone(),
                             local_sums: None,
                         };
-                        let mut s = Stepper::kmeans_tiled(&data, d, k, 0, &[], dev, &choice)
+                        let mut s = Stepper::kmeans_with_kernel(&data, d, k, 0, &[], dev, &choice)
                             .map_err(|e| e.to_string())?;
                         let setup_ms = t.elapsed().as_secs_f64() * 1e3;
                         let (wall, device) = time_steps(&mut s, 1, kmeans_iterations)?;

@@ -547,11 +547,7 @@ impl GpuLloyd {
                 for (bind, ch) in f.binds.iter().zip(&self.chunks) {
                     let values = ch.n * self.dim;
                     pass.set_bind_group(0, bind, &[]);
-                    pass.dispatch_workgroups(
-                        values.div_ceil(256 * 4).clamp(1, MAX_WORKGROUPS) as u32,
-                        1,
-                        1,
-                    );
+                    pass.dispatch_workgroups(points::generate_workgroups(values), 1, 1);
                 }
             }
             self.record_assignment(&mut pass, Dispatch::Indirect);
@@ -710,11 +706,7 @@ impl GpuLloyd {
                     let mut pass = enc.begin_compute_pass(&Default::default());
                     pass.set_pipeline(&generate);
                     pass.set_bind_group(0, gb, &[]);
-                    pass.dispatch_workgroups(
-                        batch.div_ceil(256 * 4).clamp(1, MAX_WORKGROUPS) as u32,
-                        1,
-                        1,
-                    );
+                    pass.dispatch_workgroups(points::generate_workgroups(batch), 1, 1);
                 }
                 enc.clear_buffer(&self.acc, 0, None);
                 let mut pass = enc.begin_compute_pass(&Default::default());

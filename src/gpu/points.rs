@@ -137,6 +137,12 @@ impl ResidentPoints {
     }
 }
 
+/// Workgroups of the generator for `values` values (it loops over what one dispatch cannot
+/// cover).
+pub(crate) fn generate_workgroups(values: usize) -> u32 {
+    values.div_ceil(256 * 4).clamp(1, MAX_WORKGROUPS) as u32
+}
+
 /// The generator's step word for a single draw (its `draw` is 0, so the value is unused).
 pub(crate) fn no_step(ctx: &GpuContext) -> wgpu::Buffer {
     storage(ctx, "no step", &[0u8; 4], wgpu::BufferUsages::empty())
@@ -173,11 +179,7 @@ pub(crate) fn draw(
                 let mut pass = enc.begin_compute_pass(&Default::default());
                 pass.set_pipeline(&pipeline);
                 pass.set_bind_group(0, &bind, &[]);
-                pass.dispatch_workgroups(
-                    values.div_ceil(256 * 4).clamp(1, MAX_WORKGROUPS) as u32,
-                    1,
-                    1,
-                );
+                pass.dispatch_workgroups(generate_workgroups(values), 1, 1);
             }
             keep.push(pbuf);
             start += values as u64;
