@@ -3,8 +3,8 @@
 
 mod common;
 
-use common::gaussian;
 use common::gpu::gpu;
+use common::{cpu_steps_over_blocks, gaussian};
 use lloyd::bench::{Stepper, gpu_samples};
 use lloyd::{Device, Law};
 
@@ -146,19 +146,7 @@ fn fresh_d_dimensional_samples_across_bindings() {
         .fit_normal()
         .unwrap();
     let stream = gpu_samples(Law::standard_normal(), t * m * d, seed, &dev).unwrap();
-    let mut centroids = stream[..n * d].to_vec();
-    for block in stream.chunks_exact(m * d) {
-        centroids = lloyd::KMeans::new(n)
-            .init(lloyd::Init::Centroids(centroids))
-            .iterations(1)
-            .tolerance(0.0)
-            .device(Device::Cpu)
-            .fit(block, d)
-            .unwrap()
-            .codebook
-            .centroids()
-            .to_vec();
-    }
+    let centroids = cpu_steps_over_blocks(&stream, m * d, n, d);
     for (a, b) in q.centroids.iter().zip(&centroids) {
         assert!((a - f64::from(*b)).abs() < 1e-5, "{a} vs {b}");
     }

@@ -3,7 +3,7 @@
 mod common;
 
 use common::gpu::gpu;
-use common::{blobs, brute_labels, gaussian};
+use common::{blobs, brute_labels, cpu_steps_over_blocks, gaussian};
 use lloyd::bench::{KernelChoice, Stepper};
 use lloyd::{Codebook, Device, Init, KMeans, Law, Lloyd1d};
 
@@ -391,17 +391,7 @@ fn d_dimensional_quantizer_and_mini_batches_match_the_cpu() {
     let fresh = p.clone().fresh_samples(true);
     let gf = fresh.clone().device(dev.clone()).fit_normal().unwrap();
     let stream = lloyd::bench::gpu_samples(Law::standard_normal(), 15 * m * d, seed, &dev).unwrap();
-    let mut centroids = stream[..n * d].to_vec();
-    for block in stream.chunks_exact(m * d) {
-        let step = KMeans::new(n)
-            .init(Init::Centroids(centroids))
-            .iterations(1)
-            .tolerance(0.0)
-            .device(Device::Cpu)
-            .fit(block, d)
-            .unwrap();
-        centroids = step.codebook.centroids().to_vec();
-    }
+    let centroids = cpu_steps_over_blocks(&stream, m * d, n, d);
     for (a, b) in gf.centroids.iter().zip(&centroids) {
         assert!((a - f64::from(*b)).abs() < 1e-5, "fresh: {a} vs {b}");
     }

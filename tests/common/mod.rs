@@ -48,3 +48,23 @@ pub fn brute_labels(data: &[f32], dim: usize, centroids: &[f32]) -> Vec<(u32, f6
         })
         .collect()
 }
+
+/// CPU K-means run one iteration per block of `stream` (`block` values each, `dim`
+/// columns), starting from the stream's first `n` points: the randomized Lloyd method with
+/// fresh samples, as the GPU runs it on its own stream.
+pub fn cpu_steps_over_blocks(stream: &[f32], block: usize, n: usize, dim: usize) -> Vec<f32> {
+    let mut centroids = stream[..n * dim].to_vec();
+    for samples in stream.chunks_exact(block) {
+        centroids = lloyd::KMeans::new(n)
+            .init(lloyd::Init::Centroids(centroids))
+            .iterations(1)
+            .tolerance(0.0)
+            .device(lloyd::Device::Cpu)
+            .fit(samples, dim)
+            .unwrap()
+            .codebook
+            .centroids()
+            .to_vec();
+    }
+    centroids
+}
