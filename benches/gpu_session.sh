@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Issue #3's measurements on a lent GPU machine, in one call. That machine has no Rust
+# Issue #14's measurements on a lent GPU machine, in one call. That machine has no Rust
 # toolchain and no Vulkan loader, so both are prepared here and carried:
 #
 #   here:   bash benches/gpu_session.sh prepare
@@ -26,6 +26,7 @@ for line in sys.stdin:
 }
 
 prepare() {
+    mkdir -p .git/info
     for d in /.gl/ /.gpu-bin/; do
         grep -qxF "$d" .git/info/exclude 2>/dev/null || echo "$d" >>.git/info/exclude
     done
@@ -39,32 +40,51 @@ prepare() {
         (cd .gl && apt-get $o download libvulkan1 libegl1 libglvnd0 libopengl0 libgl1 libglx0 libgles2)
     fi
     cargo build --release --bins
-    local bench
-    bench=$(executable bench lloyd_iteration)
     rm -rf .gpu-bin && mkdir -p .gpu-bin
-    cp target/release/lloyd target/release/lloyd-bench "$bench" .gpu-bin/
-    mv ".gpu-bin/$(basename "$bench")" .gpu-bin/lloyd_iteration
+    cp target/release/lloyd target/release/lloyd-bench .gpu-bin/
+    cp "$(executable bench gpu_probe)" .gpu-bin/gpu_probe
+    # Every test suite that opens a GPU, and the library's own tests (naga validation).
     local name path
-    for name in gpu_crosscheck gpu_device_loop gpu_chunks; do
+    for name in gpu_crosscheck gpu_device_loop gpu_chunks clvq; do
         path=$(executable test "$name")
         cp "$path" ".gpu-bin/test_$name"
     done
+    path=$(cargo test --release --lib --no-run --message-format=json |
+        python3 -c 'import json, sys
+for line in sys.stdin:
+    m = json.loads(line)
+    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["kind"] == ["lib"]:
+        print(m["executable"])')
+    cp "$path" .gpu-bin/test_lib
     strip .gpu-bin/*
+    # What travels is capped at 64 MiB: the binaries go compressed.
+    tar -C .gpu-bin -cJf /tmp/gpu-bin.tar.xz . && rm -rf .gpu-bin/* && mv /tmp/gpu-bin.tar.xz .gpu-bin/
     du -sh .gl .gpu-bin
 }
 
+# Runs "$@" with a time limit of $1 seconds, appending its output to the report; a failure
+# or a timeout is written down and the session goes on.
+step() {
+    local limit=$1
+    shift
+    timeout "$limit" "$@" >>"$report" 2>&1 || echo "(exit $?: $*)" >>"$report"
+}
+
 measure() {
-    # The device tool brings back at most 8 files from $OUT: the logs go to a scratch folder
-    # and $OUT gets report.txt (everything worth reading, in order), the main run's
-    # summary.md, bench.csv and plots, tiles.csv, and tests.txt only when a test failed.
+    # The device tool brings back at most 8 files from $OUT: report.txt (everything worth
+    # reading, in order), the main run's summary.md and bench.csv, torch.csv, tiles.csv,
+    # tests.txt and the two plots.
     local out=${OUT:-bench-out/gpu}
     local w
     w=$(mktemp -d)
-    # Sizes: issue #3's by default; smaller ones (M=20000 KN=5000 KD=8 KK=16) smoke-test the
-    # script on lavapipe.
-    local m=${M:-1000000} kn=${KN:-1000000} kd=${KD:-128} kk=${KK:-1024}
+    # Sizes: issue #14's by default; smaller ones (M=20000 KN=5000) smoke-test the script on
+    # lavapipe.
+    local m=${M:-200000,500000,1000000} kn=${KN:-1000000}
     local peak=${PEAK_TFLOPS:-66.9}
     mkdir -p "$out"
+    if [ -e .gpu-bin/gpu-bin.tar.xz ]; then
+        tar -C .gpu-bin -xJf .gpu-bin/gpu-bin.tar.xz && rm .gpu-bin/gpu-bin.tar.xz
+    fi
     if ! ldconfig -p | grep -q libvulkan.so.1; then
         for f in .gl/*.deb; do dpkg -x "$f" /; done
         ldconfig
@@ -75,60 +95,71 @@ measure() {
         export VK_DRIVER_FILES=$icd
         export __EGL_VENDOR_LIBRARY_FILENAMES=/usr/local/nvidia/share/glvnd/egl_vendor.d/10_nvidia.json
     fi
-    local report=$out/report.txt
+    report=$out/report.txt
     {
-        echo "## machine"
-        nvidia-smi --query-gpu=name,driver_version,clocks.max.sm,memory.total --format=csv || true
+        echo "## machine ($(date -u +%FT%TZ))"
+        nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm,memory.total,power.limit --format=csv || true
         .gpu-bin/lloyd devices
     } >"$report" 2>&1
+    echo "## what the units can do through wgpu (benches/gpu_probe.rs)" >>"$report"
+    step 120 .gpu-bin/gpu_probe
     # Correctness on the real driver before any timing: the GPU test suites, CPU-checked.
     echo "## GPU tests (LLOYD_REQUIRE_GPU=1)" >>"$report"
-    local failed=0
+    local t
+    : >"$w/tests.txt"
     for t in .gpu-bin/test_*; do
-        if ! LLOYD_REQUIRE_GPU=1 "$t" --test-threads 1 >>"$w/tests.txt" 2>&1; then
-            failed=1
-        fi
+        [ -n "${SKIP_TESTS:-}" ] && break
+        echo "### $t" >>"$w/tests.txt"
+        LLOYD_REQUIRE_GPU=1 timeout 240 "$t" --test-threads 4 >>"$w/tests.txt" 2>&1 ||
+            echo "FAILED: $t exit $?" >>"$w/tests.txt"
     done
-    grep -E "^test result|FAILED|panicked" "$w/tests.txt" >>"$report" || true
-    [ "$failed" = 0 ] || cp "$w/tests.txt" "$out/tests.txt"
-    echo "## lloyd quantize --n 500 --samples $m --iterations 100 --device gpu" >>"$report"
-    .gpu-bin/lloyd quantize --n 500 --samples "$m" --iterations 100 --device gpu --json \
-        2>&1 | python3 -c 'import json, sys
+    grep -E "^### |^test result|FAILED|panicked" "$w/tests.txt" >>"$report" || true
+    cp "$w/tests.txt" "$out/tests.txt"
+    local qm=${QM:-1000000}
+    echo "## lloyd quantize --n 500 --samples $qm --iterations 100 --device gpu" >>"$report"
+    local keep='import json, sys
 text = sys.stdin.read()
 try:
     d = json.loads(text)
-    print({k: d[k] for k in ("device", "iterations", "distortion", "mse", "ms_per_iteration", "setup_ms")})
+    print({k: d[k] for k in d if not isinstance(d[k], list)})
 except ValueError:
-    print(text)' >>"$report"
-    # H100 SXM f32 peak (non-tensor): 132 SMs x 128 lanes x 2 flops x 1.98 GHz = 66.9 TFLOP/s.
-    echo "## lloyd-bench (1-D grid, K-means, PQ; cpu and gpu)" >>"$report"
-    .gpu-bin/lloyd-bench --quiet --device cpu,gpu --n 10,100,500 --m "$m" --seeds 0,1 \
-        --iterations 100 --kmeans-n "$kn" --kmeans-d "$kd" --kmeans-k "$kk" \
-        --peak-tflops "$peak" --out "$w/main" >"$w/main.txt" 2>&1 || cat "$w/main.txt" >>"$report"
-    cat "$w/main/summary.md" >>"$report" 2>/dev/null || true
-    cp "$w"/main/{summary.md,bench.csv,time_vs_n.svg,ratio_vs_n.svg} "$out/" 2>/dev/null || true
-    echo "## the d-D kernel's tile shapes at n=$kn d=$kd k=$kk" >>"$report"
-    .gpu-bin/lloyd-bench --quiet --kinds kmeans --device gpu --tiles all --kmeans-n "$kn" \
-        --kmeans-d "$kd" --kmeans-k "$kk" --peak-tflops "$peak" --out "$w/tiles" \
-        >"$w/tiles.txt" 2>&1 || cat "$w/tiles.txt" >>"$report"
-    grep -E "^\| (gpu|method)" "$w/tiles/summary.md" >>"$report" 2>/dev/null || true
-    cp "$w/tiles/bench.csv" "$out/tiles.csv" 2>/dev/null || true
-    echo "## few cells (n=$kn d=32 k=16): workgroup accumulators off, then on" >>"$report"
-    for local in 0 1; do
-        LLOYD_GPU_LOCAL_SUMS=$local .gpu-bin/lloyd-bench --quiet --kinds kmeans --device gpu \
-            --kmeans-n "$kn" --kmeans-d 32 --kmeans-k 16 --out "$w/local$local" >/dev/null 2>&1
-        grep -E "^\| gpu" "$w/local$local/summary.md" >>"$report" 2>/dev/null || true
-    done
-    echo "## criterion (LLOYD_BENCH_DEVICES=gpu)" >>"$report"
-    LLOYD_BENCH_DEVICES=gpu timeout 300 .gpu-bin/lloyd_iteration --bench --warm-up-time 1 \
-        --measurement-time 3 2>&1 | grep -E "^(lloyd1d|kmeans)|time:" >>"$report" || true
+    print(text)'
+    timeout 60 .gpu-bin/lloyd quantize --n 500 --samples "$qm" --iterations 100 --device gpu --json \
+        2>&1 | python3 -c "$keep" >>"$report" || true
+    echo "## fresh samples each iteration: lloyd quantize-nd --d 1 --n 500 --samples $qm --iterations 100 --fresh" >>"$report"
+    timeout 60 .gpu-bin/lloyd quantize-nd --d 1 --n 500 --samples "$qm" --iterations 100 --fresh \
+        --device gpu --json 2>&1 | python3 -c "$keep" >>"$report" || true
+    echo "## lloyd-bench (1-D grid, K-means grid, PQ; cpu and gpu)" >>"$report"
+    step 300 .gpu-bin/lloyd-bench --quiet --device cpu,gpu --n 10,20,50,100,200,500 --m "$m" \
+        --seeds 0,1 --iterations 100 --kmeans-n "$kn" --kmeans-d 32,128 --kmeans-k 16,256,1024 \
+        --peak-tflops "$peak" --out "$w/main"
+    cp "$w"/main/{summary.md,bench.csv,time_vs_n.svg} "$out/" 2>/dev/null || true
     echo "## the field's PyTorch code on this GPU" >>"$report"
-    {
-        python3 benches/lloyd_torch.py oned --n 10,100,500 --m "$m"
-        python3 benches/lloyd_torch.py kmeans --n "$kn" --d "$kd" --k "$kk"
-    } >>"$report" 2>&1 || true
+    step 200 python3 benches/lloyd_torch.py --csv "$out/torch.csv" oned --m "$m"
+    step 200 python3 benches/lloyd_torch.py --csv "$out/torch.csv" kmeans --n "$kn" \
+        --d 32,128 --k 16,256,1024 --precision fp32,tf32,fp16,cdist
+    echo "## the d-D kernel's tile shapes" >>"$report"
+    local dk
+    for dk in 128:1024 32:256; do
+        step 120 .gpu-bin/lloyd-bench --quiet --kinds kmeans --device gpu --tiles all \
+            --kmeans-n "$kn" --kmeans-d "${dk%:*}" --kmeans-k "${dk#*:}" --peak-tflops "$peak" \
+            --out "$w/tiles$dk"
+        tail -n +2 "$w/tiles$dk/bench.csv" >>"$w/tiles.csv" 2>/dev/null || true
+    done
+    cp "$w/tiles.csv" "$out/tiles.csv" 2>/dev/null || true
+    echo "## few cells (n=$kn d=32 k=16): workgroup accumulators off, then on" >>"$report"
+    local local_sums
+    for local_sums in 0 1; do
+        LLOYD_GPU_LOCAL_SUMS=$local_sums step 60 .gpu-bin/lloyd-bench --quiet --kinds kmeans \
+            --device gpu --kmeans-n "$kn" --kmeans-d 32 --kmeans-k 16 --out "$w/local$local_sums"
+    done
     echo "## the field's numpy code on this machine's CPU" >>"$report"
-    python3 benches/lloyd_numpy.py table --n 500 --m "$m" --repeat 2 >>"$report" 2>&1 || true
+    step 120 python3 benches/lloyd_numpy.py table --n 500 --m "$qm" --repeat 2
+    echo "## Nsight Compute on the d-D kernel (n=$kn d=128 k=1024)" >>"$report"
+    ncu --help 2>&1 | grep -i -A2 "graphics\|replay-mode" >>"$report" || true
+    step 60 ncu --graphics-profiling-type range --section SpeedOfLight --launch-skip 2 \
+        --launch-count 1 .gpu-bin/lloyd-bench --quiet --kinds kmeans --device gpu \
+        --kmeans-n "$kn" --kmeans-d 128 --kmeans-k 1024 --out "$w/ncu"
     cat "$report"
     rm -rf "$w"
 }

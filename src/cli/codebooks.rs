@@ -187,6 +187,7 @@ pub fn devices(as_json: bool) -> Result<(), Error> {
             "gpu:{}  {:<8} {:<14} {}  [{}]",
             a.index, a.backend, a.device_type, a.name, a.driver
         );
+        println!("        {}", a.capabilities.join(", "));
     }
     println!(
         "cpu    the CPU backend ({} threads)",

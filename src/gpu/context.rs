@@ -18,6 +18,10 @@ pub struct AdapterSummary {
     pub device_type: String,
     /// Driver name and version.
     pub driver: String,
+    /// What the kernels can use, as `name value` words: subgroup sizes, workgroup memory,
+    /// the largest storage binding, timestamps, f16, subgroups and each cooperative-matrix
+    /// shape (`coop 16x16x16 f16->f32`).
+    pub capabilities: Vec<String>,
 }
 
 /// A wgpu device and queue with the adapter's limits, created once per adapter.
@@ -53,12 +57,43 @@ fn adapters() -> Vec<wgpu::Adapter> {
 
 fn summary(index: usize, a: &wgpu::Adapter) -> AdapterSummary {
     let i = a.get_info();
+    let limits = a.limits();
+    let features = a.features();
+    let mut capabilities = vec![
+        format!("subgroup {}..{}", i.subgroup_min_size, i.subgroup_max_size),
+        format!(
+            "workgroup-memory {}",
+            limits.max_compute_workgroup_storage_size
+        ),
+        format!("storage-binding {}", limits.max_storage_buffer_binding_size),
+        format!("buffer {}", limits.max_buffer_size),
+    ];
+    for (flag, name) in [
+        (wgpu::Features::TIMESTAMP_QUERY, "timestamps"),
+        (wgpu::Features::SHADER_F16, "f16"),
+        (wgpu::Features::SUBGROUP, "subgroups"),
+        (
+            wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX,
+            "cooperative-matrix",
+        ),
+    ] {
+        if features.contains(flag) {
+            capabilities.push(name.to_string());
+        }
+    }
+    for c in a.cooperative_matrix_properties() {
+        capabilities.push(format!(
+            "coop {}x{}x{} {:?}->{:?}",
+            c.m_size, c.n_size, c.k_size, c.ab_type, c.cr_type
+        ));
+    }
     AdapterSummary {
         index,
         name: i.name,
         backend: format!("{:?}", i.backend),
         device_type: format!("{:?}", i.device_type),
         driver: format!("{} {}", i.driver, i.driver_info).trim().to_string(),
+        capabilities,
     }
 }
 

@@ -57,4 +57,20 @@ mod tests {
             .unwrap_or_else(|e| panic!("{name}: {}", e.emit_to_string(src)));
         }
     }
+
+    /// The cooperative-matrix probe (`benches/gpu_probe.rs`) validates with the capabilities
+    /// it asks for: f16 and cooperative matrices.
+    #[test]
+    fn the_cooperative_matrix_probe_validates() {
+        let src = include_str!("../../shaders/probe_coop.wgsl");
+        let module = naga::front::wgsl::parse_str(src)
+            .unwrap_or_else(|e| panic!("probe_coop: {}", e.emit_to_string(src)));
+        naga::valid::Validator::new(
+            naga::valid::ValidationFlags::all(),
+            naga::valid::Capabilities::SHADER_FLOAT16
+                | naga::valid::Capabilities::COOPERATIVE_MATRIX,
+        )
+        .validate(&module)
+        .unwrap_or_else(|e| panic!("probe_coop: {}", e.emit_to_string(src)));
+    }
 }
