@@ -2,10 +2,16 @@
 // takes BP points against BC centroids at a time, both staged through workgroup memory in
 // slices of BK coordinates, and each invocation accumulates a TM x TN block of dot products
 // in registers (TM points, TN centroids). Each invocation keeps the arg-min of ‖c‖² − 2 x·c
-// over its columns (ties to the lowest index); the SPAN partial minima of a point are then
-// merged, and one invocation per point writes its label and adds its exact (compensated)
-// squared error and weight to the cell's fixed-point accumulators; the whole workgroup then
-// adds the points' coordinates.
+// over its columns (ties to the lowest index) and the runner-up; the SPAN partial minima of
+// a point are then merged into its best and second-best values.
+//
+// Labels are certified (as `src/backend/exact.rs` does on the CPU): f32 rounding of the
+// expanded form can misorder centroids whose distances are close, so a point whose best and
+// second-best values are closer than the expansion's rounding bound is decided again by
+// direct differences Σ(x − c)² over every centroid, the whole workgroup sharing the scan.
+// Then one invocation per point writes its label and adds its exact (compensated) squared
+// error and weight to the cell's fixed-point accumulators; the whole workgroup then adds the
+// points' coordinates.
 //
 // The tile constants below are this file's default shape. src/gpu/tiles.rs builds the other
 // shapes from this text: it rewrites the `const` lines between the `tile` markers and the
@@ -40,12 +46,34 @@ var<workgroup> x_tile: array<f32, BK * BP>;   // [BK][BP]
 var<workgroup> c_tile: array<f32, BK * BC>;   // [BK][BC]
 var<workgroup> red_v: array<f32, BP * SPAN>;  // [BP][SPAN]
 var<workgroup> red_i: array<u32, BP * SPAN>;
-var<workgroup> point_cell: array<u32, BP>;    // first accumulator word of the point's cell
-var<workgroup> point_weight: array<f32, BP>;
+var<workgroup> point_cell: array<u32, BP>;    // the point's cell, then its first accumulator word
+var<workgroup> point_weight: array<f32, BP>;  // the point's best value, then its weight
+var<workgroup> point_sse: array<f32, BP>;     // squared distance to the point's centroid
+var<workgroup> pending: array<u32, BP>;       // rows of the block the f32 ranking cannot decide
+var<workgroup> pending_count: atomic<u32>;
+var<workgroup> pending_total: u32;
 // With `use_local`, the workgroup's own accumulators (same layout as `acc`, k * stride words):
 // its points add to them, and they go to `acc` once at the end. Few cells means many points
 // per cell, and global atomics on one address serialise; workgroup atomics are cheap.
 var<workgroup> wacc: array<atomic<u32>, LOCAL_WORDS>;
+
+struct Minimum {
+    value: f32,
+    label: u32,
+}
+
+// The smallest of `count` partial minima in red_v/red_i from `start`, lowest label on ties.
+fn best_of(start: u32, count: u32) -> Minimum {
+    var m = Minimum(red_v[start], red_i[start]);
+    for (var t = 1u; t < count; t++) {
+        let v = red_v[start + t];
+        let l = red_i[start + t];
+        if (v < m.value || (v == m.value && l < m.label)) {
+            m = Minimum(v, l);
+        }
+    }
+    return m;
+}
 
 @compute @workgroup_size(WG)
 fn main(
@@ -67,12 +95,16 @@ fn main(
         // gen best begin
         var bv0 = BIG;
         var bi0 = 0u;
+        var sv0 = BIG;
         var bv1 = BIG;
         var bi1 = 0u;
+        var sv1 = BIG;
         var bv2 = BIG;
         var bi2 = 0u;
+        var sv2 = BIG;
         var bv3 = BIG;
         var bi3 = 0u;
+        var sv3 = BIG;
         // gen best end
         for (var c0 = 0u; c0 < p.k; c0 += BC) {
             // gen zero begin
@@ -120,49 +152,49 @@ fn main(
                 let c = c0 + tx * TN + 0u;
                 let nrm = norms[c];
                 let v0 = nrm - 2.0 * d0_0;
-                if (v0 < bv0) { bv0 = v0; bi0 = c; }
+                if (v0 < bv0) { sv0 = bv0; bv0 = v0; bi0 = c; } else { sv0 = min(sv0, v0); }
                 let v1 = nrm - 2.0 * d1_0;
-                if (v1 < bv1) { bv1 = v1; bi1 = c; }
+                if (v1 < bv1) { sv1 = bv1; bv1 = v1; bi1 = c; } else { sv1 = min(sv1, v1); }
                 let v2 = nrm - 2.0 * d2_0;
-                if (v2 < bv2) { bv2 = v2; bi2 = c; }
+                if (v2 < bv2) { sv2 = bv2; bv2 = v2; bi2 = c; } else { sv2 = min(sv2, v2); }
                 let v3 = nrm - 2.0 * d3_0;
-                if (v3 < bv3) { bv3 = v3; bi3 = c; }
+                if (v3 < bv3) { sv3 = bv3; bv3 = v3; bi3 = c; } else { sv3 = min(sv3, v3); }
             }
             if (c0 + tx * TN + 1u < p.k) {
                 let c = c0 + tx * TN + 1u;
                 let nrm = norms[c];
                 let v0 = nrm - 2.0 * d0_1;
-                if (v0 < bv0) { bv0 = v0; bi0 = c; }
+                if (v0 < bv0) { sv0 = bv0; bv0 = v0; bi0 = c; } else { sv0 = min(sv0, v0); }
                 let v1 = nrm - 2.0 * d1_1;
-                if (v1 < bv1) { bv1 = v1; bi1 = c; }
+                if (v1 < bv1) { sv1 = bv1; bv1 = v1; bi1 = c; } else { sv1 = min(sv1, v1); }
                 let v2 = nrm - 2.0 * d2_1;
-                if (v2 < bv2) { bv2 = v2; bi2 = c; }
+                if (v2 < bv2) { sv2 = bv2; bv2 = v2; bi2 = c; } else { sv2 = min(sv2, v2); }
                 let v3 = nrm - 2.0 * d3_1;
-                if (v3 < bv3) { bv3 = v3; bi3 = c; }
+                if (v3 < bv3) { sv3 = bv3; bv3 = v3; bi3 = c; } else { sv3 = min(sv3, v3); }
             }
             if (c0 + tx * TN + 2u < p.k) {
                 let c = c0 + tx * TN + 2u;
                 let nrm = norms[c];
                 let v0 = nrm - 2.0 * d0_2;
-                if (v0 < bv0) { bv0 = v0; bi0 = c; }
+                if (v0 < bv0) { sv0 = bv0; bv0 = v0; bi0 = c; } else { sv0 = min(sv0, v0); }
                 let v1 = nrm - 2.0 * d1_2;
-                if (v1 < bv1) { bv1 = v1; bi1 = c; }
+                if (v1 < bv1) { sv1 = bv1; bv1 = v1; bi1 = c; } else { sv1 = min(sv1, v1); }
                 let v2 = nrm - 2.0 * d2_2;
-                if (v2 < bv2) { bv2 = v2; bi2 = c; }
+                if (v2 < bv2) { sv2 = bv2; bv2 = v2; bi2 = c; } else { sv2 = min(sv2, v2); }
                 let v3 = nrm - 2.0 * d3_2;
-                if (v3 < bv3) { bv3 = v3; bi3 = c; }
+                if (v3 < bv3) { sv3 = bv3; bv3 = v3; bi3 = c; } else { sv3 = min(sv3, v3); }
             }
             if (c0 + tx * TN + 3u < p.k) {
                 let c = c0 + tx * TN + 3u;
                 let nrm = norms[c];
                 let v0 = nrm - 2.0 * d0_3;
-                if (v0 < bv0) { bv0 = v0; bi0 = c; }
+                if (v0 < bv0) { sv0 = bv0; bv0 = v0; bi0 = c; } else { sv0 = min(sv0, v0); }
                 let v1 = nrm - 2.0 * d1_3;
-                if (v1 < bv1) { bv1 = v1; bi1 = c; }
+                if (v1 < bv1) { sv1 = bv1; bv1 = v1; bi1 = c; } else { sv1 = min(sv1, v1); }
                 let v2 = nrm - 2.0 * d2_3;
-                if (v2 < bv2) { bv2 = v2; bi2 = c; }
+                if (v2 < bv2) { sv2 = bv2; bv2 = v2; bi2 = c; } else { sv2 = min(sv2, v2); }
                 let v3 = nrm - 2.0 * d3_3;
-                if (v3 < bv3) { bv3 = v3; bi3 = c; }
+                if (v3 < bv3) { sv3 = bv3; bv3 = v3; bi3 = c; } else { sv3 = min(sv3, v3); }
             }
             // gen argmin end
         }
@@ -176,35 +208,101 @@ fn main(
         red_v[(ty * TM + 3u) * SPAN + tx] = bv3;
         red_i[(ty * TM + 3u) * SPAN + tx] = bi3;
         // gen store end
+        if (lid == 0u) {
+            atomicStore(&pending_count, 0u);
+        }
+        workgroupBarrier();
+        // Each point's best over the SPAN partial minima, lowest index on ties.
+        if (lid < BP) {
+            let m = best_of(lid * SPAN, SPAN);
+            point_cell[lid] = m.label;
+            point_weight[lid] = m.value;
+        }
+        workgroupBarrier();
+        // Each invocation's candidate for the runner-up: its best, or its own runner-up
+        // where its best is the point's best.
+        // gen runner begin
+        red_v[(ty * TM + 0u) * SPAN + tx] = select(bv0, sv0, bi0 == point_cell[ty * TM + 0u]);
+        red_v[(ty * TM + 1u) * SPAN + tx] = select(bv1, sv1, bi1 == point_cell[ty * TM + 1u]);
+        red_v[(ty * TM + 2u) * SPAN + tx] = select(bv2, sv2, bi2 == point_cell[ty * TM + 2u]);
+        red_v[(ty * TM + 3u) * SPAN + tx] = select(bv3, sv3, bi3 == point_cell[ty * TM + 3u]);
+        // gen runner end
         workgroupBarrier();
         if (lid < BP && base + lid < p.n) {
-            let i = base + lid;
-            var best = red_v[lid * SPAN];
-            var label = red_i[lid * SPAN];
+            var second = red_v[lid * SPAN];
             for (var t = 1u; t < SPAN; t++) {
-                let v = red_v[lid * SPAN + t];
-                let l = red_i[lid * SPAN + t];
-                if (v < best || (v == best && l < label)) {
-                    best = v;
-                    label = l;
-                }
+                second = min(second, red_v[lid * SPAN + t]);
             }
-            labels[i] = label;
-            var w = 1.0;
-            if (p.weighted == 1u) {
-                w = weights[i];
-            }
-            let row = i * dim;
+            let row = (base + lid) * dim;
+            let crow = point_cell[lid] * dim;
             var s = 0.0;
             var comp = 0.0;
-            let crow = label * dim;
+            var xx = 0.0;
             for (var t = 0u; t < dim; t++) {
-                let d = xs[row + t] - cents[crow + t];
+                let x = xs[row + t];
+                xx = fma(x, x, xx);
+                let d = x - cents[crow + t];
                 let y = d * d - comp;
                 let u = s + y;
                 comp = (u - s) - y;
                 s = u;
             }
+            point_sse[lid] = s;
+            // The bound of `src/backend/exact.rs`, with a margin for its own rounding.
+            let gamma = (f32(dim) + 6.0) * 5.9604645e-8 * 1.02;
+            let nx = sqrt(xx);
+            let r = nx + sqrt(max(s, 0.0)) * 1.000001;
+            let e = gamma * (r * r + 2.0 * nx * r);
+            if (!(second - point_weight[lid] > 2.0 * e)) {
+                pending[atomicAdd(&pending_count, 1u)] = lid;
+            }
+        }
+        workgroupBarrier();
+        if (lid == 0u) {
+            pending_total = atomicLoad(&pending_count);
+        }
+        let undecided = workgroupUniformLoad(&pending_total);
+        // Undecided points: every centroid by direct differences, the scan shared by the
+        // workgroup, then the nearest (lowest index on ties) chosen by one invocation.
+        for (var q = 0u; q < undecided; q++) {
+            let r = pending[q];
+            let row = (base + r) * dim;
+            var dv = BIG;
+            var di = 0u;
+            for (var c = lid; c < p.k; c += WG) {
+                var s = 0.0;
+                var comp = 0.0;
+                for (var t = 0u; t < dim; t++) {
+                    let d = xs[row + t] - cents[c * dim + t];
+                    let y = d * d - comp;
+                    let u = s + y;
+                    comp = (u - s) - y;
+                    s = u;
+                }
+                if (s < dv) {
+                    dv = s;
+                    di = c;
+                }
+            }
+            red_v[lid] = dv;
+            red_i[lid] = di;
+            workgroupBarrier();
+            if (lid == 0u) {
+                let m = best_of(0u, WG);
+                point_cell[r] = m.label;
+                point_sse[r] = m.value;
+            }
+            workgroupBarrier();
+        }
+        if (lid < BP && base + lid < p.n) {
+            let i = base + lid;
+            let label = point_cell[lid];
+            labels[i] = label;
+            var w = 1.0;
+            if (p.weighted == 1u) {
+                w = weights[i];
+            }
+            let s = point_sse[lid];
             let b = label * p.stride;
             if (local) {
                 atomicAdd(&wacc[b + CELL_COUNT], 1u);

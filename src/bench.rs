@@ -6,6 +6,7 @@ use crate::backend::cpu_dense::CpuDense;
 use crate::data::{check_k, check_points, check_samples};
 use crate::device::Device;
 use crate::error::{Error, Result};
+use crate::frame::Frame;
 use crate::gpu::backend::{GpuLloyd, Layout};
 use crate::gpu::points::ResidentPoints;
 use crate::gpu::tiles::{CANDIDATES, DenseKernel};
@@ -20,9 +21,11 @@ enum Inner<'a> {
     Gpu(Box<GpuLloyd>),
 }
 
-/// A backend loaded with points and starting centroids, stepped by hand.
+/// A backend loaded with points and starting centroids, stepped by hand. Points are centred
+/// and scaled as a fit does it (see `frame`); everything reported is in the caller's units.
 pub struct Stepper<'a> {
     inner: Inner<'a>,
+    frame: Frame,
 }
 
 /// How [`Stepper::kmeans_with_kernel`] runs the GPU d-D kernel; `None` fields are as a fit
@@ -63,9 +66,12 @@ impl<'a> Stepper<'a> {
         check_samples(&samples)?;
         check_k(n, samples.len())?;
         let m = samples.len();
-        let (backend, _) = backend_1d(resolve(device)?, Samples::Host(samples), n, m, 0)?;
+        let frame = Frame::of_data(&samples, 1, None, &[] as &[f64]);
+        let values = frame.to_device_f64(&samples);
+        let (backend, _) = backend_1d(resolve(device)?, Samples::Host(values), n, m, 0)?;
         Ok(Stepper {
             inner: Inner::Any(backend),
+            frame,
         })
     }
 
@@ -94,13 +100,15 @@ impl<'a> Stepper<'a> {
     ) -> Result<Self> {
         let n = check_points(data, dim)?;
         check_k(k, n)?;
+        let frame = Frame::of_data(data, dim, None, init);
+        let points = frame.to_device_f32(data);
         let init: Vec<f64> = if init.is_empty() {
-            random_points(data, dim, k, seed)
+            random_points(&points, None, dim, k, seed)
         } else {
-            init.iter().map(|&v| f64::from(v)).collect()
+            frame.to_device_f64(init)
         };
         let inner = match resolve(device)? {
-            Target::Cpu => Inner::Cpu(Box::new(CpuDense::new(data, None, dim, &init))),
+            Target::Cpu => Inner::Cpu(Box::new(CpuDense::new(points, None, dim, &init))),
             Target::Gpu(ctx) => {
                 let mut kernel = DenseKernel::chosen(&ctx)?;
                 if let Some(t) = &choice.tile {
@@ -109,7 +117,7 @@ impl<'a> Stepper<'a> {
                 if let Some(l) = choice.local_sums {
                     kernel.local_sums = l;
                 }
-                let points = ResidentPoints::upload(&ctx, data, dim, true)?;
+                let points = ResidentPoints::upload(&ctx, &points, dim, true)?;
                 Inner::Gpu(Box::new(GpuLloyd::with_kernel(
                     ctx,
                     Layout::Dense,
@@ -121,7 +129,7 @@ impl<'a> Stepper<'a> {
                 )?))
             }
         };
-        Ok(Stepper { inner })
+        Ok(Stepper { inner, frame })
     }
 
     fn backend(&mut self) -> &mut dyn Backend {
@@ -139,18 +147,17 @@ impl<'a> Stepper<'a> {
         b.assign_reduce()?;
         let sse = b.sse()?;
         b.update()?;
-        Ok(sse)
+        Ok(self.frame.squared_to_caller(sse))
     }
 
     /// `iterations` whole iterations as a fit runs them: on a GPU, queued in one submission
     /// with the error read back once at the end. Reports each iteration.
     pub fn run(&mut self, iterations: usize) -> Result<Vec<Step>> {
-        Ok(self
-            .backend()
-            .iterate(iterations, 0.0)?
+        let steps = self.backend().iterate(iterations, 0.0)?;
+        Ok(steps
             .into_iter()
             .map(|r| Step {
-                sse: r.sse,
+                sse: self.frame.squared_to_caller(r.sse),
                 empty_cells_split: r.empty_cells_split,
                 device_seconds: r.device_seconds,
             })
@@ -178,13 +185,18 @@ impl<'a> Stepper<'a> {
         Ok(Cells {
             counts: s.counts,
             mass: s.mass,
-            sse: s.sse,
+            sse: s
+                .sse
+                .iter()
+                .map(|&e| self.frame.squared_to_caller(e))
+                .collect(),
         })
     }
 
     /// The current centroids.
     pub fn centroids(&mut self) -> Result<Vec<f64>> {
-        self.backend().centroids()
+        let c = self.backend().centroids()?;
+        Ok(self.frame.to_caller(&c))
     }
 
     /// The labels of the last assignment (d-D backends).

@@ -253,7 +253,7 @@ impl Clvq {
         let eval =
             crate::law::sample_distribution(dist, self.evaluation_samples, self.seed ^ 0x5eed);
         let mut b = Cpu1d::new(eval);
-        b.set_centroids(x.clone());
+        b.start_from(x.clone());
         self.measured(x, Box::new(b), setup_seconds)
     }
 }

@@ -4,36 +4,70 @@
 use std::path::Path;
 
 use crate::backend::Backend;
-use crate::backend::cpu_dense::assign_dense;
+use crate::backend::cpu_dense::{DenseCentroids, assign_dense};
 use crate::data::check_points;
 use crate::device::Device;
 use crate::error::{Error, Result};
+use crate::frame::{Frame, Precision, Real};
 use crate::gpu::backend::{GpuLloyd, Layout};
 use crate::gpu::points::ResidentPoints;
 use crate::npy_io;
 use crate::target::{Target, resolve};
 
-/// `k` centroids of dimension `dim`, row-major.
+/// `k` centroids of dimension `dim`, row-major, in the precision of the data they came from
+/// (f32 centroids are stored exactly, as f64).
+///
+/// Encoding centres data and centroids on the centroids' mean in f64 first, so codebooks far
+/// from the origin encode as well as centred ones, and every label is the nearest centroid
+/// (ties to the lowest index).
 ///
 /// ```
 /// use lloyd::Codebook;
 /// let cb = Codebook::new(vec![0.0, 0.0, 10.0, 10.0], 2)?;
-/// assert_eq!(cb.encode(&[1.0, 0.5, 9.0, 11.0])?, vec![0, 1]);
+/// assert_eq!(cb.encode(&[1.0f32, 0.5, 9.0, 11.0])?, vec![0, 1]);
 /// assert_eq!(cb.decode(&[1u32, 0])?, vec![10.0, 10.0, 0.0, 0.0]);
 /// # Ok::<(), lloyd::Error>(())
 /// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct Codebook {
-    centroids: Vec<f32>,
+    centroids: Vec<f64>,
     dim: usize,
+    precision: Precision,
 }
 
 impl Codebook {
-    /// A codebook from row-major centroids; they must be finite, non-empty and a whole
-    /// number of rows of `dim` values.
+    /// A float32 codebook from row-major centroids; they must be finite, non-empty and a
+    /// whole number of rows of `dim` values.
     pub fn new(centroids: Vec<f32>, dim: usize) -> Result<Self> {
         check_points(&centroids, dim)?;
-        Ok(Codebook { centroids, dim })
+        Ok(Codebook {
+            centroids: centroids.iter().map(|&v| f64::from(v)).collect(),
+            dim,
+            precision: Precision::F32,
+        })
+    }
+
+    /// A float64 codebook from row-major centroids.
+    pub fn from_f64(centroids: Vec<f64>, dim: usize) -> Result<Self> {
+        Self::with_precision(centroids, dim, Precision::F64)
+    }
+
+    /// A codebook of the given precision (values are rounded to it).
+    pub(crate) fn with_precision(
+        centroids: Vec<f64>,
+        dim: usize,
+        precision: Precision,
+    ) -> Result<Self> {
+        check_points(&centroids, dim)?;
+        let centroids = precision.round(centroids);
+        check_points(&centroids, dim).map_err(|_| {
+            Error::OutOfRange("centroids beyond the float32 range: use float64 data".into())
+        })?;
+        Ok(Codebook {
+            centroids,
+            dim,
+            precision,
+        })
     }
 
     /// Number of centroids.
@@ -46,17 +80,27 @@ impl Codebook {
         self.dim
     }
 
+    /// The precision of the centroids (that of the data they were fitted on).
+    pub fn precision(&self) -> Precision {
+        self.precision
+    }
+
     /// All centroids, row-major `k x dim`.
-    pub fn centroids(&self) -> &[f32] {
+    pub fn centroids(&self) -> &[f64] {
         &self.centroids
     }
 
+    /// All centroids rounded to f32.
+    pub fn centroids_f32(&self) -> Vec<f32> {
+        self.centroids.iter().map(|&v| v as f32).collect()
+    }
+
     /// Centroid `i`.
-    pub fn centroid(&self, i: usize) -> &[f32] {
+    pub fn centroid(&self, i: usize) -> &[f64] {
         &self.centroids[i * self.dim..(i + 1) * self.dim]
     }
 
-    fn check_data(&self, data: &[f32]) -> Result<usize> {
+    fn check_data<T: Real>(&self, data: &[T]) -> Result<usize> {
         if !data.is_empty() && !data.len().is_multiple_of(self.dim) {
             return Err(Error::ShapeMismatch {
                 len: data.len(),
@@ -66,29 +110,22 @@ impl Codebook {
         check_points(data, self.dim)
     }
 
-    fn assign(&self, data: &[f32]) -> Result<(Vec<u32>, Vec<f32>)> {
+    /// Labels and the sum of squared distances on the CPU.
+    fn assign<T: Real>(&self, data: &[T]) -> Result<(Vec<u32>, f64)> {
         let n = self.check_data(data)?;
-        let norms: Vec<f32> = self
-            .centroids
-            .chunks_exact(self.dim)
-            .map(|c| c.iter().map(|v| v * v).sum())
-            .collect();
+        let frame = Frame::of_codebook(&self.centroids, self.dim, data);
+        let points = frame.to_device_f32(data);
+        let cents = DenseCentroids::new(&frame.to_device_f64(&self.centroids), self.dim);
         let mut labels = vec![0u32; n];
-        let mut dist = vec![0f32; n];
-        assign_dense(
-            data,
-            self.dim,
-            &self.centroids,
-            &norms,
-            &mut labels,
-            &mut dist,
-        );
-        Ok((labels, dist))
+        let mut dist = vec![0f64; n];
+        assign_dense(&points, &cents, &mut labels, &mut dist);
+        let sse = frame.squared_to_caller(dist.iter().sum());
+        Ok((labels, finite_sse(sse)?))
     }
 
     /// The index of the nearest centroid of each row of `data` (row-major, `dim` columns);
     /// ties go to the lowest index.
-    pub fn encode(&self, data: &[f32]) -> Result<Vec<u32>> {
+    pub fn encode<T: Real>(&self, data: &[T]) -> Result<Vec<u32>> {
         Ok(self.assign(data)?.0)
     }
 
@@ -98,34 +135,39 @@ impl Codebook {
     /// ```
     /// use lloyd::{Codebook, Device};
     /// let cb = Codebook::new(vec![0.0, 4.0], 1)?;
-    /// let (labels, mse, device) = cb.encode_on(&[1.0, 3.0, 5.0], &Device::Cpu)?;
+    /// let (labels, mse, device) = cb.encode_on(&[1.0f32, 3.0, 5.0], &Device::Cpu)?;
     /// assert_eq!(labels, vec![0, 1, 1]);
     /// assert_eq!(mse, 1.0);
     /// assert_eq!(device, "cpu");
     /// # Ok::<(), lloyd::Error>(())
     /// ```
-    pub fn encode_on(&self, data: &[f32], device: &Device) -> Result<(Vec<u32>, f64, String)> {
+    pub fn encode_on<T: Real>(
+        &self,
+        data: &[T],
+        device: &Device,
+    ) -> Result<(Vec<u32>, f64, String)> {
         let n = self.check_data(data)?;
         match resolve(device)? {
             Target::Cpu => {
-                let (labels, dist) = self.assign(data)?;
-                let mse = dist.iter().map(|&d| f64::from(d)).sum::<f64>() / n as f64;
-                Ok((labels, mse, "cpu".to_string()))
+                let (labels, sse) = self.assign(data)?;
+                Ok((labels, sse / n as f64, "cpu".to_string()))
             }
             Target::Gpu(ctx) => {
-                let init: Vec<f64> = self.centroids.iter().map(|&v| f64::from(v)).collect();
-                let points = ResidentPoints::upload(&ctx, data, self.dim, true)?;
-                let mut b = GpuLloyd::new(ctx, Layout::Dense, points, self.dim, &init, None)?;
+                let frame = Frame::of_codebook(&self.centroids, self.dim, data);
+                let points = frame.to_device_f32(data);
+                let init = frame.to_device_f64(&self.centroids);
+                let resident = ResidentPoints::upload(&ctx, &points, self.dim, true)?;
+                let mut b = GpuLloyd::new(ctx, Layout::Dense, resident, self.dim, &init, None)?;
                 b.encode_only();
                 b.assign_reduce()?;
-                let mse = b.sse()? / n as f64;
-                Ok((b.labels()?, mse, b.device_name()))
+                let sse = finite_sse(frame.squared_to_caller(b.sse()?))?;
+                Ok((b.labels()?, sse / n as f64, b.device_name()))
             }
         }
     }
 
     /// The centroids named by `labels`, row-major.
-    pub fn decode<L: Copy + Into<u64>>(&self, labels: &[L]) -> Result<Vec<f32>> {
+    pub fn decode<L: Copy + Into<u64>>(&self, labels: &[L]) -> Result<Vec<f64>> {
         let k = self.k();
         let mut out = Vec::with_capacity(labels.len() * self.dim);
         for (index, &l) in labels.iter().enumerate() {
@@ -140,25 +182,40 @@ impl Codebook {
 
     /// Mean over the rows of `data` of the squared distance to the nearest centroid
     /// (`‖x − x̂‖²`, summed over coordinates, averaged over points).
-    pub fn mse(&self, data: &[f32]) -> Result<f64> {
-        let (_, dist) = self.assign(data)?;
-        Ok(dist.iter().map(|&d| f64::from(d)).sum::<f64>() / dist.len() as f64)
+    pub fn mse<T: Real>(&self, data: &[T]) -> Result<f64> {
+        let n = self.check_data(data)?;
+        Ok(self.assign(data)?.1 / n as f64)
     }
 
-    /// Saves the centroids as a float32 `.npy` of shape `(k, dim)`, atomically, so that
-    /// `numpy.load(path)` reads them.
+    /// Saves the centroids as a `.npy` of shape `(k, dim)` in the codebook's precision
+    /// (float32 or float64), atomically, so that `numpy.load(path)` reads them.
     pub fn save_npy(&self, path: impl AsRef<Path>) -> Result<()> {
-        npy_io::write(path.as_ref(), &[self.k(), self.dim], &self.centroids)
+        let shape = [self.k(), self.dim];
+        match self.precision {
+            Precision::F32 => npy_io::write(path.as_ref(), &shape, &self.centroids_f32()),
+            Precision::F64 => npy_io::write(path.as_ref(), &shape, &self.centroids),
+        }
     }
 
     /// Loads centroids saved by [`Codebook::save_npy`] or by NumPy (`float32`/`float64`,
-    /// shape `(k, d)`, or `(k,)` for d = 1).
+    /// shape `(k, d)`, or `(k,)` for d = 1); the precision is the file's.
     pub fn load_npy(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
-        let (data, dim) = npy_io::read_matrix(path, "a codebook has shape (k, d)")?;
-        Codebook::new(data, dim).map_err(|e| Error::Npy {
+        let m = npy_io::read_matrix(path, "a codebook has shape (k, d)")?;
+        Codebook::with_precision(m.data(), m.dim, m.values.precision()).map_err(|e| Error::Npy {
             path: path.to_path_buf(),
             reason: e.to_string(),
         })
+    }
+}
+
+/// A sum of squared distances, refused when it is beyond f64.
+fn finite_sse(sse: f64) -> Result<f64> {
+    if sse.is_finite() {
+        Ok(sse)
+    } else {
+        Err(Error::OutOfRange(
+            "the squared distances of the data to the codebook are beyond f64".into(),
+        ))
     }
 }

@@ -1,9 +1,10 @@
 //! Validation of caller data: shapes, finiteness, weights. Done once, before any work.
 
 use crate::error::{Error, Result};
+use crate::frame::Real;
 
 /// Checks that `data` is a non-empty, finite, row-major `n x dim` matrix; returns `n`.
-pub(crate) fn check_points(data: &[f32], dim: usize) -> Result<usize> {
+pub(crate) fn check_points<T: Real>(data: &[T], dim: usize) -> Result<usize> {
     if dim == 0 {
         return Err(Error::ZeroDimension);
     }
@@ -16,11 +17,11 @@ pub(crate) fn check_points(data: &[f32], dim: usize) -> Result<usize> {
             dim,
         });
     }
-    if let Some(i) = data.iter().position(|v| !v.is_finite()) {
+    if let Some(i) = data.iter().position(|v| !v.to_f64().is_finite()) {
         return Err(Error::NonFiniteData {
             point: i / dim,
             coordinate: i % dim,
-            value: f64::from(data[i]),
+            value: data[i].to_f64(),
         });
     }
     Ok(data.len() / dim)

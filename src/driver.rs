@@ -8,7 +8,8 @@ use std::time::Instant;
 use serde::Serialize;
 
 use crate::backend::{Backend, CellStats, StepRecord, stops};
-use crate::error::Result;
+use crate::error::{Error, Result};
+use crate::frame::{Frame, Precision};
 
 /// What one Lloyd iteration did, as faiss's `ClusteringIterationStats` reports it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -32,10 +33,16 @@ pub struct IterationStats {
 }
 
 impl IterationStats {
-    /// The report of iteration `iteration` from a backend's record, with `total_mass` the
-    /// points' total weight.
-    pub(crate) fn of(iteration: usize, r: &StepRecord, total_mass: f64, seconds: f64) -> Self {
-        let mse = r.sse / total_mass;
+    /// The report of iteration `iteration` from a backend's record (in device units of
+    /// `frame`), with `total_mass` the points' total weight.
+    pub(crate) fn of(
+        iteration: usize,
+        r: &StepRecord,
+        total_mass: f64,
+        seconds: f64,
+        frame: &Frame,
+    ) -> Self {
+        let mse = frame.squared_to_caller(r.sse) / total_mass;
         IterationStats {
             iteration,
             mse,
@@ -58,9 +65,11 @@ pub(crate) struct Schedule {
     pub observer: Option<Observer>,
 }
 
-/// What the driver hands back: the final centroids, their cells, and the history.
+/// What the driver hands back: the final centroids, their cells, and the history, in the
+/// caller's units.
 pub(crate) struct Outcome {
     pub centroids: Vec<f64>,
+    /// Cells of the centroids returned (squared errors in the caller's units).
     pub cells: CellStats,
     /// Weighted mean squared distance of the points to the final centroids.
     pub mse: f64,
@@ -68,8 +77,11 @@ pub(crate) struct Outcome {
     pub converged: bool,
 }
 
-/// Runs Lloyd's method on `backend`, whose centroids are already initialised.
-/// `total_mass` is the total weight of the points (their number when unweighted).
+/// Runs Lloyd's method on `backend`, whose points and centroids (already initialised) are in
+/// the device units of `frame`. `total_mass` is the total weight of the points (their number
+/// when unweighted). The centroids come back in the caller's units, rounded to `precision`,
+/// and the last pass measures exactly those: every label and cell describes the centroids
+/// returned.
 ///
 /// Iterations run in batches: the whole budget at once, or [`Backend::report_interval`] at a
 /// time when an observer wants to hear of them, so a device backend reads its error back once
@@ -79,8 +91,10 @@ pub(crate) fn run(
     backend: &mut dyn Backend,
     schedule: &Schedule,
     total_mass: f64,
+    frame: &Frame,
+    precision: Precision,
 ) -> Result<Outcome> {
-    let mut history: Vec<IterationStats> = Vec::with_capacity(schedule.iterations);
+    let mut history: Vec<IterationStats> = Vec::new();
     let mut converged = false;
     let batch = if schedule.observer.is_some() {
         backend.report_interval().max(1)
@@ -94,7 +108,7 @@ pub(crate) fn run(
         let share = start.elapsed().as_secs_f64() / records.len().max(1) as f64;
         for r in records {
             let seconds = r.seconds.unwrap_or(share);
-            let stats = IterationStats::of(history.len(), &r, total_mass, seconds);
+            let stats = IterationStats::of(history.len(), &r, total_mass, seconds, frame);
             let mse = stats.mse;
             if let Some(obs) = &schedule.observer {
                 obs(&stats);
@@ -106,16 +120,62 @@ pub(crate) fn run(
             history.push(stats);
         }
     }
-    // One more pass so that the cells, probabilities and error describe the centroids returned.
-    backend.assign_reduce()?;
-    let mse = backend.sse()? / total_mass;
+    let centroids = precision.round(frame.to_caller(&backend.centroids()?));
+    let (cells, mse) = measure(backend, &centroids, total_mass, frame)?;
     Ok(Outcome {
-        centroids: backend.centroids()?,
-        cells: backend.cell_stats()?,
+        centroids,
+        cells,
         mse,
         history,
         converged,
     })
+}
+
+/// One assignment pass of `backend` against `centroids` (the caller's units): the cells
+/// with their squared errors in the caller's units, and the weighted mean squared error.
+/// Errors beyond f64 are refused, never returned as infinity.
+pub(crate) fn measure(
+    backend: &mut dyn Backend,
+    centroids: &[f64],
+    total_mass: f64,
+    frame: &Frame,
+) -> Result<(CellStats, f64)> {
+    backend.set_centroids(&frame.to_device_f64(centroids))?;
+    backend.assign_reduce()?;
+    let mut cells = backend.cell_stats()?;
+    for e in &mut cells.sse {
+        *e = frame.squared_to_caller(*e);
+    }
+    let mse = frame.squared_to_caller(backend.sse()?) / total_mass;
+    if !mse.is_finite() {
+        return Err(Error::OutOfRange(format!(
+            "the squared distances reach {mse}, beyond f64: the data spans more than \
+             about 1e154"
+        )));
+    }
+    Ok((cells, mse))
+}
+
+/// Maps a quantizer of X to one of `loc + scale · X` (every coordinate): centroids moved,
+/// the distortion, the MSE and the history's errors times `scale²`.
+pub(crate) fn map_affine(
+    centroids: &mut [f64],
+    errors: [&mut f64; 2],
+    history: &mut [IterationStats],
+    loc: f64,
+    scale: f64,
+) {
+    for c in centroids {
+        *c = loc + scale * *c;
+    }
+    let sq = scale * scale;
+    for e in errors {
+        *e *= sq;
+    }
+    for h in history {
+        h.mse *= sq;
+        h.distortion *= sq;
+    }
 }
 
 /// Median of the per-iteration times, in milliseconds (0 when nothing ran).

@@ -50,6 +50,16 @@ pub enum Error {
         /// Points in the data.
         n: usize,
     },
+    /// Fewer points of positive weight than centroids.
+    #[error(
+        "{k} centroids were asked for but only {positive} points have a positive weight: use k <= {positive}"
+    )]
+    TooFewWeightedPoints {
+        /// Centroids asked for.
+        k: usize,
+        /// Points whose weight is above zero.
+        positive: usize,
+    },
     /// The weights do not match the points one to one.
     #[error("{weights} weights were given for {points} points: give one weight per point")]
     WeightsLength {
@@ -126,6 +136,10 @@ pub enum Error {
         /// Sub-spaces asked for.
         m: usize,
     },
+    /// Values beyond what the arithmetic can hold (squared distances beyond f64, a law whose
+    /// centroids or distortion overflow); the message names the cause.
+    #[error("out of range: {0}")]
+    OutOfRange(String),
     /// No GPU adapter could be found.
     #[error(
         "no GPU adapter found ({0}); install a Vulkan/Metal/DX12 driver (on Linux without a GPU: \

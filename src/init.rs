@@ -16,14 +16,44 @@ pub enum Init {
     /// proportional to its squared distance to the nearest one chosen so far.
     KMeansPlusPlus,
     /// The caller's centroids, row-major `k x d`.
-    Centroids(Vec<f32>),
+    Centroids(Vec<f64>),
 }
 
-/// k distinct rows of `data`, drawn with `seed`.
-pub(crate) fn random_points(data: &[f32], dim: usize, k: usize, seed: u64) -> Vec<f64> {
+impl Init {
+    /// The caller's centroids (f32 or f64, row-major `k x d`).
+    ///
+    /// ```
+    /// let init = lloyd::Init::given(&[0.0f32, 1.0, 2.0, 3.0]);
+    /// assert_eq!(init, lloyd::Init::Centroids(vec![0.0, 1.0, 2.0, 3.0]));
+    /// ```
+    pub fn given<T: crate::frame::Real>(centroids: &[T]) -> Self {
+        Init::Centroids(centroids.iter().map(|v| v.to_f64()).collect())
+    }
+}
+
+/// k distinct rows of `data`, drawn with `seed`: uniformly, or with probability in
+/// proportion to the weights (a zero-weight row is never drawn; the caller checked that k
+/// rows have a positive weight).
+pub(crate) fn random_points(
+    data: &[f32],
+    weights: Option<&[f32]>,
+    dim: usize,
+    k: usize,
+    seed: u64,
+) -> Vec<f64> {
     let n = data.len() / dim;
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let picks = rand::seq::index::sample(&mut rng, n, k);
+    let picks: Vec<usize> = match weights {
+        None => rand::seq::index::sample(&mut rng, n, k).into_vec(),
+        Some(w) => rand::seq::index::sample_weighted(&mut rng, n, |i| f64::from(w[i]), k)
+            .map(|p| p.into_vec())
+            .unwrap_or_else(|_| (0..n).filter(|&i| w[i] > 0.0).take(k).collect()),
+    };
+    rows_of(data, dim, &picks)
+}
+
+/// The rows `picks` of `data`, in f64.
+fn rows_of(data: &[f32], dim: usize, picks: &[usize]) -> Vec<f64> {
     picks
         .iter()
         .flat_map(|i| data[i * dim..(i + 1) * dim].iter().map(|&v| f64::from(v)))
@@ -42,7 +72,7 @@ pub(crate) fn kmeans_plus_plus(
     let n = data.len() / dim;
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let w = |i: usize| weights.map_or(1.0, |w| f64::from(w[i]));
-    let first = pick_weighted(&mut rng, n, w);
+    let first = pick_weighted(&mut rng, n, w, w);
     let mut chosen = vec![first];
     let row = |i: usize| &data[i * dim..(i + 1) * dim];
     let mut d2: Vec<f64> = (0..n)
@@ -50,7 +80,7 @@ pub(crate) fn kmeans_plus_plus(
         .map(|i| f64::from(squared_distance(row(i), row(first))))
         .collect();
     while chosen.len() < k {
-        let next = pick_weighted(&mut rng, n, |i| w(i) * d2[i]);
+        let next = pick_weighted(&mut rng, n, |i| w(i) * d2[i], w);
         chosen.push(next);
         d2.par_iter_mut().enumerate().for_each(|(i, d)| {
             let e = f64::from(squared_distance(row(i), row(next)));
@@ -59,18 +89,23 @@ pub(crate) fn kmeans_plus_plus(
             }
         });
     }
-    chosen
-        .iter()
-        .flat_map(|&i| row(i).iter().map(|&v| f64::from(v)))
-        .collect()
+    rows_of(data, dim, &chosen)
 }
 
-/// An index drawn with probability proportional to `weight(i)`; uniform when all are zero
-/// (every point already a centroid).
-fn pick_weighted(rng: &mut ChaCha8Rng, n: usize, weight: impl Fn(usize) -> f64) -> usize {
+/// An index drawn with probability proportional to `weight(i)`; when all are zero (every
+/// point already a centroid), one drawn uniformly among those whose `fallback` weight is
+/// positive, so that a zero-weight point never starts a centroid.
+fn pick_weighted(
+    rng: &mut ChaCha8Rng,
+    n: usize,
+    weight: impl Fn(usize) -> f64,
+    fallback: impl Fn(usize) -> f64,
+) -> usize {
     let total: f64 = (0..n).map(&weight).sum();
     if total.is_nan() || total <= 0.0 {
-        return rng.random_range(0..n);
+        let live: Vec<usize> = (0..n).filter(|&i| fallback(i) > 0.0).collect();
+        // Not empty: the weights were checked to have a positive total.
+        return live[rng.random_range(0..live.len())];
     }
     let mut target = rng.random::<f64>() * total;
     for i in 0..n {

@@ -12,6 +12,7 @@ use crate::data::{check_k, check_points, check_schedule, check_weights};
 use crate::device::Device;
 use crate::driver::{self, IterationStats, Observer, Schedule};
 use crate::error::{Error, Result};
+use crate::frame::{Frame, Real};
 use crate::gpu::backend::{GpuLloyd, Layout};
 use crate::gpu::points::ResidentPoints;
 use crate::init::{Init, kmeans_plus_plus, random_points};
@@ -142,42 +143,68 @@ impl KMeans {
         check_schedule(self.iterations, self.tolerance)
     }
 
-    /// Fits `data`, row-major with `dim` columns.
-    pub fn fit(&self, data: &[f32], dim: usize) -> Result<KMeansFit> {
+    /// Fits `data` (f32 or f64), row-major with `dim` columns. Centroids come back in the
+    /// data's precision.
+    pub fn fit<T: Real>(&self, data: &[T], dim: usize) -> Result<KMeansFit> {
         self.fit_inner(data, dim, None)
     }
 
     /// Fits `data` with one non-negative weight per point (scikit-learn's `sample_weight`):
     /// weighted cell means and weighted error.
-    pub fn fit_weighted(&self, data: &[f32], dim: usize, weights: &[f32]) -> Result<KMeansFit> {
+    pub fn fit_weighted<T: Real>(
+        &self,
+        data: &[T],
+        dim: usize,
+        weights: &[f32],
+    ) -> Result<KMeansFit> {
         self.fit_inner(data, dim, Some(weights))
     }
 
-    fn fit_inner(&self, data: &[f32], dim: usize, weights: Option<&[f32]>) -> Result<KMeansFit> {
+    fn fit_inner<T: Real>(
+        &self,
+        data: &[T],
+        dim: usize,
+        weights: Option<&[f32]>,
+    ) -> Result<KMeansFit> {
         self.validate()?;
         let n = check_points(data, dim)?;
         check_k(self.k, n)?;
         if let Some(w) = weights {
             check_weights(w, n)?;
-        }
-        if let Init::Centroids(c) = &self.init {
-            if c.len() != self.k * dim {
-                return Err(Error::InitShape {
-                    len: c.len(),
+            let positive = w.iter().filter(|&&v| v > 0.0).count();
+            if positive < self.k {
+                return Err(Error::TooFewWeightedPoints {
                     k: self.k,
-                    dim,
+                    positive,
                 });
             }
-            if let Some(i) = c.iter().position(|v| !v.is_finite()) {
-                return Err(Error::InitNonFinite { index: i / dim });
-            }
         }
+        let given: &[f64] = match &self.init {
+            Init::Centroids(c) => {
+                if c.len() != self.k * dim {
+                    return Err(Error::InitShape {
+                        len: c.len(),
+                        k: self.k,
+                        dim,
+                    });
+                }
+                if let Some(i) = c.iter().position(|v| !v.is_finite()) {
+                    return Err(Error::InitNonFinite { index: i / dim });
+                }
+                c
+            }
+            _ => &[],
+        };
         let start = Instant::now();
         let target = resolve(&self.device)?;
+        // Everything from here on works centred and scaled (see `frame`): shifted or scaled
+        // data give the same labels.
+        let frame = Frame::of_data(data, dim, weights, given);
+        let points = frame.to_device_f32(data);
         let init: Vec<f64> = match &self.init {
-            Init::RandomPoints => random_points(data, dim, self.k, self.seed),
-            Init::KMeansPlusPlus => kmeans_plus_plus(data, weights, dim, self.k, self.seed),
-            Init::Centroids(c) => c.iter().map(|&v| f64::from(v)).collect(),
+            Init::RandomPoints => random_points(&points, weights, dim, self.k, self.seed),
+            Init::KMeansPlusPlus => kmeans_plus_plus(&points, weights, dim, self.k, self.seed),
+            Init::Centroids(c) => frame.to_device_f64(c),
         };
         let total_mass = weights.map_or(n as f64, |w| w.iter().map(|&v| f64::from(v)).sum());
         let schedule = Schedule {
@@ -185,50 +212,62 @@ impl KMeans {
             tolerance: self.tolerance,
             observer: self.observer.clone(),
         };
+        let precision = T::PRECISION;
         let one_d = dim == 1 && weights.is_none();
         let (out, labels, device, setup_seconds) = match target {
             // Unweighted scalars take the 1-D backends: cells are intervals, so the CPU needs
             // O(k log n) per iteration after one sort, and the GPU a binary search per point.
             Target::Cpu if one_d => {
-                let mut b = Cpu1d::new(data.iter().map(|&v| f64::from(v)).collect());
-                b.set_centroids(init);
+                let values = frame.to_device_f64(data);
+                let mut b = Cpu1d::new(values.clone());
+                b.start_from(init);
                 let setup = start.elapsed().as_secs_f64();
-                let out = driver::run(&mut b, &schedule, total_mass)?;
-                let mids = out.centroids.windows(2).map(|w| 0.5 * (w[0] + w[1]));
-                let labels = interval_labels(data, &mids.collect::<Vec<_>>());
+                let out = driver::run(&mut b, &schedule, total_mass, &frame, precision)?;
+                let mut c = frame.to_device_f64(&out.centroids);
+                c.sort_by(f64::total_cmp);
+                let mids: Vec<f64> = c.windows(2).map(|w| 0.5 * (w[0] + w[1])).collect();
+                let labels = interval_labels(&values, &mids);
                 (out, labels, b.device_name(), setup)
             }
             Target::Gpu(ctx) if one_d => {
                 let mut sorted = init;
                 sorted.sort_by(f64::total_cmp);
-                let points = ResidentPoints::upload(&ctx, data, 1, false)?;
-                let mut b = GpuLloyd::new(ctx, Layout::OneD, points, 1, &sorted, None)?;
+                let resident = ResidentPoints::upload(&ctx, &points, 1, false)?;
+                let mut b = GpuLloyd::new(ctx, Layout::OneD, resident, 1, &sorted, None)?;
                 let setup = start.elapsed().as_secs_f64();
-                let out = driver::run(&mut b, &schedule, total_mass)?;
+                let out = driver::run(&mut b, &schedule, total_mass, &frame, precision)?;
                 // The device's own f32 midpoints, so labels agree with its counts.
-                let c32: Vec<f32> = out.centroids.iter().map(|&v| v as f32).collect();
-                let mids = c32.windows(2).map(|w| f64::from(0.5 * (w[0] + w[1])));
-                let labels = interval_labels(data, &mids.collect::<Vec<_>>());
+                let mut c32: Vec<f32> = frame
+                    .to_device_f64(&out.centroids)
+                    .iter()
+                    .map(|&v| v as f32)
+                    .collect();
+                c32.sort_by(f32::total_cmp);
+                let mids: Vec<f64> = c32
+                    .windows(2)
+                    .map(|w| f64::from(0.5 * (w[0] + w[1])))
+                    .collect();
+                let values: Vec<f64> = points.iter().map(|&v| f64::from(v)).collect();
+                let labels = interval_labels(&values, &mids);
                 (out, labels, b.device_name(), setup)
             }
             Target::Cpu => {
-                let mut b = CpuDense::new(data, weights, dim, &init);
+                let mut b = CpuDense::new(&points, weights, dim, &init);
                 let setup = start.elapsed().as_secs_f64();
-                let out = driver::run(&mut b, &schedule, total_mass)?;
+                let out = driver::run(&mut b, &schedule, total_mass, &frame, precision)?;
                 (out, b.labels().to_vec(), b.device_name(), setup)
             }
             Target::Gpu(ctx) => {
-                let points = ResidentPoints::upload(&ctx, data, dim, true)?;
-                let mut b = GpuLloyd::new(ctx, Layout::Dense, points, dim, &init, weights)?;
+                let resident = ResidentPoints::upload(&ctx, &points, dim, true)?;
+                let mut b = GpuLloyd::new(ctx, Layout::Dense, resident, dim, &init, weights)?;
                 let setup = start.elapsed().as_secs_f64();
-                let out = driver::run(&mut b, &schedule, total_mass)?;
+                let out = driver::run(&mut b, &schedule, total_mass, &frame, precision)?;
                 (out, b.labels()?, b.device_name(), setup)
             }
         };
-        let centroids: Vec<f32> = out.centroids.iter().map(|&v| v as f32).collect();
         let inertia = out.mse * total_mass;
         Ok(KMeansFit {
-            codebook: Codebook::new(centroids, dim)?,
+            codebook: Codebook::with_precision(out.centroids, dim, precision)?,
             labels,
             counts: out.cells.counts,
             cell_weights: out.cells.mass,
@@ -247,8 +286,8 @@ impl KMeans {
 
 /// The cell of each scalar given the midpoints of sorted centroids: the first cell whose upper
 /// midpoint is at or above it, so that ties go to the lower cell as in the 1-D backends.
-fn interval_labels(data: &[f32], mids: &[f64]) -> Vec<u32> {
+fn interval_labels(data: &[f64], mids: &[f64]) -> Vec<u32> {
     data.par_iter()
-        .map(|&x| mids.partition_point(|&m| m < f64::from(x)) as u32)
+        .map(|&x| mids.partition_point(|&m| m < x) as u32)
         .collect()
 }

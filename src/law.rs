@@ -87,6 +87,94 @@ impl Law {
         }
     }
 
+    /// The law as `loc + scale · S` for a standard law S of the same family (N(0, 1),
+    /// U(0, 1), Exp(1), LogNormal(0, σ)), after checking that results can be represented:
+    /// the centroids `loc + scale · x` and the distortion `scale² · D` must be finite, with
+    /// enough f64 resolution at `loc` to tell the cells apart. Quantizers are computed for
+    /// S and mapped back, so a law like N(10⁸, 1) loses nothing to f32 device arithmetic.
+    ///
+    /// ```
+    /// use lloyd::Law;
+    /// let (s, loc, scale) = Law::Normal { mean: 5.0, std: 2.0 }.standard_form()?;
+    /// assert_eq!((s, loc, scale), (Law::standard_normal(), 5.0, 2.0));
+    /// assert!(Law::Normal { mean: 0.0, std: 1e308 }.standard_form().is_err());
+    /// # Ok::<(), lloyd::Error>(())
+    /// ```
+    pub fn standard_form(&self) -> Result<(Law, f64, f64)> {
+        self.validate()?;
+        let refuse = |why: String| Err(Error::InvalidLaw(why));
+        // The reach of the standard law's samples and quantizers (|x| of a sample of 10¹²
+        // normal values stays under 8; Exp(1) under 28).
+        let (standard, loc, scale, reach) = match *self {
+            Law::Normal { mean, std } => (Law::standard_normal(), mean, std, 40.0),
+            Law::Uniform { low, high } => {
+                let width = high - low;
+                if !width.is_finite() {
+                    return refuse(format!(
+                        "uniform on [{low}, {high}): high − low overflows f64"
+                    ));
+                }
+                (
+                    Law::Uniform {
+                        low: 0.0,
+                        high: 1.0,
+                    },
+                    low,
+                    width,
+                    1.0,
+                )
+            }
+            Law::Exponential { rate } => {
+                let scale = 1.0 / rate;
+                if !scale.is_finite() {
+                    return refuse(format!(
+                        "exponential with rate {rate}: its mean 1/rate overflows f64"
+                    ));
+                }
+                (Law::Exponential { rate: 1.0 }, 0.0, scale, 60.0)
+            }
+            Law::LogNormal { mu, sigma } => {
+                // E[X²] = exp(2 mu + 2 sigma²): the distortion is below it, and it must be
+                // a finite number for the quantizer to mean anything in f64.
+                if 2.0 * mu + 2.0 * sigma * sigma >= 709.0 {
+                    return refuse(format!(
+                        "log-normal with mu {mu}, sigma {sigma}: E[X²] = exp(2 mu + 2 sigma²) \
+                         overflows f64 (keep 2 mu + 2 sigma² below 709)"
+                    ));
+                }
+                let scale = mu.exp();
+                (
+                    Law::LogNormal { mu: 0.0, sigma },
+                    0.0,
+                    scale,
+                    (8.0 * sigma).exp(),
+                )
+            }
+        };
+        let far = loc.abs() + reach * scale;
+        if !far.is_finite() {
+            return refuse(format!(
+                "{self:?}: its centroids (up to {reach} scales from {loc}) overflow f64"
+            ));
+        }
+        // The distortion is scale² times the standard law's.
+        let sq = scale * scale;
+        if !sq.is_finite() || sq < f64::MIN_POSITIVE {
+            return refuse(format!(
+                "{self:?}: the distortion, of order {scale}², is outside f64's range \
+                 (the scale must lie between 1e-154 and 1e154)"
+            ));
+        }
+        // Centroids a scale apart must be distinct numbers near loc: keep ~20 bits.
+        if scale < loc.abs() * 2f64.powi(-32) {
+            return refuse(format!(
+                "{self:?}: f64 cannot resolve cells of width {scale} around {loc} \
+                 (the scale must exceed |location| × 2⁻³²)"
+            ));
+        }
+        Ok((standard, loc, scale))
+    }
+
     /// The law as a `rand_distr` distribution (parameters must be valid).
     pub fn distribution(&self) -> LawDistribution {
         LawDistribution(*self)

@@ -32,6 +32,7 @@ mod deterministic;
 mod device;
 mod driver;
 mod error;
+mod frame;
 mod gpu;
 mod init;
 mod kmeans;
@@ -49,6 +50,7 @@ pub use deterministic::{Deterministic1d, DeterministicMethod, Evaluation, Functi
 pub use device::Device;
 pub use driver::{IterationStats, Observer, median_ms_per_iteration};
 pub use error::{Error, Result};
+pub use frame::{Precision, Real};
 pub use gpu::{AdapterSummary, list_adapters};
 pub use init::Init;
 pub use kmeans::{KMeans, KMeansFit};
@@ -64,16 +66,31 @@ pub mod npy {
     use std::path::Path;
 
     use crate::error::Result;
+    pub use crate::npy_io::Floats;
 
-    /// Reads a float32/float64 array as f32 with its shape (row-major).
+    /// Reads a float32/float64 array with its shape (row-major), in its own precision.
+    pub fn read_floats(path: impl AsRef<Path>) -> Result<(Vec<usize>, Floats)> {
+        crate::npy_io::read_floats_as_stored(path.as_ref())
+    }
+
+    /// Reads a float32/float64 array as f32 with its shape (row-major; float64 values are
+    /// rounded).
     pub fn read_f32(path: impl AsRef<Path>) -> Result<(Vec<usize>, Vec<f32>)> {
-        let a = crate::npy_io::read_f32(path.as_ref())?;
+        let a = crate::npy_io::read_floats(path.as_ref())?;
+        Ok((a.shape, a.data.iter().map(|&v| v as f32).collect()))
+    }
+
+    /// Reads a float32/float64 array as f64 with its shape (row-major): exact for both.
+    pub fn read_f64(path: impl AsRef<Path>) -> Result<(Vec<usize>, Vec<f64>)> {
+        let a = crate::npy_io::read_floats(path.as_ref())?;
         Ok((a.shape, a.data))
     }
 
-    /// Reads a float array of shape `(n, d)` (or `(n,)`, d = 1) as (row-major data, d).
-    pub fn read_matrix(path: impl AsRef<Path>) -> Result<(Vec<f32>, usize)> {
-        crate::npy_io::read_matrix(path.as_ref(), "expected shape (n, d)")
+    /// Reads a float array of shape `(n, d)` (or `(n,)`, d = 1) as (row-major values in
+    /// their stored precision, d).
+    pub fn read_matrix(path: impl AsRef<Path>) -> Result<(Floats, usize)> {
+        let m = crate::npy_io::read_matrix(path.as_ref(), "expected shape (n, d)")?;
+        Ok((m.values, m.dim))
     }
 
     /// Reads an integer array (labels) as u64 with its shape.
@@ -84,6 +101,11 @@ pub mod npy {
 
     /// Writes a float32 array of `shape` atomically.
     pub fn write_f32(path: impl AsRef<Path>, shape: &[usize], data: &[f32]) -> Result<()> {
+        crate::npy_io::write(path.as_ref(), shape, data)
+    }
+
+    /// Writes a float64 array of `shape` atomically.
+    pub fn write_f64(path: impl AsRef<Path>, shape: &[usize], data: &[f64]) -> Result<()> {
         crate::npy_io::write(path.as_ref(), shape, data)
     }
 

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use npyz::{NpyFile, Order, WriterBuilder};
 
 use crate::error::{Error, Result};
+use crate::frame::Precision;
 
 fn npy_err(path: &Path, reason: impl Into<String>) -> Error {
     Error::Npy {
@@ -31,7 +32,25 @@ pub(crate) struct NpyArray<T> {
 
 fn open(path: &Path) -> Result<NpyFile<BufReader<File>>> {
     let file = File::open(path).map_err(io_err(path))?;
-    NpyFile::new(BufReader::new(file)).map_err(|e| npy_err(path, format!("bad header ({e})")))
+    let npy = NpyFile::new(BufReader::new(file))
+        .map_err(|e| npy_err(path, format!("bad header ({e})")))?;
+    // A shape whose product overflows is a bad header, not a small array.
+    let mut count = 1usize;
+    for &s in npy.shape() {
+        count = usize::try_from(s)
+            .ok()
+            .and_then(|s| count.checked_mul(s))
+            .ok_or_else(|| {
+                npy_err(
+                    path,
+                    format!(
+                        "bad header: shape {:?} holds more values than can be addressed",
+                        npy.shape()
+                    ),
+                )
+            })?;
+    }
+    Ok(npy)
 }
 
 /// The element kind and width of a plain dtype without its byte-order mark: `f4`, `u1`, ...
@@ -49,6 +68,7 @@ fn plain_kind(path: &Path, npy: &NpyFile<BufReader<File>>) -> Result<String> {
 }
 
 fn finish<T: Copy>(path: &Path, shape: &[u64], order: Order, data: Vec<T>) -> Result<NpyArray<T>> {
+    // `open` checked that the shape's product fits.
     let shape: Vec<usize> = shape.iter().map(|&s| s as usize).collect();
     let expected: usize = shape.iter().product();
     if data.len() != expected {
@@ -93,41 +113,111 @@ fn to_row_major<T: Copy>(data: &[T], shape: &[usize]) -> Vec<T> {
     out
 }
 
-/// Reads a floating-point array (`f4` or `f8`, either byte order) as f32.
-pub(crate) fn read_f32(path: &Path) -> Result<NpyArray<f32>> {
+/// Float values in the precision they were stored in.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Floats {
+    /// float32 values.
+    F32(Vec<f32>),
+    /// float64 values.
+    F64(Vec<f64>),
+}
+
+impl Floats {
+    /// The precision of the values.
+    pub fn precision(&self) -> Precision {
+        match self {
+            Floats::F32(_) => Precision::F32,
+            Floats::F64(_) => Precision::F64,
+        }
+    }
+
+    /// Number of values.
+    pub fn len(&self) -> usize {
+        match self {
+            Floats::F32(v) => v.len(),
+            Floats::F64(v) => v.len(),
+        }
+    }
+
+    /// Whether there is no value.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The values in f64 (exact).
+    pub fn to_f64(&self) -> Vec<f64> {
+        match self {
+            Floats::F32(v) => v.iter().map(|&x| f64::from(x)).collect(),
+            Floats::F64(v) => v.clone(),
+        }
+    }
+}
+
+/// Reads a floating-point array (`f4` or `f8`, either byte order) in its own precision.
+pub(crate) fn read_floats(path: &Path) -> Result<NpyArray<f64>> {
+    let (shape, floats) = read_floats_as_stored(path)?;
+    Ok(NpyArray {
+        shape,
+        data: floats.to_f64(),
+    })
+}
+
+/// Reads a floating-point array (`f4` or `f8`, either byte order), keeping its precision.
+pub(crate) fn read_floats_as_stored(path: &Path) -> Result<(Vec<usize>, Floats)> {
     let npy = open(path)?;
     let kind = plain_kind(path, &npy)?;
     let shape = npy.shape().to_vec();
     let order = npy.order();
     let bad_data = |e: std::io::Error| npy_err(path, format!("truncated or unreadable data ({e})"));
-    let data: Vec<f32> = match kind.as_str() {
-        "f4" => npy.into_vec::<f32>().map_err(bad_data)?,
-        "f8" => npy
-            .into_vec::<f64>()
-            .map_err(bad_data)?
-            .into_iter()
-            .map(|v| v as f32)
-            .collect(),
-        other => {
-            return Err(npy_err(
+    match kind.as_str() {
+        "f4" => {
+            let a = finish(
                 path,
-                format!("dtype '{other}' is not a float array: expected float32 or float64"),
-            ));
+                &shape,
+                order,
+                npy.into_vec::<f32>().map_err(bad_data)?,
+            )?;
+            Ok((a.shape, Floats::F32(a.data)))
         }
-    };
-    finish(path, &shape, order, data)
+        "f8" => {
+            let a = finish(
+                path,
+                &shape,
+                order,
+                npy.into_vec::<f64>().map_err(bad_data)?,
+            )?;
+            Ok((a.shape, Floats::F64(a.data)))
+        }
+        other => Err(npy_err(
+            path,
+            format!("dtype '{other}' is not a float array: expected float32 or float64"),
+        )),
+    }
 }
 
-/// Reads a float array of shape `(rows, d)`, or `(rows,)` for d = 1, as (row-major data, d);
-/// `expected` names the shape in the error for any other rank.
-pub(crate) fn read_matrix(path: &Path, expected: &str) -> Result<(Vec<f32>, usize)> {
-    let arr = read_f32(path)?;
-    let dim = match arr.shape.as_slice() {
+/// A float array of shape `(rows, d)` in its stored precision.
+pub(crate) struct Matrix {
+    pub values: Floats,
+    pub dim: usize,
+}
+
+impl Matrix {
+    /// The values in f64 (exact).
+    pub(crate) fn data(&self) -> Vec<f64> {
+        self.values.to_f64()
+    }
+}
+
+/// Reads a float array of shape `(rows, d)`, or `(rows,)` for d = 1; `expected` names the
+/// shape in the error for any other rank.
+pub(crate) fn read_matrix(path: &Path, expected: &str) -> Result<Matrix> {
+    let (shape, values) = read_floats_as_stored(path)?;
+    let dim = match shape.as_slice() {
         [_] => 1,
         [_, d] => *d,
         s => return Err(npy_err(path, format!("{expected}, found {s:?}"))),
     };
-    Ok((arr.data, dim))
+    Ok(Matrix { values, dim })
 }
 
 /// Reads an integer array (any unsigned or signed width) as u64 labels; negatives are refused.

@@ -8,6 +8,7 @@ use crate::codebook::Codebook;
 use crate::data::check_points;
 use crate::device::Device;
 use crate::error::{Error, Result};
+use crate::frame::{Precision, Real};
 use crate::kmeans::KMeans;
 use crate::npy_io;
 
@@ -145,8 +146,9 @@ impl ProductQuantizer {
         Ok(())
     }
 
-    /// Fits one K-means codebook per sub-space on `data` (row-major, `dim` columns).
-    pub fn train(&self, data: &[f32], dim: usize) -> Result<PqCodebook> {
+    /// Fits one K-means codebook per sub-space on `data` (f32 or f64, row-major, `dim`
+    /// columns).
+    pub fn train<T: Real>(&self, data: &[T], dim: usize) -> Result<PqCodebook> {
         self.validate(dim)?;
         let n = check_points(data, dim)?;
         let ksub = 1usize << self.bits;
@@ -178,7 +180,7 @@ impl ProductQuantizer {
 }
 
 /// Columns `[j dsub, (j + 1) dsub)` of every row, contiguous.
-fn sub_space(data: &[f32], dim: usize, j: usize, dsub: usize) -> Vec<f32> {
+fn sub_space<T: Real>(data: &[T], dim: usize, j: usize, dsub: usize) -> Vec<T> {
     data.chunks_exact(dim)
         .flat_map(|row| row[j * dsub..(j + 1) * dsub].iter().copied())
         .collect()
@@ -235,20 +237,25 @@ impl PqCodebook {
         self.dim / self.m()
     }
 
+    /// The precision of the codebooks (that of the training data).
+    pub fn precision(&self) -> Precision {
+        self.codebooks[0].precision()
+    }
+
     /// The codes of the rows of `data`: nearest centroid in each sub-space.
-    pub fn encode(&self, data: &[f32]) -> Result<PqCodes> {
+    pub fn encode<T: Real>(&self, data: &[T]) -> Result<PqCodes> {
         Ok(self.encode_measured(data)?.0)
     }
 
     /// The codes of the rows of `data` with their mean squared reconstruction error, in one
     /// pass.
-    pub fn encode_with_mse(&self, data: &[f32]) -> Result<(PqCodes, f64)> {
+    pub fn encode_with_mse<T: Real>(&self, data: &[T]) -> Result<(PqCodes, f64)> {
         let (codes, sub) = self.encode_measured(data)?;
         Ok((codes, sub.iter().sum()))
     }
 
     /// One assignment pass per sub-space: the codes and each sub-space's error.
-    fn encode_measured(&self, data: &[f32]) -> Result<(PqCodes, Vec<f64>)> {
+    fn encode_measured<T: Real>(&self, data: &[T]) -> Result<(PqCodes, Vec<f64>)> {
         let n = check_points(data, self.dim)?;
         let (m, dsub) = (self.m(), self.dsub());
         let mut codes = vec![0u16; n * m];
@@ -290,8 +297,9 @@ impl PqCodebook {
         Ok(codes.len() / m)
     }
 
-    /// The vectors the codes stand for, row-major `n x d`.
-    pub fn decode(&self, codes: &PqCodes) -> Result<Vec<f32>> {
+    /// The vectors the codes stand for, row-major `n x d` (exact f32 values for a float32
+    /// quantizer).
+    pub fn decode(&self, codes: &PqCodes) -> Result<Vec<f64>> {
         let n = self.check_codes(codes)?;
         let (m, dsub) = (self.m(), self.dsub());
         let mut out = Vec::with_capacity(n * self.dim);
@@ -305,18 +313,19 @@ impl PqCodebook {
     }
 
     /// Mean squared reconstruction error per sub-space (their sum is [`PqCodebook::mse`]).
-    pub fn sub_mse(&self, data: &[f32]) -> Result<Vec<f64>> {
+    pub fn sub_mse<T: Real>(&self, data: &[T]) -> Result<Vec<f64>> {
         Ok(self.encode_measured(data)?.1)
     }
 
     /// Mean over the rows of `data` of ‖x − decode(encode(x))‖².
-    pub fn mse(&self, data: &[f32]) -> Result<f64> {
+    pub fn mse<T: Real>(&self, data: &[T]) -> Result<f64> {
         Ok(self.sub_mse(data)?.iter().sum())
     }
 
     /// The asymmetric distance table of `query`: entry `j * ksub + c` is the squared distance
-    /// from the query's sub-vector j to centroid c of sub-space j.
-    pub fn distance_table(&self, query: &[f32]) -> Result<Vec<f32>> {
+    /// from the query's sub-vector j to centroid c of sub-space j (computed in f64, stored
+    /// as f32).
+    pub fn distance_table<T: Real>(&self, query: &[T]) -> Result<Vec<f32>> {
         if query.len() != self.dim {
             return Err(Error::DimensionMismatch {
                 expected: self.dim,
@@ -329,7 +338,12 @@ impl PqCodebook {
         for (j, cb) in self.codebooks.iter().enumerate() {
             let q = &query[j * dsub..(j + 1) * dsub];
             for c in cb.centroids().chunks_exact(dsub) {
-                table.push(q.iter().zip(c).map(|(a, b)| (a - b) * (a - b)).sum());
+                let d: f64 = q
+                    .iter()
+                    .zip(c)
+                    .map(|(a, b)| (a.to_f64() - b) * (a.to_f64() - b))
+                    .sum();
+                table.push(d as f32);
             }
         }
         Ok(table)
@@ -337,9 +351,9 @@ impl PqCodebook {
 
     /// The `top_k` codes nearest to `query` by asymmetric distance (query exact, database
     /// vectors as their codes): `(row, squared distance)`, nearest first, ties by row.
-    pub fn search(
+    pub fn search<T: Real>(
         &self,
-        query: &[f32],
+        query: &[T],
         codes: &PqCodes,
         top_k: usize,
     ) -> Result<Vec<(usize, f32)>> {
@@ -364,21 +378,33 @@ impl PqCodebook {
         Ok(all)
     }
 
-    /// Saves the m codebooks as one float32 `.npy` of shape `(m, 2^bits, d/m)`, atomically;
-    /// m, bits and d are all read back from the shape.
+    /// Saves the m codebooks as one `.npy` of shape `(m, 2^bits, d/m)` in their precision
+    /// (float32 or float64), atomically; m, bits and d are all read back from the shape.
     pub fn save_npy(&self, path: impl AsRef<Path>) -> Result<()> {
-        let flat: Vec<f32> = self
+        let flat: Vec<f64> = self
             .codebooks
             .iter()
             .flat_map(|c| c.centroids().iter().copied())
             .collect();
-        npy_io::write(path.as_ref(), &[self.m(), self.ksub(), self.dsub()], &flat)
+        let shape = [self.m(), self.ksub(), self.dsub()];
+        match self.precision() {
+            Precision::F32 => {
+                let f: Vec<f32> = flat.iter().map(|&v| v as f32).collect();
+                npy_io::write(path.as_ref(), &shape, &f)
+            }
+            Precision::F64 => npy_io::write(path.as_ref(), &shape, &flat),
+        }
     }
 
     /// Loads codebooks saved by [`PqCodebook::save_npy`] (or written by NumPy in that shape).
     pub fn load_npy(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
-        let arr = npy_io::read_f32(path)?;
+        let (shape, values) = npy_io::read_floats_as_stored(path)?;
+        let precision = values.precision();
+        let arr = npy_io::NpyArray {
+            shape,
+            data: values.to_f64(),
+        };
         let bad = |reason: String| Error::Npy {
             path: path.to_path_buf(),
             reason,
@@ -397,7 +423,7 @@ impl PqCodebook {
         let codebooks = arr
             .data
             .chunks_exact(ksub * dsub)
-            .map(|c| Codebook::new(c.to_vec(), dsub))
+            .map(|c| Codebook::with_precision(c.to_vec(), dsub, precision))
             .collect::<Result<Vec<_>>>()
             .map_err(|e| bad(e.to_string()))?;
         Ok(PqCodebook {

@@ -11,6 +11,7 @@ use crate::data::{check_k, check_samples, check_schedule};
 use crate::device::Device;
 use crate::driver::{self, IterationStats, Observer, Schedule};
 use crate::error::{Error, Result};
+use crate::frame::{Frame, Precision};
 use crate::gpu::backend::{GpuLloyd, Layout};
 use crate::gpu::points::ResidentPoints;
 use crate::law::{Law, sample_distribution};
@@ -72,6 +73,19 @@ impl Quantizer1d {
     /// Median wall-clock milliseconds per Lloyd iteration.
     pub fn ms_per_iteration(&self) -> f64 {
         driver::median_ms_per_iteration(&self.history)
+    }
+
+    /// The quantizer of `loc + scale · X` from that of X (`scale` > 0): the same cells and
+    /// probabilities, centroids moved, errors times `scale²`.
+    pub(crate) fn mapped(mut self, loc: f64, scale: f64) -> Self {
+        driver::map_affine(
+            &mut self.centroids,
+            [&mut self.distortion, &mut self.mse],
+            &mut self.history,
+            loc,
+            scale,
+        );
+        self
     }
 }
 
@@ -162,18 +176,21 @@ impl Lloyd1d {
         check_schedule(self.iterations, self.tolerance)
     }
 
-    /// The optimal quantizer of a built-in law.
+    /// The optimal quantizer of a built-in law: computed for its standard form
+    /// ([`Law::standard_form`]) and mapped back, so that a law far from the origin or at an
+    /// extreme scale is quantized as well as N(0, 1), and one whose results f64 cannot hold
+    /// is refused with the reason.
     pub fn fit_law(&self, law: Law) -> Result<Quantizer1d> {
         self.validate()?;
-        law.validate()?;
+        let (standard, loc, scale) = law.standard_form()?;
         check_k(self.n, self.samples)?;
         let start = Instant::now();
         let target = resolve(&self.device)?;
         let samples = match target {
-            Target::Cpu => Samples::Host(law.sample(self.samples, self.seed)?),
-            Target::Gpu(_) => Samples::Law(law),
+            Target::Cpu => Samples::Host(standard.sample(self.samples, self.seed)?),
+            Target::Gpu(_) => Samples::Law(standard),
         };
-        self.run(target, samples, start)
+        Ok(self.run(target, samples, start)?.mapped(loc, scale))
     }
 
     /// The optimal quantizer of any `rand_distr` law (sampled on the CPU).
@@ -198,6 +215,16 @@ impl Lloyd1d {
     }
 
     fn run(&self, target: Target, samples: Samples, start: Instant) -> Result<Quantizer1d> {
+        // Samples from the host are centred and scaled in f64 first (see `frame`); device
+        // samples of a standard law need nothing.
+        let frame = match &samples {
+            Samples::Host(s) => Frame::of_data(s, 1, None, &[] as &[f64]),
+            Samples::Law(_) => Frame::identity(1),
+        };
+        let samples = match samples {
+            Samples::Host(s) => Samples::Host(frame.to_device_f64(&s)),
+            law => law,
+        };
         let (backend, m) = backend_1d(target, samples, self.n, self.samples, self.seed)?;
         let mut backend = backend;
         let setup_seconds = start.elapsed().as_secs_f64();
@@ -206,7 +233,13 @@ impl Lloyd1d {
             tolerance: self.tolerance,
             observer: self.observer.clone(),
         };
-        let out = driver::run(backend.as_mut(), &schedule, m as f64)?;
+        let out = driver::run(
+            backend.as_mut(),
+            &schedule,
+            m as f64,
+            &frame,
+            Precision::F64,
+        )?;
         let probabilities = out.cells.mass.iter().map(|&w| w / m as f64).collect();
         Ok(Quantizer1d {
             centroids: out.centroids,
@@ -231,8 +264,8 @@ pub(crate) enum Samples {
     Law(Law),
 }
 
-/// The 1-D backend for `target`, loaded with the samples and centroids at the empirical
-/// quantiles; returns it with the number of samples.
+/// The 1-D backend for `target`, loaded with the samples (already in device units) and
+/// centroids at the empirical quantiles; returns it with the number of samples.
 pub(crate) fn backend_1d(
     target: Target,
     samples: Samples,
@@ -245,7 +278,7 @@ pub(crate) fn backend_1d(
             let m = s.len();
             let mut b = Cpu1d::new(s);
             let init = b.quantile_centroids(n);
-            b.set_centroids(init);
+            b.start_from(init);
             Ok((Box::new(b), m))
         }
         (Target::Cpu, Samples::Law(law)) => {

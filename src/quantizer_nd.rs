@@ -11,6 +11,7 @@ use crate::data::check_k;
 use crate::device::Device;
 use crate::driver::{self, IterationStats, Schedule, median_ms_per_iteration};
 use crate::error::{Error, Result};
+use crate::frame::{Frame, Precision};
 use crate::gpu::backend::{GpuLloyd, Layout};
 use crate::gpu::context::GpuContext;
 use crate::gpu::points::ResidentPoints;
@@ -60,6 +61,18 @@ impl QuantizerNd {
     /// Median milliseconds per iteration.
     pub fn ms_per_iteration(&self) -> f64 {
         median_ms_per_iteration(&self.history)
+    }
+
+    /// The quantizer of `loc + scale · X` (every coordinate) from that of X.
+    fn mapped(mut self, loc: f64, scale: f64) -> Self {
+        driver::map_affine(
+            &mut self.centroids,
+            [&mut self.distortion, &mut self.mse],
+            &mut self.history,
+            loc,
+            scale,
+        );
+        self
     }
 
     /// A picture of a 2-D quantizer as SVG: the Voronoi cells (clipped to a box around the
@@ -258,9 +271,14 @@ impl LloydNd {
         self.fit_law(Law::standard_normal())
     }
 
-    /// The quantizer of the vector of d independent copies of `law`.
+    /// The quantizer of the vector of d independent copies of `law` (computed for the law's
+    /// standard form and mapped back, see [`Law::standard_form`]).
     pub fn fit_law(&self, law: Law) -> Result<QuantizerNd> {
-        law.validate()?;
+        let (standard, loc, scale) = law.standard_form()?;
+        Ok(self.fit_standard(standard)?.mapped(loc, scale))
+    }
+
+    fn fit_standard(&self, law: Law) -> Result<QuantizerNd> {
         if self.dim == 0 {
             return Err(Error::ZeroDimension);
         }
@@ -297,6 +315,7 @@ impl LloydNd {
             for t in 1..self.iterations {
                 let batch = draw(self.seed.wrapping_add(t as u64))?;
                 let init = Init::Centroids(fit.codebook.centroids().to_vec());
+                // The centroids carry over in full precision.
                 fit = base
                     .clone()
                     .iterations(1)
@@ -310,12 +329,7 @@ impl LloydNd {
         };
         let total: f64 = fit.cell_weights.iter().sum();
         Ok(QuantizerNd {
-            centroids: fit
-                .codebook
-                .centroids()
-                .iter()
-                .map(|&v| f64::from(v))
-                .collect(),
+            centroids: fit.codebook.centroids().to_vec(),
             dim: self.dim,
             probabilities: fit.cell_weights.iter().map(|w| w / total).collect(),
             distortion: fit.distortion,
@@ -348,7 +362,8 @@ impl LloydNd {
             tolerance: 0.0,
             observer: None,
         };
-        let out = driver::run(&mut b, &schedule, m as f64)?;
+        let frame = Frame::identity(d);
+        let out = driver::run(&mut b, &schedule, m as f64, &frame, Precision::F64)?;
         Ok(QuantizerNd {
             centroids: out.centroids,
             dim: d,

@@ -119,14 +119,14 @@ fn d_dimensional_samples_drawn_across_bindings() {
         .unwrap();
     let all = gpu_samples(Law::standard_normal(), m * d, seed, &dev).unwrap();
     let c = lloyd::KMeans::new(n)
-        .init(lloyd::Init::Centroids(all[..n * d].to_vec()))
+        .init(lloyd::Init::given(&all[..n * d]))
         .iterations(4)
         .tolerance(0.0)
         .device(Device::Cpu)
         .fit(&all, d)
         .unwrap();
     for (a, b) in q.centroids.iter().zip(c.codebook.centroids()) {
-        assert!((a - f64::from(*b)).abs() < 1e-5, "{a} vs {b}");
+        assert!((a - b).abs() < 1e-5, "{a} vs {b}");
     }
 }
 
@@ -148,6 +148,6 @@ fn fresh_d_dimensional_samples_across_bindings() {
     let stream = gpu_samples(Law::standard_normal(), t * m * d, seed, &dev).unwrap();
     let centroids = cpu_steps_over_blocks(&stream, m * d, n, d);
     for (a, b) in q.centroids.iter().zip(&centroids) {
-        assert!((a - f64::from(*b)).abs() < 1e-5, "{a} vs {b}");
+        assert!((a - b).abs() < 1e-5, "{a} vs {b}");
     }
 }

@@ -64,7 +64,7 @@ fn the_device_stops_where_the_cpu_stops() {
         let data = blobs(n, d, k, n as u64);
         let init: Vec<f32> = data[..k * d].to_vec();
         let p = KMeans::new(k)
-            .init(Init::Centroids(init))
+            .init(Init::given(&init))
             .iterations(200)
             .tolerance(tolerance);
         let c = p.clone().device(Device::Cpu).fit(&data, d).unwrap();
@@ -92,7 +92,7 @@ fn a_batch_equals_its_steps() {
     let mut init: Vec<f32> = data[..(k - 3) * d].to_vec();
     init.extend([50.0, 50.0, 50.0, -50.0, 50.0, 50.0, 50.0, -50.0, 50.0]);
     let fit = KMeans::new(k)
-        .init(Init::Centroids(init.clone()))
+        .init(Init::given(&init))
         .iterations(12)
         .tolerance(0.0)
         .device(dev.clone())
@@ -104,7 +104,12 @@ fn a_batch_equals_its_steps() {
     for _ in 0..12 {
         errors.push(s.step().unwrap());
     }
-    let stepped: Vec<f32> = s.centroids().unwrap().iter().map(|&v| v as f32).collect();
+    let stepped: Vec<f64> = s
+        .centroids()
+        .unwrap()
+        .iter()
+        .map(|&v| f64::from(v as f32))
+        .collect();
     assert_eq!(fit.codebook.centroids(), &stepped[..]);
     let batched: Vec<f64> = fit.history.iter().map(|h| h.mse * n as f64).collect();
     for (a, b) in batched.iter().zip(&errors) {

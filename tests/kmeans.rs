@@ -50,7 +50,7 @@ fn labels_and_error_match_a_brute_force_assignment() {
                 let dc: f64 = x
                     .iter()
                     .zip(fit.codebook.centroid(c))
-                    .map(|(a, b)| (f64::from(*a) - f64::from(*b)).powi(2))
+                    .map(|(a, b)| (f64::from(*a) - *b).powi(2))
                     .sum();
                 assert!((dc - d).abs() <= 1e-4 * (1.0 + d), "point {i}: {dc} vs {d}");
                 mismatches += 1;
@@ -88,7 +88,7 @@ fn centroids_are_cell_means_at_convergence() {
     for c in 0..7 {
         for j in 0..3 {
             let mean = sums[c * 3 + j] / fit.counts[c] as f64;
-            let got = f64::from(fit.codebook.centroid(c)[j]);
+            let got = fit.codebook.centroid(c)[j];
             assert!((mean - got).abs() < 1e-5, "cell {c}: {mean} vs {got}");
         }
     }
@@ -106,7 +106,7 @@ fn integer_weights_equal_repeated_points() {
     }
     let init: Vec<f32> = base[4 * 10..4 * 16].to_vec();
     let p = KMeans::new(6)
-        .init(Init::Centroids(init))
+        .init(Init::given(&init))
         .iterations(30)
         .device(Device::Cpu);
     let weighted = p.fit_weighted(&base, 4, &weights).unwrap();
@@ -180,7 +180,7 @@ fn empty_cells_are_split_not_nan() {
     }
     let init = vec![0.0, 0.0, 3.0, 6.0, 100.0, 100.0, -100.0, 100.0];
     let fit = KMeans::new(4)
-        .init(Init::Centroids(init))
+        .init(Init::given(&init))
         .iterations(50)
         .device(Device::Cpu)
         .fit(&data, 2)
@@ -209,12 +209,12 @@ fn codebook_encode_decode_mse_agree_with_the_fit() {
     let mse: f64 = data
         .iter()
         .zip(&decoded)
-        .map(|(a, b)| (f64::from(*a) - f64::from(*b)).powi(2))
+        .map(|(a, b)| (f64::from(*a) - *b).powi(2))
         .sum::<f64>()
         / 2000.0;
     assert!((cb.mse(&data).unwrap() - mse).abs() < 1e-5 * mse);
     assert!((fit.mse - mse).abs() < 1e-5 * mse);
-    let again = Codebook::new(cb.centroids().to_vec(), 12).unwrap();
+    let again = Codebook::new(cb.centroids_f32(), 12).unwrap();
     assert_eq!(&again, cb);
 }
 
@@ -235,7 +235,7 @@ fn scalar_data_takes_the_interval_path_and_matches_the_dense_one() {
     let c = fast.codebook.centroids();
     assert!(c.windows(2).all(|w| w[0] <= w[1]), "{c:?}");
     let mut d = dense.codebook.centroids().to_vec();
-    d.sort_by(f32::total_cmp);
+    d.sort_by(f64::total_cmp);
     for (a, b) in c.iter().zip(&d) {
         assert!((a - b).abs() < 1e-4, "{a} vs {b}");
     }

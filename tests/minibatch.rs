@@ -27,8 +27,8 @@ fn streamed_chunks_reach_the_full_kmeans_centroids_on_separated_data() {
             .codebook
             .centroids()
             .chunks_exact(4)
-            .map(|m| m.iter().zip(c).map(|(a, b)| (a - b) * (a - b)).sum::<f32>())
-            .fold(f32::INFINITY, f32::min);
+            .map(|m| m.iter().zip(c).map(|(a, b)| (a - b) * (a - b)).sum::<f64>())
+            .fold(f64::INFINITY, f64::min);
         // Sculley's rate 1/v keeps the early, partly wrong assignments in the mean: close, not equal.
         assert!(best < 0.15, "{best}");
     }

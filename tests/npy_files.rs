@@ -28,7 +28,7 @@ fn labels_round_trip_and_float64_input() {
     assert_eq!(shape, vec![5]);
     assert_eq!(labels, vec![3, 1, 4, 1, 5]);
     // labels are not floats
-    assert!(matches!(npy::read_f32(&p), Err(Error::Npy { .. })));
+    assert!(matches!(npy::read_f64(&p), Err(Error::Npy { .. })));
 }
 
 #[test]
@@ -99,8 +99,9 @@ fn numpy_reads_what_we_write_and_we_read_what_numpy_writes() {
     );
     let back = Codebook::load_npy(&theirs).unwrap();
     assert_eq!(back.dim(), 4);
+    assert_eq!(back.precision(), lloyd::Precision::F64);
     assert_eq!(
         back.centroids(),
-        (0..12).map(|i| i as f32).collect::<Vec<_>>().as_slice()
+        (0..12).map(f64::from).collect::<Vec<_>>().as_slice()
     );
 }

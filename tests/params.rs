@@ -43,7 +43,7 @@ fn bad_tolerance() {
 
 #[test]
 fn empty_data() {
-    assert!(matches!(cpu(1).fit(&[], 2), Err(Error::EmptyData)));
+    assert!(matches!(cpu(1).fit::<f32>(&[], 2), Err(Error::EmptyData)));
     assert!(matches!(
         Lloyd1d::new(1).fit_samples(&[]),
         Err(Error::EmptyData)
@@ -135,7 +135,7 @@ fn zero_total_weight() {
 
 #[test]
 fn init_shape() {
-    let p = cpu(2).init(Init::Centroids(vec![0.0; 3]));
+    let p = cpu(2).init(Init::given(&[0.0; 3]));
     assert!(matches!(
         p.fit(&DATA, 2),
         Err(Error::InitShape {
@@ -148,7 +148,7 @@ fn init_shape() {
 
 #[test]
 fn init_non_finite() {
-    let p = cpu(2).init(Init::Centroids(vec![0.0, 0.0, f32::NAN, 1.0]));
+    let p = cpu(2).init(Init::given(&[0.0, 0.0, f32::NAN, 1.0]));
     assert!(matches!(
         p.fit(&DATA, 2),
         Err(Error::InitNonFinite { index: 1 })
@@ -215,7 +215,7 @@ fn codebook_shape_and_encode_shape() {
         cb.encode(&[1.0, 2.0, 3.0]),
         Err(Error::ShapeMismatch { .. })
     ));
-    assert!(matches!(cb.encode(&[]), Err(Error::EmptyData)));
+    assert!(matches!(cb.encode::<f32>(&[]), Err(Error::EmptyData)));
 }
 
 #[test]

@@ -33,7 +33,7 @@ fn error_decreases_with_bits_and_adds_over_sub_spaces() {
         let direct: f64 = data
             .iter()
             .zip(&decoded)
-            .map(|(a, b)| f64::from(a - b).powi(2))
+            .map(|(a, b)| (f64::from(*a) - b).powi(2))
             .sum::<f64>()
             / 3000.0;
         assert!((direct - mse).abs() < 1e-5 * mse, "{direct} vs {mse}");
@@ -60,7 +60,14 @@ fn asymmetric_distances_equal_distances_to_decoded_vectors() {
         let brute: Vec<(usize, f32)> = decoded
             .chunks_exact(16)
             .enumerate()
-            .map(|(i, x)| (i, q.iter().zip(x).map(|(a, b)| (a - b) * (a - b)).sum()))
+            .map(|(i, x)| {
+                let d: f64 = q
+                    .iter()
+                    .zip(x)
+                    .map(|(a, b)| (f64::from(*a) - b).powi(2))
+                    .sum();
+                (i, d as f32)
+            })
             .collect();
         let table = pq.distance_table(q).unwrap();
         for (i, d) in &brute {
@@ -95,7 +102,8 @@ fn codes_and_codebooks_round_trip_through_files() {
         let loaded = PqCodebook::load_npy(&bp).unwrap();
         assert_eq!((loaded.m(), loaded.bits(), loaded.dim()), (4, bits, 16));
         assert_eq!(loaded.decode(&back).unwrap(), pq.decode(&codes).unwrap());
-        let (shape, _) = lloyd::npy::read_f32(&bp).unwrap();
+        let (shape, values) = lloyd::npy::read_floats(&bp).unwrap();
+        assert_eq!(values.precision(), lloyd::Precision::F32);
         assert_eq!(shape, vec![4, 1 << bits, 4]);
     }
 }

@@ -1,6 +1,8 @@
 //! The fused distance + arg-min kernel for x86-64 CPUs with AVX-512: centroids packed in
 //! panels of 16 (one per vector lane), eight points at a time held in registers, the running
-//! minimum kept per lane, so the k distances of a point never touch memory.
+//! minimum and runner-up kept per lane, so the k distances of a point never touch memory.
+//! The lanes are merged by the portable [`finish_lanes`], which the tests exercise on every
+//! machine.
 
 #![cfg(target_arch = "x86_64")]
 // Register-resident accumulators are indexed by point; iterators would hide the unrolling.
@@ -8,8 +10,7 @@
 
 use std::arch::x86_64::*;
 
-/// Lanes of a 512-bit register of f32.
-pub(crate) const LANES: usize = 16;
+use super::cpu_dense::{LANES, finish_lanes};
 /// Points processed together (their accumulators live in registers).
 const GROUP: usize = 8;
 
@@ -48,30 +49,40 @@ pub(crate) fn available() -> bool {
     std::arch::is_x86_feature_detected!("avx512f")
 }
 
-/// Labels of `rows` consecutive points starting at `x` (row-major, `dim` columns).
+/// Labels of `rows` consecutive points starting at `x` (row-major, `dim` columns), with the
+/// gap from each point's best value to its runner-up.
 ///
 /// # Safety
-/// The CPU must have AVX-512F ([`available`]); `x` holds `labels.len() * dim` values.
+/// The CPU must have AVX-512F ([`available`]); `x` holds `labels.len() * dim` values and
+/// `gaps` as many entries as `labels`.
 #[target_feature(enable = "avx512f")]
-pub(crate) unsafe fn assign_rows(x: &[f32], dim: usize, packed: &Packed, labels: &mut [u32]) {
+pub(crate) unsafe fn assign_rows(
+    x: &[f32],
+    dim: usize,
+    packed: &Packed,
+    labels: &mut [u32],
+    gaps: &mut [f32],
+) {
     let rows = labels.len();
     assert!(x.len() >= rows * dim && packed.data.len() == packed.panels * dim * LANES);
+    assert_eq!(gaps.len(), rows);
     let mut r = 0;
     while r < rows {
         let p = GROUP.min(rows - r);
         let xs = &x[r * dim..(r + p) * dim];
         let out = &mut labels[r..r + p];
+        let gap = &mut gaps[r..r + p];
         // SAFETY: AVX-512F is enabled on this function; slices were bounds-checked above.
         unsafe {
             match p {
-                8 => group::<8>(xs, dim, packed, out),
-                7 => group::<7>(xs, dim, packed, out),
-                6 => group::<6>(xs, dim, packed, out),
-                5 => group::<5>(xs, dim, packed, out),
-                4 => group::<4>(xs, dim, packed, out),
-                3 => group::<3>(xs, dim, packed, out),
-                2 => group::<2>(xs, dim, packed, out),
-                _ => group::<1>(xs, dim, packed, out),
+                8 => group::<8>(xs, dim, packed, out, gap),
+                7 => group::<7>(xs, dim, packed, out, gap),
+                6 => group::<6>(xs, dim, packed, out, gap),
+                5 => group::<5>(xs, dim, packed, out, gap),
+                4 => group::<4>(xs, dim, packed, out, gap),
+                3 => group::<3>(xs, dim, packed, out, gap),
+                2 => group::<2>(xs, dim, packed, out, gap),
+                _ => group::<1>(xs, dim, packed, out, gap),
             }
         }
         r += p;
@@ -79,9 +90,16 @@ pub(crate) unsafe fn assign_rows(x: &[f32], dim: usize, packed: &Packed, labels:
 }
 
 #[target_feature(enable = "avx512f")]
-unsafe fn group<const P: usize>(x: &[f32], dim: usize, packed: &Packed, out: &mut [u32]) {
+unsafe fn group<const P: usize>(
+    x: &[f32],
+    dim: usize,
+    packed: &Packed,
+    out: &mut [u32],
+    gaps: &mut [f32],
+) {
     let xp = x.as_ptr();
     let mut best_v = [_mm512_set1_ps(f32::INFINITY); P];
+    let mut second_v = [_mm512_set1_ps(f32::INFINITY); P];
     let mut best_t = [_mm512_setzero_si512(); P];
     let two = _mm512_set1_ps(2.0);
     for t in 0..packed.panels {
@@ -101,21 +119,35 @@ unsafe fn group<const P: usize>(x: &[f32], dim: usize, packed: &Packed, out: &mu
             for p in 0..P {
                 let v = _mm512_fnmadd_ps(two, acc[p], nrm);
                 let m = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(v, best_v[p]);
+                // The runner-up: the old best where v wins, else the smaller of it and v.
+                second_v[p] = _mm512_mask_mov_ps(_mm512_min_ps(second_v[p], v), m, best_v[p]);
                 best_v[p] = _mm512_mask_mov_ps(best_v[p], m, v);
                 best_t[p] = _mm512_mask_mov_epi32(best_t[p], m, tv);
             }
         }
     }
-    // Horizontal arg-min per point, in registers: the smallest value, then the lowest index
-    // among the lanes holding it.
+    // The lanes go to memory once per point and are merged by the portable code.
     let lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-    let none = _mm512_set1_epi32(-1);
+    let mut val = [0.0f32; LANES];
+    let mut second = [0.0f32; LANES];
+    let mut idx = [0u32; LANES];
     for p in 0..P {
-        let idx = _mm512_add_epi32(_mm512_slli_epi32::<4>(best_t[p]), lane);
-        let min = _mm512_reduce_min_ps(best_v[p]);
-        let eq = _mm512_cmp_ps_mask::<_CMP_EQ_OQ>(best_v[p], _mm512_set1_ps(min));
-        let best = _mm512_reduce_min_epu32(_mm512_mask_mov_epi32(none, eq, idx));
-        // Only overflowing data leaves no finite lane (or a padding lane): fall back to 0.
-        out[p] = if (best as usize) < packed.k { best } else { 0 };
+        let full = _mm512_add_epi32(_mm512_slli_epi32::<4>(best_t[p]), lane);
+        // SAFETY: each array holds 16 lanes.
+        unsafe {
+            _mm512_storeu_ps(val.as_mut_ptr(), best_v[p]);
+            _mm512_storeu_ps(second.as_mut_ptr(), second_v[p]);
+            _mm512_storeu_si512(idx.as_mut_ptr().cast(), full);
+        }
+        for l in 0..LANES {
+            // A lane that never won, or a padding lane, names no centroid.
+            if val[l] == f32::INFINITY || idx[l] as usize >= packed.k {
+                idx[l] = u32::MAX;
+            }
+        }
+        let (j, v, s) = finish_lanes(&val, &idx, &second);
+        // Only overflowing data leaves no finite lane: fall back to 0.
+        out[p] = if j < packed.k { j as u32 } else { 0 };
+        gaps[p] = s - v;
     }
 }

@@ -13,8 +13,8 @@ pub(crate) struct Cpu1d {
     /// narrow cells far from the origin do not drown in cancellation.
     shift: f64,
     /// Prefix sums of (x - shift) and (x - shift)^2, each of length `M + 1`.
-    prefix_1: Vec<f64>,
-    prefix_2: Vec<f64>,
+    prefix_1: Prefix,
+    prefix_2: Prefix,
     centroids: Vec<f64>,
     /// Cell `i` holds `sorted[bounds[i]..bounds[i + 1]]`; kept between iterations as the
     /// starting point of the next search, since boundaries move little.
@@ -29,18 +29,11 @@ impl Cpu1d {
         samples.par_sort_unstable_by(f64::total_cmp);
         let sorted = samples;
         let shift = sorted[sorted.len() / 2];
-        let mut prefix_1 = Vec::with_capacity(sorted.len() + 1);
-        let mut prefix_2 = Vec::with_capacity(sorted.len() + 1);
-        let (mut a1, mut a2) = (0.0f64, 0.0f64);
-        prefix_1.push(0.0);
-        prefix_2.push(0.0);
-        for &x in &sorted {
-            let y = x - shift;
-            a1 += y;
-            a2 += y * y;
-            prefix_1.push(a1);
-            prefix_2.push(a2);
-        }
+        let prefix_1 = Prefix::of(sorted.iter().map(|&x| x - shift), sorted.len());
+        let prefix_2 = Prefix::of(
+            sorted.iter().map(|&x| (x - shift) * (x - shift)),
+            sorted.len(),
+        );
         Cpu1d {
             sorted,
             shift,
@@ -60,7 +53,7 @@ impl Cpu1d {
     }
 
     /// Sets the starting centroids (sorted here: the 1-D backends keep them sorted).
-    pub(crate) fn set_centroids(&mut self, mut centroids: Vec<f64>) {
+    pub(crate) fn start_from(&mut self, mut centroids: Vec<f64>) {
         centroids.sort_by(f64::total_cmp);
         let n = centroids.len();
         let m = self.sorted.len();
@@ -68,6 +61,48 @@ impl Cpu1d {
         self.centroids = centroids;
         self.sums = vec![0.0; n];
         self.stats = CellStats::zeros(n);
+    }
+}
+
+/// Prefix sums kept to about twice f64's precision: each entry is an f64 plus the f32 of
+/// what rounding left out (the compensated sum, renormalised), so that the sum of a range
+/// is exact to f64 rounding of the range's own sum, however large the prefix before it.
+/// Plain f64 prefixes lose ε·|prefix|: a cell of tiny values after a long run of large ones
+/// came out with its mean off by 30 %.
+struct Prefix {
+    hi: Vec<f64>,
+    lo: Vec<f32>,
+}
+
+impl Prefix {
+    fn of(values: impl Iterator<Item = f64>, len: usize) -> Self {
+        let mut hi = Vec::with_capacity(len + 1);
+        let mut lo = Vec::with_capacity(len + 1);
+        let (mut sum, mut comp) = (0.0f64, 0.0f64);
+        hi.push(0.0);
+        lo.push(0.0);
+        for y in values {
+            // Neumaier's compensated sum.
+            let t = sum + y;
+            comp += if sum.abs() >= y.abs() {
+                (sum - t) + y
+            } else {
+                (y - t) + sum
+            };
+            sum = t;
+            // Renormalised: `h` carries the value, `l` (below half an ulp of h) the rest.
+            let h = sum + comp;
+            let l = comp - (h - sum);
+            hi.push(h);
+            lo.push(l as f32);
+        }
+        Prefix { hi, lo }
+    }
+
+    /// The sum of the values in `a..b`.
+    #[inline]
+    fn range(&self, a: usize, b: usize) -> f64 {
+        (self.hi[b] - self.hi[a]) + (f64::from(self.lo[b]) - f64::from(self.lo[a]))
     }
 }
 
@@ -135,8 +170,8 @@ impl Backend for Cpu1d {
         for i in 0..n {
             let (a, b) = (self.bounds[i], self.bounds[i + 1]);
             let mass = (b - a) as f64;
-            let s1 = self.prefix_1[b] - self.prefix_1[a];
-            let s2 = self.prefix_2[b] - self.prefix_2[a];
+            let s1 = self.prefix_1.range(a, b);
+            let s2 = self.prefix_2.range(a, b);
             let c = self.centroids[i] - self.shift;
             self.sums[i] = s1;
             self.stats.counts[i] = (b - a) as u64;
@@ -166,6 +201,16 @@ impl Backend for Cpu1d {
 
     fn centroids(&mut self) -> Result<Vec<f64>> {
         Ok(self.centroids.clone())
+    }
+
+    fn set_centroids(&mut self, centroids: &[f64]) -> Result<()> {
+        let bounds = std::mem::take(&mut self.bounds);
+        self.start_from(centroids.to_vec());
+        // The old boundaries stay as hints for the next search.
+        if bounds.len() == self.bounds.len() {
+            self.bounds = bounds;
+        }
+        Ok(())
     }
 
     fn cell_stats(&mut self) -> Result<CellStats> {

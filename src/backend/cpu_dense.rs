@@ -1,10 +1,15 @@
 //! The d-dimensional CPU backend: distances through a blocked SIMD matrix product
-//! (‖x‖² − 2x·c + ‖c‖², the ‖x‖² term dropped since it does not change the argmin), a
-//! vectorised arg-min, then per-cell sums accumulated in f64 over a fixed number of chunks so
-//! the result does not depend on the thread count.
+//! (‖x‖² − 2x·c + ‖c‖², the ‖x‖² term dropped since it does not change the arg-min), a
+//! vectorised arg-min that also keeps the runner-up, certified labels (points the f32
+//! ranking cannot decide are decided again in f64, see [`super::exact`]), then per-cell sums
+//! accumulated in f64 over a fixed number of chunks so the result does not depend on the
+//! thread count.
+
+use std::borrow::Cow;
 
 use rayon::prelude::*;
 
+use super::exact::{nearest_direct, norm_f64, squared_f64, undecided};
 use super::{Backend, CellStats, empty_cells::split_empty_cells};
 use crate::error::Result;
 
@@ -16,17 +21,48 @@ const TILE: usize = 512;
 const CHUNK_POINTS: usize = 8192;
 const MAX_CHUNKS: usize = 16;
 const CHUNK_BYTES_BUDGET: usize = 256 << 20;
+/// Lanes of the portable arg-min (and of an AVX-512 register of f32).
+pub(crate) const LANES: usize = 16;
 
-/// Points (borrowed), current centroids and the last pass's labels and statistics.
+/// Centroids as the assignment uses them: f64 (the truth, used to certify labels) and their
+/// f32 rounding with squared norms (for the fast ranking).
+pub(crate) struct DenseCentroids {
+    pub c64: Vec<f64>,
+    pub c32: Vec<f32>,
+    pub norms: Vec<f32>,
+    pub dim: usize,
+}
+
+impl DenseCentroids {
+    pub(crate) fn new(c64: &[f64], dim: usize) -> Self {
+        let c32: Vec<f32> = c64.iter().map(|&v| v as f32).collect();
+        let norms = c32
+            .chunks_exact(dim)
+            .map(|c| c.iter().map(|v| v * v).sum())
+            .collect();
+        DenseCentroids {
+            c64: c64.to_vec(),
+            c32,
+            norms,
+            dim,
+        }
+    }
+
+    pub(crate) fn k(&self) -> usize {
+        self.norms.len()
+    }
+}
+
+/// Points (borrowed, in the fit's frame), current centroids and the last pass's labels and
+/// statistics.
 pub(crate) struct CpuDense<'a> {
-    data: &'a [f32],
+    data: Cow<'a, [f32]>,
     weights: Option<&'a [f32]>,
     dim: usize,
     k: usize,
-    centroids: Vec<f32>,
-    norms: Vec<f32>,
+    centroids: DenseCentroids,
     labels: Vec<u32>,
-    dist: Vec<f32>,
+    dist: Vec<f64>,
     sums: Vec<f64>,
     stats: CellStats,
 }
@@ -34,36 +70,25 @@ pub(crate) struct CpuDense<'a> {
 impl<'a> CpuDense<'a> {
     /// `data` and `weights` must be validated; `centroids` is `k x dim`.
     pub(crate) fn new(
-        data: &'a [f32],
+        data: impl Into<Cow<'a, [f32]>>,
         weights: Option<&'a [f32]>,
         dim: usize,
         centroids: &[f64],
     ) -> Self {
+        let data = data.into();
         let n = data.len() / dim;
         let k = centroids.len() / dim;
-        let mut me = CpuDense {
+        CpuDense {
             data,
             weights,
             dim,
             k,
-            centroids: Vec::new(),
-            norms: Vec::new(),
+            centroids: DenseCentroids::new(centroids, dim),
             labels: vec![0; n],
             dist: vec![0.0; n],
             sums: vec![0.0; k * dim],
             stats: CellStats::zeros(k),
-        };
-        me.set_centroids(centroids);
-        me
-    }
-
-    fn set_centroids(&mut self, centroids: &[f64]) {
-        self.centroids = centroids.iter().map(|&v| v as f32).collect();
-        self.norms = self
-            .centroids
-            .chunks_exact(self.dim)
-            .map(|c| c.iter().map(|v| v * v).sum())
-            .collect();
+        }
     }
 
     /// Labels of the last [`Backend::assign_reduce`].
@@ -72,76 +97,95 @@ impl<'a> CpuDense<'a> {
     }
 }
 
-/// Nearest centroid of each point of `data` (row-major, `dim` columns) among `centroids`
-/// (`norms` their squared norms), with the exact squared distance to it. Ties go to the lowest
-/// index.
+/// The nearest centroid of each point of `data` (row-major, `dim` columns), ties to the
+/// lowest index, with the squared distance to it in f64. Labels are certified: where the
+/// f32 ranking is within its rounding bound of a tie, the point is decided in f64.
 pub(crate) fn assign_dense(
     data: &[f32],
-    dim: usize,
-    centroids: &[f32],
-    norms: &[f32],
+    centroids: &DenseCentroids,
     labels: &mut [u32],
-    dist: &mut [f32],
+    dist: &mut [f64],
 ) {
+    let dim = centroids.dim;
+    // The runner-up's value minus the best's, per point.
+    let mut gaps = vec![0.0f32; labels.len()];
+    rank(data, centroids, labels, &mut gaps);
+    labels
+        .par_chunks_mut(ROWS)
+        .zip(dist.par_chunks_mut(ROWS))
+        .zip(gaps.par_chunks(ROWS))
+        .enumerate()
+        .for_each(|(block, ((lab, dis), gap))| {
+            let r0 = block * ROWS;
+            for r in 0..lab.len() {
+                let x = &data[(r0 + r) * dim..(r0 + r + 1) * dim];
+                let l = lab[r] as usize;
+                let best = squared_f64(x, &centroids.c64[l * dim..(l + 1) * dim]);
+                if undecided(norm_f64(x), best, f64::from(gap[r]), dim) {
+                    let (l, d) = nearest_direct(x, &centroids.c64, dim);
+                    lab[r] = l;
+                    dis[r] = d;
+                } else {
+                    dis[r] = best;
+                }
+            }
+        });
+}
+
+/// The f32 ranking: each point's best centroid and the gap to its runner-up (infinite with
+/// one centroid).
+fn rank(data: &[f32], centroids: &DenseCentroids, labels: &mut [u32], gaps: &mut [f32]) {
+    let dim = centroids.dim;
     #[cfg(target_arch = "x86_64")]
     if super::avx512::available() {
-        let packed = super::avx512::pack(centroids, norms, dim);
+        let packed = super::avx512::pack(&centroids.c32, &centroids.norms, dim);
         // Tasks of ~64 KiB of points: small dimensions get many rows per task, so the pool's
         // per-task cost stays small against the work.
         let rows = (16_384 / dim).clamp(ROWS, 4096);
         labels
             .par_chunks_mut(rows)
-            .zip(dist.par_chunks_mut(rows))
+            .zip(gaps.par_chunks_mut(rows))
             .enumerate()
-            .for_each(|(block, (lab, dis))| {
+            .for_each(|(block, (lab, gap))| {
                 let r0 = block * rows;
                 let x = &data[r0 * dim..(r0 + lab.len()) * dim];
                 // SAFETY: the CPU has AVX-512F (checked above); x holds lab.len() rows.
-                unsafe { super::avx512::assign_rows(x, dim, &packed, lab) };
-                exact_distances(x, dim, centroids, lab, dis);
+                unsafe { super::avx512::assign_rows(x, dim, &packed, lab, gap) };
             });
         return;
     }
-    assign_dense_gemm(data, dim, centroids, norms, labels, dist);
+    rank_gemm(data, centroids, labels, gaps);
 }
 
-/// The exact squared distance of each row of `x` to its labelled centroid.
-fn exact_distances(x: &[f32], dim: usize, centroids: &[f32], labels: &[u32], dist: &mut [f32]) {
-    for (r, (l, d)) in labels.iter().zip(dist.iter_mut()).enumerate() {
-        let l = *l as usize;
-        *d = squared_distance(
-            &x[r * dim..(r + 1) * dim],
-            &centroids[l * dim..(l + 1) * dim],
-        );
-    }
-}
-
-/// The portable path: a blocked SIMD matrix product (the `gemm` crate dispatches to the
+/// The portable ranking: a blocked SIMD matrix product (the `gemm` crate dispatches to the
 /// CPU's vector width at run time) and a lane-parallel arg-min.
-pub(crate) fn assign_dense_gemm(
+pub(crate) fn rank_gemm(
     data: &[f32],
-    dim: usize,
-    centroids: &[f32],
-    norms: &[f32],
+    centroids: &DenseCentroids,
     labels: &mut [u32],
-    dist: &mut [f32],
+    gaps: &mut [f32],
 ) {
-    let k = norms.len();
+    let (dim, k) = (centroids.dim, centroids.k());
     let tile = TILE.min(k);
     labels
         .par_chunks_mut(ROWS)
-        .zip(dist.par_chunks_mut(ROWS))
+        .zip(gaps.par_chunks_mut(ROWS))
         .enumerate()
         .for_each_init(
-            || (vec![0.0f32; ROWS * tile], vec![0.0f32; ROWS]),
-            |(dots, best), (block, (lab, dis))| {
+            || {
+                (
+                    vec![0.0f32; ROWS * tile],
+                    vec![(f32::INFINITY, f32::INFINITY); ROWS],
+                )
+            },
+            |(dots, best), (block, (lab, gap))| {
                 let r0 = block * ROWS;
                 let rows = lab.len();
                 let x = &data[r0 * dim..(r0 + rows) * dim];
-                best[..rows].fill(f32::INFINITY);
+                best[..rows].fill((f32::INFINITY, f32::INFINITY));
                 for t0 in (0..k).step_by(tile) {
                     let nt = tile.min(k - t0);
-                    let c = &centroids[t0 * dim..(t0 + nt) * dim];
+                    let c = &centroids.c32[t0 * dim..(t0 + nt) * dim];
                     // SAFETY: every pointer/stride pair addresses inside its slice:
                     // dots is rows x nt (row stride nt), x is rows x dim (row stride dim),
                     // c read as its transpose dim x nt (column stride dim).
@@ -169,15 +213,22 @@ pub(crate) fn assign_dense_gemm(
                         );
                     }
                     for r in 0..rows {
-                        let (v, j) =
-                            argmin_shifted(&dots[r * nt..(r + 1) * nt], &norms[t0..t0 + nt]);
-                        if v < best[r] {
-                            best[r] = v;
+                        let (j, v, second) = argmin_shifted(
+                            &dots[r * nt..(r + 1) * nt],
+                            &centroids.norms[t0..t0 + nt],
+                        );
+                        let (bv, bs) = best[r];
+                        if t0 == 0 || v < bv {
+                            best[r] = (v, second.min(bv));
                             lab[r] = (t0 + j) as u32;
+                        } else {
+                            best[r] = (bv, bs.min(v));
                         }
                     }
                 }
-                exact_distances(x, dim, centroids, lab, dis);
+                for r in 0..rows {
+                    gap[r] = best[r].1 - best[r].0;
+                }
             },
         );
 }
@@ -200,8 +251,8 @@ pub(crate) fn squared_distance(a: &[f32], b: &[f32]) -> f32 {
     acc.iter().sum::<f32>() + tail
 }
 
-/// `argmin_j norms[j] - 2 dots[j]`, lowest index on ties; returns (value, index).
-fn argmin_shifted(dots: &[f32], norms: &[f32]) -> (f32, usize) {
+/// `argmin_j norms[j] - 2 dots[j]`, lowest index on ties: (index, value, runner-up value).
+fn argmin_shifted(dots: &[f32], norms: &[f32]) -> (usize, f32, f32) {
     #[cfg(target_arch = "x86_64")]
     {
         if std::arch::is_x86_feature_detected!("avx512f") {
@@ -218,51 +269,77 @@ fn argmin_shifted(dots: &[f32], norms: &[f32]) -> (f32, usize) {
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-unsafe fn argmin_avx512(dots: &[f32], norms: &[f32]) -> (f32, usize) {
+unsafe fn argmin_avx512(dots: &[f32], norms: &[f32]) -> (usize, f32, f32) {
     argmin_lanes(dots, norms)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-unsafe fn argmin_avx2(dots: &[f32], norms: &[f32]) -> (f32, usize) {
+unsafe fn argmin_avx2(dots: &[f32], norms: &[f32]) -> (usize, f32, f32) {
     argmin_lanes(dots, norms)
 }
 
-/// Sixteen independent running minima (vertical compare-and-select, which vectorises), then
-/// a final pass over the lanes that keeps the lowest index among equal values.
+/// Sixteen independent running minima and runners-up (vertical compare-and-select, which
+/// vectorises), then [`finish_lanes`], then the tail.
 #[inline(always)]
-fn argmin_lanes(dots: &[f32], norms: &[f32]) -> (f32, usize) {
-    const L: usize = 16;
-    let mut val = [f32::INFINITY; L];
-    let mut idx = [0u32; L];
-    let whole = dots.len() / L * L;
-    for base in (0..whole).step_by(L) {
-        let d = &dots[base..base + L];
-        let nrm = &norms[base..base + L];
-        for l in 0..L {
+fn argmin_lanes(dots: &[f32], norms: &[f32]) -> (usize, f32, f32) {
+    let mut val = [f32::INFINITY; LANES];
+    let mut second = [f32::INFINITY; LANES];
+    let mut idx = [u32::MAX; LANES];
+    let whole = dots.len() / LANES * LANES;
+    for base in (0..whole).step_by(LANES) {
+        let d = &dots[base..base + LANES];
+        let nrm = &norms[base..base + LANES];
+        for l in 0..LANES {
             let v = nrm[l] - 2.0 * d[l];
             let better = v < val[l];
+            second[l] = if better { val[l] } else { second[l].min(v) };
             val[l] = if better { v } else { val[l] };
             idx[l] = if better { (base + l) as u32 } else { idx[l] };
         }
     }
-    let mut best = (f32::INFINITY, usize::MAX);
-    for l in 0..L {
-        if val[l] < best.0 || (val[l] == best.0 && (idx[l] as usize) < best.1) {
-            best = (val[l], idx[l] as usize);
+    let (mut j, mut v, mut s) = finish_lanes(&val, &idx, &second);
+    for t in whole..dots.len() {
+        let x = norms[t] - 2.0 * dots[t];
+        if x < v || j == usize::MAX {
+            s = v;
+            v = x;
+            j = t;
+        } else {
+            s = s.min(x);
         }
     }
-    for j in whole..dots.len() {
-        let v = norms[j] - 2.0 * dots[j];
-        if v < best.0 {
-            best = (v, j);
+    // Every value was +inf or NaN (only possible with overflowing data): keep cell 0.
+    (if j == usize::MAX { 0 } else { j }, v, s)
+}
+
+/// The lanes' running minima as one: the smallest value (lowest index among equal values;
+/// `usize::MAX` when no lane holds one) and the smallest value left once that entry is
+/// removed.
+pub(crate) fn finish_lanes(
+    val: &[f32; LANES],
+    idx: &[u32; LANES],
+    second: &[f32; LANES],
+) -> (usize, f32, f32) {
+    let mut best = (f32::INFINITY, usize::MAX, LANES);
+    for l in 0..LANES {
+        let i = if idx[l] == u32::MAX {
+            usize::MAX
+        } else {
+            idx[l] as usize
+        };
+        if i != usize::MAX && (val[l] < best.0 || (val[l] == best.0 && i < best.1)) {
+            best = (val[l], i, l);
         }
     }
-    if best.1 == usize::MAX {
-        // Every value was +inf or NaN (only possible with overflowing data): keep cell 0.
-        best.1 = 0;
+    let mut runner_up = f32::INFINITY;
+    for l in 0..LANES {
+        runner_up = runner_up.min(second[l]);
+        if l != best.2 {
+            runner_up = runner_up.min(val[l]);
+        }
     }
-    best
+    (best.1, best.0, runner_up)
 }
 
 /// Per-cell weighted sums (k x dim), counts, masses and squared errors of labelled points,
@@ -274,7 +351,7 @@ pub(crate) fn reduce_dense(
     dim: usize,
     k: usize,
     labels: &[u32],
-    dist: &[f32],
+    dist: &[f64],
 ) -> (Vec<f64>, CellStats) {
     let n = labels.len();
     let per_chunk_bytes = (k * dim + 3 * k) * 8;
@@ -292,7 +369,7 @@ pub(crate) fn reduce_dense(
                 let w = weights.map_or(1.0, |w| f64::from(w[i]));
                 st.counts[l] += 1;
                 st.mass[l] += w;
-                st.sse[l] += w * f64::from(dist[i]);
+                st.sse[l] += w * dist[i];
                 let s = &mut sums[l * dim..(l + 1) * dim];
                 for (acc, &x) in s.iter_mut().zip(&data[i * dim..(i + 1) * dim]) {
                     *acc += w * f64::from(x);
@@ -344,15 +421,13 @@ impl Backend for CpuDense<'_> {
 
     fn assign_reduce(&mut self) -> Result<()> {
         assign_dense(
-            self.data,
-            self.dim,
+            &self.data,
             &self.centroids,
-            &self.norms,
             &mut self.labels,
             &mut self.dist,
         );
         let (sums, stats) = reduce_dense(
-            self.data,
+            &self.data,
             self.weights,
             self.dim,
             self.k,
@@ -369,14 +444,18 @@ impl Backend for CpuDense<'_> {
     }
 
     fn update(&mut self) -> Result<usize> {
-        let old: Vec<f64> = self.centroids.iter().map(|&v| f64::from(v)).collect();
-        let (c, splits) = means_and_splits(&old, &self.sums, &self.stats, self.dim);
-        self.set_centroids(&c);
+        let (c, splits) = means_and_splits(&self.centroids.c64, &self.sums, &self.stats, self.dim);
+        self.centroids = DenseCentroids::new(&c, self.dim);
         Ok(splits)
     }
 
     fn centroids(&mut self) -> Result<Vec<f64>> {
-        Ok(self.centroids.iter().map(|&v| f64::from(v)).collect())
+        Ok(self.centroids.c64.clone())
+    }
+
+    fn set_centroids(&mut self, centroids: &[f64]) -> Result<()> {
+        self.centroids = DenseCentroids::new(centroids, self.dim);
+        Ok(())
     }
 
     fn cell_stats(&mut self) -> Result<CellStats> {
@@ -388,17 +467,22 @@ impl Backend for CpuDense<'_> {
 mod tests {
     use super::*;
 
-    /// Both assignment paths (the AVX-512 kernel where the CPU has it, and the portable
-    /// one) against a brute-force f64 scan, on awkward sizes.
-    #[test]
-    fn assignment_paths_agree_with_brute_force() {
-        let mut state = 12345u64;
-        let mut rnd = || {
+    fn random(seed: u64) -> impl FnMut() -> f32 {
+        let mut state = seed;
+        move || {
             state = state
                 .wrapping_mul(6364136223846793005)
                 .wrapping_add(1442695040888963407);
             ((state >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-        };
+        }
+    }
+
+    /// Certified labels equal a brute-force f64 scan exactly, on awkward sizes, and the
+    /// ranking paths (the AVX-512 kernel where the CPU has it, the portable one) agree with
+    /// each other up to near-ties.
+    #[test]
+    fn certified_labels_equal_brute_force() {
+        let mut rnd = random(12345);
         for (n, dim, k) in [
             (1usize, 1usize, 1usize),
             (7, 3, 2),
@@ -407,44 +491,62 @@ mod tests {
             (129, 5, 16),
         ] {
             let data: Vec<f32> = (0..n * dim).map(|_| rnd()).collect();
-            let cents: Vec<f32> = (0..k * dim).map(|_| rnd()).collect();
-            let norms: Vec<f32> = cents
-                .chunks_exact(dim)
-                .map(|c| c.iter().map(|v| v * v).sum())
+            let c64: Vec<f64> = (0..k * dim)
+                .map(|_| f64::from(rnd()) * 1.000_000_1)
                 .collect();
-            let brute: Vec<u32> = data
-                .chunks_exact(dim)
-                .map(|x| {
-                    let d = |c: &[f32]| -> f64 {
-                        x.iter().zip(c).map(|(a, b)| f64::from(a - b).powi(2)).sum()
-                    };
-                    let mut best = (0u32, f64::INFINITY);
-                    for (j, c) in cents.chunks_exact(dim).enumerate() {
-                        if d(c) < best.1 {
-                            best = (j as u32, d(c));
-                        }
-                    }
-                    best.0
-                })
-                .collect();
-            let mut fast = (vec![0u32; n], vec![0f32; n]);
-            assign_dense(&data, dim, &cents, &norms, &mut fast.0, &mut fast.1);
-            let mut portable = (vec![0u32; n], vec![0f32; n]);
-            assign_dense_gemm(&data, dim, &cents, &norms, &mut portable.0, &mut portable.1);
+            let cents = DenseCentroids::new(&c64, dim);
+            let mut got = (vec![0u32; n], vec![0f64; n]);
+            assign_dense(&data, &cents, &mut got.0, &mut got.1);
             for i in 0..n {
-                for (name, got) in [("fast", &fast), ("portable", &portable)] {
-                    if got.0[i] != brute[i] {
-                        let x = &data[i * dim..(i + 1) * dim];
-                        let dg = squared_distance(x, &cents[got.0[i] as usize * dim..][..dim]);
-                        let db = squared_distance(x, &cents[brute[i] as usize * dim..][..dim]);
-                        assert!(
-                            (dg - db).abs() <= 1e-5 * (1.0 + db),
-                            "{name} n{n} d{dim} k{k} point {i}"
-                        );
-                    }
+                let x = &data[i * dim..(i + 1) * dim];
+                let (l, d) = nearest_direct(x, &c64, dim);
+                assert_eq!(got.0[i], l, "n{n} d{dim} k{k} point {i}");
+                assert_eq!(got.1[i], d);
+            }
+            let mut portable = (vec![0u32; n], vec![0f32; n]);
+            rank_gemm(&data, &cents, &mut portable.0, &mut portable.1);
+            for i in 0..n {
+                if portable.0[i] != got.0[i] {
+                    assert!(portable.1[i] < 1e-4, "point {i}: gap {}", portable.1[i]);
                 }
-                assert!((fast.1[i] - portable.1[i]).abs() <= 1e-5 * (1.0 + fast.1[i]));
             }
         }
+    }
+
+    /// Far from the origin the f32 ranking is wrong for many points; certification fixes
+    /// every one of them.
+    #[test]
+    fn labels_stay_exact_far_from_the_origin() {
+        let mut rnd = random(7);
+        let (n, dim, k) = (2000usize, 8usize, 64usize);
+        let data: Vec<f32> = (0..n * dim).map(|_| 1e4 + rnd()).collect();
+        let c64: Vec<f64> = (0..k * dim).map(|_| 1e4 + f64::from(rnd())).collect();
+        let cents = DenseCentroids::new(&c64, dim);
+        let mut got = (vec![0u32; n], vec![0f64; n]);
+        assign_dense(&data, &cents, &mut got.0, &mut got.1);
+        for i in 0..n {
+            let x = &data[i * dim..(i + 1) * dim];
+            assert_eq!(got.0[i], nearest_direct(x, &c64, dim).0, "point {i}");
+        }
+    }
+
+    /// The lanes' merge keeps the lowest index among equal minima and the runner-up.
+    #[test]
+    fn lanes_merge_to_the_best_and_the_runner_up() {
+        let mut val = [f32::INFINITY; LANES];
+        let mut idx = [u32::MAX; LANES];
+        let mut second = [f32::INFINITY; LANES];
+        val[3] = 1.0;
+        idx[3] = 35;
+        second[3] = 4.0;
+        val[9] = 1.0;
+        idx[9] = 9;
+        val[5] = 2.0;
+        idx[5] = 5;
+        assert_eq!(finish_lanes(&val, &idx, &second), (9, 1.0, 1.0));
+        val[9] = 3.0;
+        assert_eq!(finish_lanes(&val, &idx, &second), (35, 1.0, 2.0));
+        let (j, v, s) = argmin_lanes(&[0.5, 0.25, 1.0], &[1.0, 1.0, 1.0]);
+        assert_eq!((j, v, s), (2, -1.0, 0.0));
     }
 }

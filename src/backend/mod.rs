@@ -9,6 +9,7 @@ pub(crate) mod avx512;
 pub(crate) mod cpu_1d;
 pub(crate) mod cpu_dense;
 pub(crate) mod empty_cells;
+pub(crate) mod exact;
 
 use crate::error::Result;
 
@@ -61,6 +62,9 @@ pub(crate) trait Backend {
     fn update(&mut self) -> Result<usize>;
     /// The current centroids, row-major `k x d`.
     fn centroids(&mut self) -> Result<Vec<f64>>;
+    /// Replaces the centroids (row-major `k x d`, as many as before); the next
+    /// [`Backend::assign_reduce`] measures against them.
+    fn set_centroids(&mut self, centroids: &[f64]) -> Result<()>;
     /// The per-cell summary of the last [`Backend::assign_reduce`].
     fn cell_stats(&mut self) -> Result<CellStats>;
     /// Device time of the last [`Backend::assign_reduce`] from timestamp queries, where the

@@ -2,15 +2,38 @@
 
 use serde_json::json;
 
-use lloyd::{Codebook, Error, Init, KMeans, PqCodebook, PqCodes, ProductQuantizer, npy};
+use lloyd::npy::Floats;
+use lloyd::{
+    Codebook, Error, Init, KMeans, PqCodebook, PqCodes, Precision, ProductQuantizer, Real, npy,
+};
 
 use super::args::{
     DecodeArgs, EncodeArgs, InitName, KmeansArgs, PqDecodeArgs, PqEncodeArgs, PqTrainArgs,
 };
 use super::one_d::progress;
 
+/// Runs `$body` with `$data` bound to the values of a [`Floats`] as a slice of their own type.
+macro_rules! typed {
+    ($floats:expr, $data:ident => $body:expr) => {
+        match $floats {
+            Floats::F32(v) => {
+                let $data: &[f32] = v;
+                $body
+            }
+            Floats::F64(v) => {
+                let $data: &[f64] = v;
+                $body
+            }
+        }
+    };
+}
+
 pub fn kmeans(a: &KmeansArgs) -> Result<(), Error> {
-    let (data, dim) = npy::read_matrix(&a.input)?;
+    let (values, dim) = npy::read_matrix(&a.input)?;
+    typed!(&values, data => kmeans_typed(a, data, dim))
+}
+
+fn kmeans_typed<T: Real>(a: &KmeansArgs, data: &[T], dim: usize) -> Result<(), Error> {
     let (bar, observer) = progress(a.iterations, a.common.quiet);
     let params = KMeans::new(a.k)
         .iterations(a.iterations)
@@ -27,10 +50,11 @@ pub fn kmeans(a: &KmeansArgs) -> Result<(), Error> {
     };
     let fit = match &a.weights {
         Some(p) => {
-            let (_, w) = npy::read_f32(p)?;
-            params.fit_weighted(&data, dim, &w)?
+            let (_, w) = npy::read_f64(p)?;
+            let w: Vec<f32> = w.iter().map(|&v| v as f32).collect();
+            params.fit_weighted(data, dim, &w)?
         }
-        None => params.fit(&data, dim)?,
+        None => params.fit(data, dim)?,
     };
     bar.finish_and_clear();
     if let Some(out) = &a.output {
@@ -77,14 +101,14 @@ pub fn kmeans(a: &KmeansArgs) -> Result<(), Error> {
 
 pub fn encode(a: &EncodeArgs) -> Result<(), Error> {
     let cb = Codebook::load_npy(&a.codebook)?;
-    let (data, dim) = npy::read_matrix(&a.input)?;
+    let (values, dim) = npy::read_matrix(&a.input)?;
     if dim != cb.dim() {
         return Err(Error::DimensionMismatch {
             expected: cb.dim(),
             got: dim,
         });
     }
-    let (labels, mse, device) = cb.encode_on(&data, &a.common.device)?;
+    let (labels, mse, device) = typed!(&values, data => cb.encode_on(data, &a.common.device))?;
     npy::write_labels(&a.output, &labels)?;
     if a.common.json {
         println!(
@@ -104,16 +128,20 @@ pub fn encode(a: &EncodeArgs) -> Result<(), Error> {
 }
 
 pub fn pq_train(a: &PqTrainArgs) -> Result<(), Error> {
-    let (data, dim) = npy::read_matrix(&a.input)?;
+    let (values, dim) = npy::read_matrix(&a.input)?;
+    typed!(&values, data => pq_train_typed(a, data, dim))
+}
+
+fn pq_train_typed<T: Real>(a: &PqTrainArgs, data: &[T], dim: usize) -> Result<(), Error> {
     let start = std::time::Instant::now();
     let pq = ProductQuantizer::new(a.m, a.bits)
         .iterations(a.iterations)
         .seed(a.seed)
         .device(a.common.device.clone())
-        .train(&data, dim)?;
+        .train(data, dim)?;
     let train_ms = start.elapsed().as_secs_f64() * 1e3;
     pq.save_npy(&a.output)?;
-    let sub_mse = pq.sub_mse(&data)?;
+    let sub_mse = pq.sub_mse(data)?;
     let mse: f64 = sub_mse.iter().sum();
     if a.common.json {
         let out = json!({"n": data.len() / dim, "d": dim, "m": a.m, "bits": a.bits, "mse": mse,
@@ -133,24 +161,24 @@ pub fn pq_train(a: &PqTrainArgs) -> Result<(), Error> {
 
 pub fn pq_encode(a: &PqEncodeArgs) -> Result<(), Error> {
     let pq = PqCodebook::load_npy(&a.codebook)?.with_device(a.common.device.clone());
-    let (data, dim) = npy::read_matrix(&a.input)?;
+    let (values, dim) = npy::read_matrix(&a.input)?;
     if dim != pq.dim() {
         return Err(Error::DimensionMismatch {
             expected: pq.dim(),
             got: dim,
         });
     }
-    let (codes, mse) = pq.encode_with_mse(&data)?;
+    let (codes, mse) = typed!(&values, data => pq.encode_with_mse(data))?;
     codes.save_npy(&a.output, pq.m())?;
     if a.common.json {
         println!(
             "{}",
-            json!({"n": data.len() / dim, "m": pq.m(), "bits": pq.bits(), "mse": mse})
+            json!({"n": values.len() / dim, "m": pq.m(), "bits": pq.bits(), "mse": mse})
         );
     } else {
         println!(
             "encoded {} vectors: mse {mse:.6e}; codes in {}",
-            data.len() / dim,
+            values.len() / dim,
             a.output.display()
         );
     }
@@ -168,7 +196,8 @@ pub fn pq_decode(a: &PqDecodeArgs) -> Result<(), Error> {
     }
     let out = pq.decode(&codes)?;
     let n = codes.len() / m;
-    npy::write_f32(&a.output, &[n, pq.dim()], &out)?;
+    write_in(&a.output, &[n, pq.dim()], &out, pq.precision())?;
+
     println!("decoded {n} codes into {}", a.output.display());
     Ok(())
 }
@@ -200,11 +229,27 @@ pub fn decode(a: &DecodeArgs) -> Result<(), Error> {
     let cb = Codebook::load_npy(&a.codebook)?;
     let (_, labels) = npy::read_labels(&a.labels)?;
     let out = cb.decode(&labels)?;
-    npy::write_f32(&a.output, &[labels.len(), cb.dim()], &out)?;
+    write_in(&a.output, &[labels.len(), cb.dim()], &out, cb.precision())?;
     println!(
         "decoded {} labels into {}",
         labels.len(),
         a.output.display()
     );
     Ok(())
+}
+
+/// Writes f64 values as a `.npy` of the given precision.
+fn write_in(
+    path: &std::path::Path,
+    shape: &[usize],
+    values: &[f64],
+    precision: Precision,
+) -> Result<(), Error> {
+    match precision {
+        Precision::F32 => {
+            let v: Vec<f32> = values.iter().map(|&x| x as f32).collect();
+            npy::write_f32(path, shape, &v)
+        }
+        Precision::F64 => npy::write_f64(path, shape, values),
+    }
 }

@@ -65,8 +65,16 @@ pub fn quantize(a: &QuantizeArgs) -> Result<(), Error> {
         }
         _ => match &a.input {
             Some(path) => {
-                let (_, data) = npy::read_f32(path)?;
-                let samples: Vec<f64> = data.iter().map(|&v| f64::from(v)).collect();
+                let (shape, samples) = npy::read_f64(path)?;
+                if !matches!(shape.as_slice(), [_] | [_, 1]) {
+                    return Err(Error::Npy {
+                        path: path.clone(),
+                        reason: format!(
+                            "--input takes 1-D samples, shape (n,) or (n, 1), found {shape:?}: \
+                             use `lloyd quantize-nd` or `lloyd kmeans` for vectors"
+                        ),
+                    });
+                }
                 (
                     params.fit_samples(&samples)?,
                     path.display().to_string(),

@@ -884,6 +884,25 @@ impl Backend for GpuLloyd {
         Ok(out)
     }
 
+    fn set_centroids(&mut self, centroids: &[f64]) -> Result<()> {
+        let mut c = centroids.to_vec();
+        if self.layout == Layout::OneD {
+            c.sort_by(f64::total_cmp);
+        }
+        let c32: Vec<f32> = c.iter().map(|&v| v as f32).collect();
+        let q = &self.ctx.queue;
+        q.write_buffer(&self.cents, 0, bytemuck::cast_slice(&c32));
+        q.write_buffer(
+            &self.norms,
+            0,
+            bytemuck::cast_slice(&norms_of(&c, self.dim)),
+        );
+        self.cached = None;
+        self.staged = false;
+        self.previous = None;
+        Ok(())
+    }
+
     fn centroids(&mut self) -> Result<Vec<f64>> {
         let bytes = read_back(&self.ctx, &self.cents, 0, self.cents.size())?;
         let v: &[f32] = bytemuck::cast_slice(&bytes);

@@ -125,7 +125,8 @@ impl Tile {
     /// Bytes of workgroup memory the kernel declares, with `local_words` of its own
     /// accumulators.
     pub(crate) fn workgroup_bytes(&self, local_words: u32) -> u64 {
-        let words = BK * (self.bp + self.bc) + 2 * self.bp * (self.bc / self.tn) + 2 * self.bp;
+        // Tiles, partial minima, five per-point arrays and two words.
+        let words = BK * (self.bp + self.bc) + 2 * self.bp * (self.bc / self.tn) + 5 * self.bp + 2;
         4 * u64::from(words + local_words)
     }
 
@@ -195,7 +196,7 @@ impl Tile {
             self.bp, self.bc, self.tm, self.tn
         );
         let mut src = replace_region(shaders::ASSIGN_DENSE, "// tile", &[consts]);
-        for name in ["best", "zero", "product", "argmin", "store"] {
+        for name in ["best", "zero", "product", "argmin", "store", "runner"] {
             src = replace_region(&src, &format!("// gen {name}"), &self.generate(name));
         }
         src
@@ -211,6 +212,7 @@ impl Tile {
                 for i in rows {
                     out.push(format!("var bv{i} = BIG;"));
                     out.push(format!("var bi{i} = 0u;"));
+                    out.push(format!("var sv{i} = BIG;"));
                 }
             }
             "zero" => {
@@ -246,7 +248,8 @@ impl Tile {
                     for i in 0..tm {
                         out.push(format!("    let v{i} = nrm - 2.0 * d{i}_{j};"));
                         out.push(format!(
-                            "    if (v{i} < bv{i}) {{ bv{i} = v{i}; bi{i} = c; }}"
+                            "    if (v{i} < bv{i}) {{ sv{i} = bv{i}; bv{i} = v{i}; bi{i} = c; }} \
+                             else {{ sv{i} = min(sv{i}, v{i}); }}"
                         ));
                     }
                     out.push("}".to_string());
@@ -256,6 +259,14 @@ impl Tile {
                 for i in rows {
                     out.push(format!("red_v[(ty * TM + {i}u) * SPAN + tx] = bv{i};"));
                     out.push(format!("red_i[(ty * TM + {i}u) * SPAN + tx] = bi{i};"));
+                }
+            }
+            "runner" => {
+                for i in rows {
+                    out.push(format!(
+                        "red_v[(ty * TM + {i}u) * SPAN + tx] = \
+                         select(bv{i}, sv{i}, bi{i} == point_cell[ty * TM + {i}u]);"
+                    ));
                 }
             }
             _ => unreachable!("no region {name}"),

@@ -30,7 +30,7 @@ pub fn gaussian(n: usize, dim: usize, seed: u64) -> Vec<f32> {
 }
 
 /// Nearest centroid by brute force in f64, lowest index on ties: the reference assignment.
-pub fn brute_labels(data: &[f32], dim: usize, centroids: &[f32]) -> Vec<(u32, f64)> {
+pub fn brute_labels(data: &[f32], dim: usize, centroids: &[f64]) -> Vec<(u32, f64)> {
     data.chunks_exact(dim)
         .map(|x| {
             let mut best = (0u32, f64::INFINITY);
@@ -38,7 +38,7 @@ pub fn brute_labels(data: &[f32], dim: usize, centroids: &[f32]) -> Vec<(u32, f6
                 let d: f64 = x
                     .iter()
                     .zip(c)
-                    .map(|(a, b)| (f64::from(*a) - f64::from(*b)).powi(2))
+                    .map(|(a, b)| (f64::from(*a) - *b).powi(2))
                     .sum();
                 if d < best.1 {
                     best = (j as u32, d);
@@ -52,8 +52,8 @@ pub fn brute_labels(data: &[f32], dim: usize, centroids: &[f32]) -> Vec<(u32, f6
 /// CPU K-means run one iteration per block of `stream` (`block` values each, `dim`
 /// columns), starting from the stream's first `n` points: the randomized Lloyd method with
 /// fresh samples, as the GPU runs it on its own stream.
-pub fn cpu_steps_over_blocks(stream: &[f32], block: usize, n: usize, dim: usize) -> Vec<f32> {
-    let mut centroids = stream[..n * dim].to_vec();
+pub fn cpu_steps_over_blocks(stream: &[f32], block: usize, n: usize, dim: usize) -> Vec<f64> {
+    let mut centroids: Vec<f64> = stream[..n * dim].iter().map(|&v| f64::from(v)).collect();
     for samples in stream.chunks_exact(block) {
         centroids = lloyd::KMeans::new(n)
             .init(lloyd::Init::Centroids(centroids))
