@@ -27,6 +27,7 @@
 @group(0) @binding(4) var<storage, read> norms: array<f32>;
 @group(0) @binding(5) var<storage, read_write> labels: array<u32>;
 @group(0) @binding(6) var<storage, read> weights: array<f32>;
+@group(0) @binding(7) var<storage, read_write> dists: array<f32>;
 
 // BP points and BC centroids per block, BK coordinates per slice, TM points and TN centroids
 // per invocation.
@@ -304,19 +305,31 @@ fn main(
             }
             let s = point_sse[lid];
             let b = label * p.stride;
+            // The cell's farthest and nearest points: distances here, indices in `farthest`.
+            let e = b + cell_extremes(dim);
+            let bits = bitcast<u32>(s);
             if (local) {
                 atomicAdd(&wacc[b + CELL_COUNT], 1u);
                 if (p.weighted == 1u) {
                     wadd96(b + CELL_MASS, fixed96(w * p.scale_w));
                 }
                 wadd96(b + CELL_SSE, fixed96(w * s * p.scale_e));
+                if (p.encode_only == 0u) {
+                    atomicMax(&wacc[e], bits);
+                    atomicMax(&wacc[e + 2u], ~bits);
+                }
             } else {
                 atomicAdd(&acc[b + CELL_COUNT], 1u);
                 if (p.weighted == 1u) {
                     gadd96(b + CELL_MASS, fixed96(w * p.scale_w));
                 }
                 gadd96(b + CELL_SSE, fixed96(w * s * p.scale_e));
+                if (p.encode_only == 0u) {
+                    atomicMax(&acc[e], bits);
+                    atomicMax(&acc[e + 2u], ~bits);
+                }
             }
+            dists[i] = s;
             point_cell[lid] = b;
             point_weight[lid] = w;
         }
@@ -339,8 +352,9 @@ fn main(
         workgroupBarrier();
     }
     if (local) {
-        // Per cell: the count, then its triples (mass, error, each coordinate's sum).
-        let per_cell = 3u + dim;
+        // Per cell: the count, then its triples (mass, error, each coordinate's sum), then
+        // its extremes.
+        let per_cell = 4u + dim;
         for (var q = lid; q < p.k * per_cell; q += WG) {
             let g = (q / per_cell) * p.stride;
             let s = q % per_cell;
@@ -348,6 +362,14 @@ fn main(
                 let c = atomicLoad(&wacc[g + CELL_COUNT]);
                 if (c != 0u) {
                     atomicAdd(&acc[g + CELL_COUNT], c);
+                }
+            } else if (s == per_cell - 1u) {
+                let e = g + cell_extremes(dim);
+                for (var w = 0u; w < EXTREME_WORDS; w++) {
+                    let v = atomicLoad(&wacc[e + w]);
+                    if (v != 0u) {
+                        atomicMax(&acc[e + w], v);
+                    }
                 }
             } else {
                 let o = g + 1u + 3u * (s - 1u);

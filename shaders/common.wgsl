@@ -11,7 +11,7 @@ struct Params {
     n: u32,          // points in this chunk
     k: u32,          // centroids
     dim: u32,        // coordinates per point
-    stride: u32,     // words per cell in `acc`: 7 + 3 * dim
+    stride: u32,     // words per cell in `acc`: CELL_SUMS + 3 * dim + EXTREME_WORDS
     scale_x: f32,    // 2^s for coordinates (times weights)
     scale_e: f32,    // 2^s for squared errors (times weights)
     scale_w: f32,    // 2^s for weights
@@ -20,7 +20,7 @@ struct Params {
     weighted: u32,   // 1 when per-point weights are bound
     seed_lo: u32,
     seed_hi: u32,
-    base_lo: u32,    // index of this chunk's first point in the whole sample (generation)
+    base_lo: u32,    // index of this chunk's first point in the whole sample
     base_hi: u32,
     law: u32,        // 0 normal, 1 uniform, 2 exponential, 3 log-normal
     p0: f32,
@@ -33,11 +33,32 @@ struct Params {
     pad1: u32,
 }
 
-// Layout of one cell in `acc`: [count, mass(3), sse(3), sum_0(3), ..., sum_{dim-1}(3)].
+// Layout of one cell in `acc`: [count, mass(3), sse(3), sum_0(3), ..., sum_{dim-1}(3),
+// extremes(EXTREME_WORDS)]. The extremes feed the empty-cell policy (`empty_cells.wgsl`):
+//   d-D: the largest squared distance (f32 bits), the complement of the farthest point's
+//        index, the complement of the smallest distance's bits, the nearest point's index;
+//   1-D: the key of the largest value, the complement of the key of the smallest.
+// Every word is kept with atomicMax, so cleared accumulators start them right, and the
+// complements turn "smallest" and "lowest index" into maxima.
 const CELL_COUNT: u32 = 0u;
 const CELL_MASS: u32 = 1u;
 const CELL_SSE: u32 = 4u;
 const CELL_SUMS: u32 = 7u;
+
+fn cell_extremes(dim: u32) -> u32 {
+    return CELL_SUMS + 3u * dim;
+}
+
+// An unsigned key of x that orders as x does.
+fn key_of(x: f32) -> u32 {
+    let b = bitcast<u32>(x);
+    return select(b | 0x80000000u, ~b, (b & 0x80000000u) != 0u);
+}
+
+// The value of a key made by `key_of`.
+fn value_of(k: u32) -> f32 {
+    return bitcast<f32>(select(~k, k & 0x7fffffffu, (k & 0x80000000u) != 0u));
+}
 
 // The 96-bit two's-complement words (low first) of trunc(v) for |v| < 2^62.
 fn fixed96(v: f32) -> vec3<u32> {

@@ -1,22 +1,25 @@
 // The empty-cell policy of the CPU backends (src/backend/empty_cells.rs), on the device, so
-// that a fit needs no read-back between iterations. One workgroup, after `update`:
+// that a fit needs no read-back between iterations. One workgroup, after `update` (and, in
+// d-D, the extremes passes of `extremes.wgsl`):
 //   - the iteration's history record gets the exact total error of the reduction;
-//   - every empty cell (no mass), in index order, is re-seeded by splitting the cell with the
-//     most points (lowest index on ties) among those with two points or more and a positive
-//     error: the two halves sit half a per-coordinate RMS radius either side of the donor's
-//     centroid along (+1, -1, +1, ...), and the donor's count, mass and error are halved so
-//     the next empty cell picks another donor;
+//   - every empty cell (no mass), in index order, takes its own donor among the cells with
+//     two distinct points, most points first (lowest index on ties): its centroid moves onto
+//     the donor's farthest point (a donor whose farthest point is its centroid is passed
+//     over); an empty cell with no donor left stays empty;
 //   - in 1-D (`sorted`), the centroids are sorted again when anything was split;
-//   - the number of splits goes into this iteration's history record, and the record count
-//     advances;
-//   - with a tolerance, the driver's stop rule is applied to this record and the one before:
-//     when it holds, the indirect dispatches of the rest of the batch are set to zero
-//     workgroups and later calls of this kernel return at once, so the device stops where
-//     the host would have (the host still applies the rule itself to what comes back).
-// The policy's arithmetic is f32 here and f64 on the CPU; the choices (which cells, which
-// donors) depend only on integer counts and on signs, so they are the same.
+//   - the number of splits, and whether `update` moved a centroid, go into this iteration's
+//     history record, and the record count advances;
+//   - the driver's stop rule is applied to this record and the one before: when it holds,
+//     the indirect dispatches of the rest of the batch are set to zero workgroups and later
+//     calls of this kernel return at once, so the device stops where the host would have
+//     (the host still applies the rule itself to what comes back).
+// The choices (which cells, which donors) depend on integer counts, on comparisons of
+// distances and on equality of coordinates, so they are the CPU's wherever the two
+// devices' distances order the points alike.
 
-@group(0) @binding(5) var<storage, read_write> work: array<u32>; // per cell: count, mass, sse
+// Per cell (WORK_CELL_WORDS): count, mass, sse, two distinct points (1/0); then the flags of
+// `update`: an empty cell, a moved centroid.
+@group(0) @binding(5) var<storage, read_write> work: array<u32>;
 // Word 0: 1 once the batch has stopped; then (x, y, z) of each indirect dispatch of the batch.
 @group(0) @binding(7) var<storage, read_write> dispatch: array<u32>;
 
@@ -26,19 +29,35 @@ const SPLIT_WG: u32 = 256u;
 var<workgroup> wg_empties: atomic<u32>;
 var<workgroup> wg_next: atomic<u32>;
 var<workgroup> wg_pick: u32;
+var<workgroup> wg_same: atomic<u32>;
 var<workgroup> red_count: array<u32, 256>;
 var<workgroup> red_cell: array<u32, 256>;
 
 fn work_count(j: u32) -> u32 {
-    return work[3u * j];
+    return work[WORK_CELL_WORDS * j];
 }
 
 fn work_mass(j: u32) -> f32 {
-    return bitcast<f32>(work[3u * j + 1u]);
+    return bitcast<f32>(work[WORK_CELL_WORDS * j + 1u]);
 }
 
-fn work_sse(j: u32) -> f32 {
-    return bitcast<f32>(work[3u * j + 2u]);
+// Whether cell j may give a split: two distinct points, not used yet this iteration.
+fn donor_ok(j: u32) -> bool {
+    return work_count(j) >= 2u && work_mass(j) > 0.0 && work[WORK_CELL_WORDS * j + WORK_DISTINCT] != 0u;
+}
+
+// Coordinate t of the donor's farthest point: copied by `far_copy` in d-D; in 1-D the end of
+// the cell's range farther from the centroid it entered with (kept in far_x by `update`),
+// the lower end on ties.
+fn far_point(j: u32, t: u32) -> f32 {
+    if (p.sorted == 1u) {
+        let e = j * p.stride + cell_extremes(1u);
+        let lo = value_of(~acc[e + 1u]);
+        let hi = value_of(acc[e]);
+        let c = far_x[j];
+        return select(hi, lo, abs(lo - c) >= abs(hi - c));
+    }
+    return far_x[j * p.dim + t];
 }
 
 fn norm_of(j: u32) -> f32 {
@@ -124,9 +143,17 @@ fn meets_tolerance(prev: vec3<u32>, cur: vec3<u32>) -> bool {
     return f32_of(sub96(prev, cur)) <= p.tolerance * f32_of(prev);
 }
 
-// Thread 0, after this iteration's record is complete: the stop rule.
-fn apply_stop_rule(r: u32, splits: u32) {
-    if (p.tolerance <= 0.0 || splits != 0u) {
+// Thread 0, after this iteration's record is complete: the stop rule (`stops` in
+// src/backend/mod.rs).
+fn apply_stop_rule(r: u32, splits: u32, moved: u32) {
+    if (splits != 0u) {
+        return;
+    }
+    if (moved == 0u) {
+        stop_batch();
+        return;
+    }
+    if (p.tolerance <= 0.0) {
         return;
     }
     var prev = vec3<u32>(history[1], history[2], history[3]);
@@ -136,10 +163,16 @@ fn apply_stop_rule(r: u32, splits: u32) {
         return;
     }
     if (meets_tolerance(prev, words_at(HISTORY_HEADER + HISTORY_RECORD * r))) {
-        dispatch[0] = 1u;
-        for (var i = 1u; i < arrayLength(&dispatch); i += 3u) {
-            dispatch[i] = 0u;
-        }
+        stop_batch();
+    }
+}
+
+// The rest of the batch does nothing: its indirect dispatches get zero workgroups, and
+// later calls of `split_empty` return at once.
+fn stop_batch() {
+    dispatch[0] = 1u;
+    for (var i = 1u; i < arrayLength(&dispatch); i += 3u) {
+        dispatch[i] = 0u;
     }
 }
 
@@ -164,9 +197,14 @@ fn split_empty(@builtin(local_invocation_index) lid: u32) {
         if (p.weighted == 1u) {
             mass = from96(b + CELL_MASS) / p.scale_w;
         }
-        work[3u * j] = count;
-        work[3u * j + 1u] = bitcast<u32>(mass);
-        work[3u * j + 2u] = bitcast<u32>(from96(b + CELL_SSE) / p.scale_e);
+        work[WORK_CELL_WORDS * j] = count;
+        work[WORK_CELL_WORDS * j + 1u] = bitcast<u32>(mass);
+        work[WORK_CELL_WORDS * j + 2u] = bitcast<u32>(from96(b + CELL_SSE) / p.scale_e);
+        if (p.sorted == 1u && count != 0u) {
+            let e = b + cell_extremes(1u);
+            let distinct = value_of(~acc[e + 1u]) < value_of(acc[e]);
+            work[WORK_CELL_WORDS * j + WORK_DISTINCT] = select(0u, 1u, distinct);
+        }
         if (!(mass > 0.0)) {
             atomicAdd(&wg_empties, 1u);
         }
@@ -184,6 +222,7 @@ fn split_empty(@builtin(local_invocation_index) lid: u32) {
     var splits = 0u;
     if (empties > 0u) {
         var cursor = 0u;
+        var exhausted = false;
         loop {
             // The first empty cell at or after the cursor.
             if (lid == 0u) {
@@ -204,58 +243,69 @@ fn split_empty(@builtin(local_invocation_index) lid: u32) {
             if (empty == NONE) {
                 break;
             }
-            // The donor: most points, lowest index on ties.
-            var best_count = 0u;
-            var best_cell = NONE;
-            for (var j = lid; j < p.k; j += SPLIT_WG) {
-                let c = work_count(j);
-                if (c >= 2u && work_sse(j) > 0.0 && work_mass(j) > 0.0 && c > best_count) {
-                    best_count = c;
-                    best_cell = j;
+            loop {
+                // The donor: most points, lowest index on ties.
+                var best_count = 0u;
+                var best_cell = NONE;
+                for (var j = lid; j < p.k; j += SPLIT_WG) {
+                    let c = work_count(j);
+                    if (donor_ok(j) && c > best_count) {
+                        best_count = c;
+                        best_cell = j;
+                    }
                 }
-            }
-            red_count[lid] = best_count;
-            red_cell[lid] = best_cell;
-            workgroupBarrier();
-            for (var h = SPLIT_WG / 2u; h > 0u; h >>= 1u) {
-                if (lid < h) {
-                    let oc = red_count[lid + h];
-                    let oj = red_cell[lid + h];
-                    if (oc > red_count[lid] || (oc == red_count[lid] && oj < red_cell[lid])) {
-                        red_count[lid] = oc;
-                        red_cell[lid] = oj;
+                red_count[lid] = best_count;
+                red_cell[lid] = best_cell;
+                workgroupBarrier();
+                for (var h = SPLIT_WG / 2u; h > 0u; h >>= 1u) {
+                    if (lid < h) {
+                        let oc = red_count[lid + h];
+                        let oj = red_cell[lid + h];
+                        if (oc > red_count[lid] || (oc == red_count[lid] && oj < red_cell[lid])) {
+                            red_count[lid] = oc;
+                            red_cell[lid] = oj;
+                        }
+                    }
+                    workgroupBarrier();
+                }
+                if (lid == 0u) {
+                    wg_pick = red_cell[0];
+                    atomicStore(&wg_same, 1u);
+                }
+                let donor = workgroupUniformLoad(&wg_pick);
+                if (donor == NONE) {
+                    exhausted = true;
+                    break;
+                }
+                for (var t = lid; t < p.dim; t += SPLIT_WG) {
+                    if (far_point(donor, t) != cents[donor * p.dim + t]) {
+                        atomicStore(&wg_same, 0u);
                     }
                 }
                 workgroupBarrier();
-            }
-            if (lid == 0u) {
-                wg_pick = red_cell[0];
-            }
-            let donor = workgroupUniformLoad(&wg_pick);
-            if (donor != NONE) {
-                let mass = work_mass(donor);
-                let sse = work_sse(donor);
-                let offset = 0.5 * sqrt(sse / mass / f32(p.dim));
-                for (var t = lid; t < p.dim; t += SPLIT_WG) {
-                    let sign = select(-1.0, 1.0, t % 2u == 0u);
-                    let c = cents[donor * p.dim + t];
-                    cents[empty * p.dim + t] = c + sign * offset;
-                    cents[donor * p.dim + t] = c - sign * offset;
+                if (lid == 0u) {
+                    wg_pick = atomicLoad(&wg_same);
+                }
+                let same = workgroupUniformLoad(&wg_pick);
+                // Each donor gives at most one split.
+                if (lid == 0u) {
+                    work[WORK_CELL_WORDS * donor] = 0u;
+                }
+                if (same == 0u) {
+                    for (var t = lid; t < p.dim; t += SPLIT_WG) {
+                        cents[empty * p.dim + t] = far_point(donor, t);
+                    }
+                    storageBarrier();
+                    if (lid == 0u) {
+                        norms[empty] = norm_of(empty);
+                    }
+                    splits += 1u;
+                    break;
                 }
                 storageBarrier();
-                if (lid == 0u) {
-                    norms[empty] = norm_of(empty);
-                    norms[donor] = norm_of(donor);
-                    let count = work_count(donor);
-                    let half = count / 2u;
-                    work[3u * empty] = half;
-                    work[3u * donor] = count - half;
-                    work[3u * empty + 1u] = bitcast<u32>(0.5 * mass);
-                    work[3u * donor + 1u] = bitcast<u32>(0.5 * mass);
-                    work[3u * empty + 2u] = bitcast<u32>(0.5 * sse);
-                    work[3u * donor + 2u] = bitcast<u32>(0.5 * sse);
-                }
-                splits += 1u;
+            }
+            if (exhausted) {
+                break;
             }
             cursor = empty + 1u;
             storageBarrier();
@@ -266,8 +316,12 @@ fn split_empty(@builtin(local_invocation_index) lid: u32) {
     }
     if (lid == 0u) {
         let r = history[0];
-        history[record_base() + 3u] = splits;
-        apply_stop_rule(r, splits);
+        let flags = WORK_CELL_WORDS * p.k;
+        let moved = work[flags + WORK_MOVED];
+        history[record_base() + 3u] = splits | (moved << 31u);
+        apply_stop_rule(r, splits, moved);
         history[0] = r + 1u;
+        work[flags + WORK_ANY_EMPTY] = 0u;
+        work[flags + WORK_MOVED] = 0u;
     }
 }

@@ -1,14 +1,12 @@
 // The per-iteration record the host reads once per batch of iterations instead of the
-// per-cell statistics every iteration. `history` holds a 4-word header (word 0: records
-// written; words 1-3: the error of the iteration before the batch, top word all ones when
-// there is none) and then one 4-word record per iteration: the exact total squared error as
-// a 96-bit fixed-point integer, and the empty cells split. `split_empty` writes the record,
+// per-cell statistics every iteration. `history` holds a header of HISTORY_HEADER words
+// (word 0: records written; words 1-3: the error of the iteration before the batch, top word
+// all ones when there is none) and then one record of HISTORY_RECORD words per iteration:
+// the exact total squared error as a 96-bit fixed-point integer, and the empty cells split
+// with the top bit set when the update moved a centroid. `split_empty` writes the record,
 // applies the stop rule and advances the record count.
 
 @group(0) @binding(6) var<storage, read_write> history: array<u32>;
-
-const HISTORY_HEADER: u32 = 4u;
-const HISTORY_RECORD: u32 = 4u;
 
 var<workgroup> red_sse: array<vec3<u32>, 256>;
 

@@ -176,7 +176,7 @@ impl<'a> Stepper<'a> {
 
     /// The update only; returns the empty cells split.
     pub fn update(&mut self) -> Result<usize> {
-        self.backend().update()
+        Ok(self.backend().update()?.splits)
     }
 
     /// The statistics of the last assignment.

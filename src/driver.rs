@@ -96,6 +96,7 @@ pub(crate) fn run(
 ) -> Result<Outcome> {
     let mut history: Vec<IterationStats> = Vec::new();
     let mut converged = false;
+    let mut previous: Option<f64> = None;
     let batch = if schedule.observer.is_some() {
         backend.report_interval().max(1)
     } else {
@@ -109,14 +110,12 @@ pub(crate) fn run(
         for r in records {
             let seconds = r.seconds.unwrap_or(share);
             let stats = IterationStats::of(history.len(), &r, total_mass, seconds, frame);
-            let mse = stats.mse;
             if let Some(obs) = &schedule.observer {
                 obs(&stats);
             }
             // Iterations a batch ran past the stopping point stay in the history: they ran.
-            if let Some(prev) = history.last().map(|s| s.mse) {
-                converged |= stops(prev, mse, r.empty_cells_split, schedule.tolerance);
-            }
+            converged |= stops(previous, &r, schedule.tolerance);
+            previous = Some(r.sse);
             history.push(stats);
         }
     }

@@ -188,11 +188,43 @@ pub(crate) fn read_floats_as_stored(path: &Path) -> Result<(Vec<usize>, Floats)>
             )?;
             Ok((a.shape, Floats::F64(a.data)))
         }
+        // Integer data (images, counts) is read as float64, exactly up to 2^53, as NumPy
+        // and scikit-learn convert it.
+        "u1" | "u2" | "u4" | "u8" | "i1" | "i2" | "i4" | "i8" => {
+            let v: Vec<f64> = match kind.as_str() {
+                "u1" => as_f64(npy.into_vec::<u8>().map_err(bad_data)?),
+                "u2" => as_f64(npy.into_vec::<u16>().map_err(bad_data)?),
+                "u4" => as_f64(npy.into_vec::<u32>().map_err(bad_data)?),
+                "i1" => as_f64(npy.into_vec::<i8>().map_err(bad_data)?),
+                "i2" => as_f64(npy.into_vec::<i16>().map_err(bad_data)?),
+                "i4" => as_f64(npy.into_vec::<i32>().map_err(bad_data)?),
+                "u8" => npy
+                    .into_vec::<u64>()
+                    .map_err(bad_data)?
+                    .into_iter()
+                    .map(|x| x as f64)
+                    .collect(),
+                _ => npy
+                    .into_vec::<i64>()
+                    .map_err(bad_data)?
+                    .into_iter()
+                    .map(|x| x as f64)
+                    .collect(),
+            };
+            let a = finish(path, &shape, order, v)?;
+            Ok((a.shape, Floats::F64(a.data)))
+        }
         other => Err(npy_err(
             path,
-            format!("dtype '{other}' is not a float array: expected float32 or float64"),
+            format!(
+                "dtype '{other}' is not a numeric array: expected float32, float64 or integers"
+            ),
         )),
     }
+}
+
+fn as_f64<T: Into<f64>>(v: Vec<T>) -> Vec<f64> {
+    v.into_iter().map(Into::into).collect()
 }
 
 /// A float array of shape `(rows, d)` in its stored precision.

@@ -27,8 +27,11 @@ fn labels_round_trip_and_float64_input() {
     let (shape, labels) = npy::read_labels(&p).unwrap();
     assert_eq!(shape, vec![5]);
     assert_eq!(labels, vec![3, 1, 4, 1, 5]);
-    // labels are not floats
-    assert!(matches!(npy::read_f64(&p), Err(Error::Npy { .. })));
+    // Integers read as float64, as NumPy converts them; floats are not labels.
+    assert_eq!(npy::read_f64(&p).unwrap().1, vec![3.0, 1.0, 4.0, 1.0, 5.0]);
+    let f = dir.path().join("floats.npy");
+    npy::write_f32(&f, &[2], &[0.5, 1.0]).unwrap();
+    assert!(matches!(npy::read_labels(&f), Err(Error::Npy { .. })));
 }
 
 #[test]

@@ -3,7 +3,8 @@
 
 use rayon::prelude::*;
 
-use super::{Backend, CellStats, empty_cells::split_empty_cells};
+use super::empty_cells::{Extremes, split_empty_cells};
+use super::{Backend, CellStats, Update};
 use crate::error::Result;
 
 /// Sorted samples, prefix sums of the (shifted) samples, and the current sorted centroids.
@@ -185,18 +186,41 @@ impl Backend for Cpu1d {
         Ok(self.stats.sse.iter().sum())
     }
 
-    fn update(&mut self) -> Result<usize> {
-        for i in 0..self.centroids.len() {
+    fn update(&mut self) -> Result<Update> {
+        let n = self.centroids.len();
+        // The split policy's view: a cell's points lie in sorted[a..b), so it holds two
+        // distinct points when its ends differ, and its farthest point from the centroid
+        // it was measured against is one of its ends (the lower on ties).
+        let mut extremes = Extremes {
+            splittable: vec![false; n],
+            far: vec![0.0; n],
+        };
+        for i in 0..n {
+            let (a, b) = (self.bounds[i], self.bounds[i + 1]);
+            if b > a {
+                let (lo, hi, c) = (self.sorted[a], self.sorted[b - 1], self.centroids[i]);
+                extremes.splittable[i] = lo < hi;
+                extremes.far[i] = if (lo - c).abs() >= (hi - c).abs() {
+                    lo
+                } else {
+                    hi
+                };
+            }
+        }
+        let old = self.centroids.clone();
+        for i in 0..n {
             if self.stats.mass[i] > 0.0 {
                 self.centroids[i] = self.shift + self.sums[i] / self.stats.mass[i];
             }
         }
-        let mut stats = self.stats.clone();
-        let splits = split_empty_cells(&mut self.centroids, 1, &mut stats);
+        let splits = split_empty_cells(&mut self.centroids, 1, &self.stats, &extremes);
         if splits > 0 {
             self.centroids.sort_by(f64::total_cmp);
         }
-        Ok(splits)
+        Ok(Update {
+            splits,
+            moved: self.centroids != old,
+        })
     }
 
     fn centroids(&mut self) -> Result<Vec<f64>> {

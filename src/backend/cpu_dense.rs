@@ -9,8 +9,9 @@ use std::borrow::Cow;
 
 use rayon::prelude::*;
 
+use super::empty_cells::{Extremes, split_empty_cells};
 use super::exact::{nearest_direct, norm_f64, squared_f64, undecided};
-use super::{Backend, CellStats, empty_cells::split_empty_cells};
+use super::{Backend, CellStats, Update};
 use crate::error::Result;
 
 /// Rows of points per block of the distance product.
@@ -65,6 +66,7 @@ pub(crate) struct CpuDense<'a> {
     dist: Vec<f64>,
     sums: Vec<f64>,
     stats: CellStats,
+    extremes: Extremes,
 }
 
 impl<'a> CpuDense<'a> {
@@ -88,6 +90,10 @@ impl<'a> CpuDense<'a> {
             dist: vec![0.0; n],
             sums: vec![0.0; k * dim],
             stats: CellStats::zeros(k),
+            extremes: Extremes {
+                splittable: vec![false; k],
+                far: vec![0.0; k * dim],
+            },
         }
     }
 
@@ -342,9 +348,20 @@ pub(crate) fn finish_lanes(
     (best.1, best.0, runner_up)
 }
 
-/// Per-cell weighted sums (k x dim), counts, masses and squared errors of labelled points,
-/// over a number of chunks fixed by the sizes alone, reduced in chunk order: the same bits
-/// whatever the thread count.
+/// What one pass of [`reduce_dense`] finds per cell.
+pub(crate) struct Reduced {
+    /// Weighted coordinate sums, `k x dim`.
+    pub sums: Vec<f64>,
+    pub stats: CellStats,
+    /// Each cell's farthest point (largest distance, lowest index on ties) and nearest point
+    /// (smallest distance, highest index on ties); `u32::MAX` for an empty cell.
+    pub far: Vec<u32>,
+    pub near: Vec<u32>,
+}
+
+/// Per-cell weighted sums (k x dim), counts, masses, squared errors and extreme points of
+/// labelled points, over a number of chunks fixed by the sizes alone, reduced in chunk order:
+/// the same bits whatever the thread count.
 pub(crate) fn reduce_dense(
     data: &[f32],
     weights: Option<&[f32]>,
@@ -352,45 +369,86 @@ pub(crate) fn reduce_dense(
     k: usize,
     labels: &[u32],
     dist: &[f64],
-) -> (Vec<f64>, CellStats) {
+) -> Reduced {
     let n = labels.len();
-    let per_chunk_bytes = (k * dim + 3 * k) * 8;
+    let per_chunk_bytes = (k * dim + 5 * k) * 8;
     let chunks = (n / CHUNK_POINTS)
         .clamp(1, MAX_CHUNKS)
         .min((CHUNK_BYTES_BUDGET / per_chunk_bytes).max(1));
     let len = n.div_ceil(chunks);
-    let partial: Vec<(Vec<f64>, CellStats)> = (0..chunks)
+    let none = u32::MAX;
+    let partial: Vec<Reduced> = (0..chunks)
         .into_par_iter()
         .map(|c| {
-            let mut sums = vec![0.0f64; k * dim];
-            let mut st = CellStats::zeros(k);
+            let mut r = Reduced {
+                sums: vec![0.0f64; k * dim],
+                stats: CellStats::zeros(k),
+                far: vec![none; k],
+                near: vec![none; k],
+            };
             for i in c * len..((c + 1) * len).min(n) {
                 let l = labels[i] as usize;
                 let w = weights.map_or(1.0, |w| f64::from(w[i]));
+                let st = &mut r.stats;
                 st.counts[l] += 1;
                 st.mass[l] += w;
                 st.sse[l] += w * dist[i];
-                let s = &mut sums[l * dim..(l + 1) * dim];
+                let s = &mut r.sums[l * dim..(l + 1) * dim];
                 for (acc, &x) in s.iter_mut().zip(&data[i * dim..(i + 1) * dim]) {
                     *acc += w * f64::from(x);
                 }
+                // Rows come in increasing order: `>` keeps the lowest index, `<=` the highest.
+                if r.far[l] == none || dist[i] > dist[r.far[l] as usize] {
+                    r.far[l] = i as u32;
+                }
+                if r.near[l] == none || dist[i] <= dist[r.near[l] as usize] {
+                    r.near[l] = i as u32;
+                }
             }
-            (sums, st)
+            r
         })
         .collect();
     let mut it = partial.into_iter();
-    let (mut sums, mut st) = it.next().expect("at least one chunk");
-    for (s, p) in it {
-        for (a, b) in sums.iter_mut().zip(&s) {
+    let mut all = it.next().expect("at least one chunk");
+    // Later chunks hold higher indices: the same tie rules as within a chunk.
+    for p in it {
+        for (a, b) in all.sums.iter_mut().zip(&p.sums) {
             *a += b;
         }
         for j in 0..k {
-            st.counts[j] += p.counts[j];
-            st.mass[j] += p.mass[j];
-            st.sse[j] += p.sse[j];
+            all.stats.counts[j] += p.stats.counts[j];
+            all.stats.mass[j] += p.stats.mass[j];
+            all.stats.sse[j] += p.stats.sse[j];
+            let (f, g) = (all.far[j], p.far[j]);
+            if g != none && (f == none || dist[g as usize] > dist[f as usize]) {
+                all.far[j] = g;
+            }
+            let (f, g) = (all.near[j], p.near[j]);
+            if g != none && (f == none || dist[g as usize] <= dist[f as usize]) {
+                all.near[j] = g;
+            }
         }
     }
-    (sums, st)
+    all
+}
+
+/// The split policy's view of the cells of a reduction: a cell is splittable when its
+/// farthest and nearest points differ.
+pub(crate) fn extremes_of(data: &[f32], dim: usize, r: &Reduced) -> Extremes {
+    let k = r.far.len();
+    let row = |i: u32| &data[i as usize * dim..(i as usize + 1) * dim];
+    let mut far = vec![0.0f64; k * dim];
+    let mut splittable = vec![false; k];
+    for j in 0..k {
+        if r.far[j] == u32::MAX {
+            continue;
+        }
+        splittable[j] = row(r.far[j]) != row(r.near[j]);
+        for (o, &x) in far[j * dim..(j + 1) * dim].iter_mut().zip(row(r.far[j])) {
+            *o = f64::from(x);
+        }
+    }
+    Extremes { splittable, far }
 }
 
 /// Moves centroids to their cells' weighted means (cells without mass keep theirs), then
@@ -399,6 +457,7 @@ pub(crate) fn means_and_splits(
     old: &[f64],
     sums: &[f64],
     stats: &CellStats,
+    extremes: &Extremes,
     dim: usize,
 ) -> (Vec<f64>, usize) {
     let mut c = old.to_vec();
@@ -409,8 +468,7 @@ pub(crate) fn means_and_splits(
             }
         }
     }
-    let mut st = stats.clone();
-    let splits = split_empty_cells(&mut c, dim, &mut st);
+    let splits = split_empty_cells(&mut c, dim, stats, extremes);
     (c, splits)
 }
 
@@ -426,7 +484,7 @@ impl Backend for CpuDense<'_> {
             &mut self.labels,
             &mut self.dist,
         );
-        let (sums, stats) = reduce_dense(
+        let r = reduce_dense(
             &self.data,
             self.weights,
             self.dim,
@@ -434,8 +492,9 @@ impl Backend for CpuDense<'_> {
             &self.labels,
             &self.dist,
         );
-        self.sums = sums;
-        self.stats = stats;
+        self.extremes = extremes_of(&self.data, self.dim, &r);
+        self.sums = r.sums;
+        self.stats = r.stats;
         Ok(())
     }
 
@@ -443,10 +502,17 @@ impl Backend for CpuDense<'_> {
         Ok(self.stats.sse.iter().sum())
     }
 
-    fn update(&mut self) -> Result<usize> {
-        let (c, splits) = means_and_splits(&self.centroids.c64, &self.sums, &self.stats, self.dim);
+    fn update(&mut self) -> Result<Update> {
+        let (c, splits) = means_and_splits(
+            &self.centroids.c64,
+            &self.sums,
+            &self.stats,
+            &self.extremes,
+            self.dim,
+        );
+        let moved = c != self.centroids.c64;
         self.centroids = DenseCentroids::new(&c, self.dim);
-        Ok(splits)
+        Ok(Update { splits, moved })
     }
 
     fn centroids(&mut self) -> Result<Vec<f64>> {

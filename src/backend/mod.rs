@@ -34,6 +34,16 @@ impl CellStats {
     }
 }
 
+/// What an update did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Update {
+    /// Empty cells re-seeded.
+    pub splits: usize,
+    /// Whether any centroid changed. An update that moves nothing and splits nothing has
+    /// reached the fixed point: every later iteration would repeat it.
+    pub moved: bool,
+}
+
 /// What one iteration reports to the driver.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) struct StepRecord {
@@ -41,6 +51,8 @@ pub(crate) struct StepRecord {
     pub sse: f64,
     /// Empty cells re-seeded by the update.
     pub empty_cells_split: usize,
+    /// Whether the update moved any centroid.
+    pub moved: bool,
     /// Device time of the iteration's kernels, where the device has timestamps.
     pub device_seconds: Option<f64>,
     /// Wall-clock time of this iteration alone, where the backend ran it alone (else the
@@ -58,8 +70,8 @@ pub(crate) trait Backend {
     /// Weighted sum of squared errors of the last [`Backend::assign_reduce`].
     fn sse(&mut self) -> Result<f64>;
     /// Moves each centroid to the mean of its cell and re-seeds empty cells
-    /// ([`empty_cells::split_empty_cells`]); returns how many were re-seeded.
-    fn update(&mut self) -> Result<usize>;
+    /// ([`empty_cells::split_empty_cells`]).
+    fn update(&mut self) -> Result<Update>;
     /// The current centroids, row-major `k x d`.
     fn centroids(&mut self) -> Result<Vec<f64>>;
     /// Replaces the centroids (row-major `k x d`, as many as before); the next
@@ -82,22 +94,23 @@ pub(crate) trait Backend {
     /// may stop early after an iteration that meets the driver's stop rule for `tolerance`
     /// (0: never), which the driver applies again to what comes back.
     fn iterate(&mut self, count: usize, tolerance: f64) -> Result<Vec<StepRecord>> {
-        let mut out: Vec<StepRecord> = Vec::with_capacity(count);
+        // Not sized by `count`: a budget of 10⁹ iterations with a tolerance must just run.
+        let mut out: Vec<StepRecord> = Vec::new();
         while out.len() < count {
             let start = std::time::Instant::now();
             self.assign_reduce()?;
             let sse = self.sse()?;
             let device_seconds = self.device_seconds()?;
-            let empty_cells_split = self.update()?;
-            let stop = out
-                .last()
-                .is_some_and(|p| stops(p.sse, sse, empty_cells_split, tolerance));
-            out.push(StepRecord {
+            let update = self.update()?;
+            let record = StepRecord {
                 sse,
-                empty_cells_split,
+                empty_cells_split: update.splits,
+                moved: update.moved,
                 device_seconds,
                 seconds: Some(start.elapsed().as_secs_f64()),
-            });
+            };
+            let stop = stops(out.last().map(|p| p.sse), &record, tolerance);
+            out.push(record);
             if stop {
                 break;
             }
@@ -106,11 +119,16 @@ pub(crate) trait Backend {
     }
 }
 
-/// The stop rule: an iteration that split no empty cell (a split moves centroids off their
-/// means) and lowered the error from `previous` by no more than `tolerance` of it. A zero
-/// tolerance never stops: late decreases are smaller than the rounding of the error itself,
-/// so "no decrease" would stop at noise. `shaders/empty_cells.wgsl` applies the same rule on
-/// the device.
-pub(crate) fn stops(previous: f64, error: f64, splits: usize, tolerance: f64) -> bool {
-    tolerance > 0.0 && splits == 0 && previous - error <= tolerance * previous
+/// The stop rule, for an iteration that split no empty cell (a split moves centroids off
+/// their means): stop at a fixed point (the update moved nothing, so every later iteration
+/// would repeat this one; scikit-learn stops there too, whatever the tolerance), or when the
+/// error fell from the iteration before (`previous`) by no more than `tolerance` of it. A
+/// zero tolerance stops only at the fixed point: late decreases are smaller than the rounding
+/// of the error itself, so "no decrease" would stop at noise. `shaders/empty_cells.wgsl`
+/// applies the same rule on the device.
+pub(crate) fn stops(previous: Option<f64>, record: &StepRecord, tolerance: f64) -> bool {
+    if record.empty_cells_split != 0 {
+        return false;
+    }
+    !record.moved || previous.is_some_and(|p| tolerance > 0.0 && p - record.sse <= tolerance * p)
 }

@@ -10,16 +10,16 @@ use super::buffers::{
 };
 use super::context::GpuContext;
 use super::fixed::{scale_for, words_to_f64, words_to_i128};
+use super::layout::{
+    HISTORY_HEADER, HISTORY_RECORD, LOCAL_CELLS_1D, MOVED_BIT, STAT_WORDS, WORK_CELL_WORDS,
+    WORK_FLAGS, cell_stride,
+};
 use super::points::{self, MAX_WORKGROUPS, ResidentPoints, generation_params};
 use super::shaders;
 use super::tiles::{self, DenseKernel, NO_LOCAL};
-use crate::backend::{Backend, CellStats, StepRecord};
+use crate::backend::{Backend, CellStats, StepRecord, Update};
 use crate::error::{Error, Result};
 
-/// Words per cell in the statistics read back: count, mass (3), squared error (3).
-const STAT_WORDS: usize = 7;
-/// Cells the 1-D kernel can gather in workgroup memory (see `assign_1d.wgsl`).
-const LOCAL_CELLS: usize = 512;
 /// Most workgroups of a d-D kernel with workgroup accumulators: a few per multiprocessor of
 /// a large GPU, each flushing its accumulators once.
 const LOCAL_WORKGROUPS: usize = 1024;
@@ -50,9 +50,6 @@ enum Dispatch {
     Direct,
     Indirect,
 }
-/// Words of the history's header and of each record (see `history.wgsl`).
-const HISTORY_HEADER: usize = 4;
-const HISTORY_RECORD: usize = 4;
 
 /// Which assignment kernel a backend runs.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -63,13 +60,22 @@ pub(crate) enum Layout {
     Dense,
 }
 
-/// One binding's worth of points with its parameters and bind group.
+/// One binding's worth of points with its parameters and bind groups.
 struct Chunk {
     n: usize,
     xs: wgpu::Buffer,
     labels: Option<wgpu::Buffer>,
     bind: wgpu::BindGroup,
+    /// The d-D empty-cell policy's passes over this chunk (`extremes.wgsl`).
+    extremes: Option<wgpu::BindGroup>,
     workgroups: u32,
+}
+
+/// The d-D empty-cell policy's passes, run after `update` over every chunk in turn.
+struct ExtremesPasses {
+    farthest: wgpu::ComputePipeline,
+    far_copy: wgpu::ComputePipeline,
+    near_compare: wgpu::ComputePipeline,
 }
 
 /// Two timestamp queries around each iteration's pass, resolved into a buffer read back with
@@ -156,6 +162,7 @@ pub(crate) struct GpuLloyd {
     copy_stats_bind: wgpu::BindGroup,
     update_bind: wgpu::BindGroup,
     split_bind: wgpu::BindGroup,
+    extremes: Option<ExtremesPasses>,
     /// The batch's indirect dispatch arguments (see `empty_cells.wgsl`) and their pristine
     /// values: a stop flag, then one (x, 1, 1) per chunk and one for `update`.
     dispatch: wgpu::Buffer,
@@ -178,8 +185,9 @@ pub(crate) struct GpuLloyd {
     /// The fit's parameter block (first), then each chunk's.
     params: Vec<wgpu::Buffer>,
     // Kept alive for the bind groups.
-    _weights: Vec<wgpu::Buffer>,
-    _work: wgpu::Buffer,
+    _kept: Vec<wgpu::Buffer>,
+    work: wgpu::Buffer,
+    far_x: wgpu::Buffer,
     /// Fresh samples each iteration ([`GpuLloyd::draw_fresh`]).
     fresh: Option<Fresh>,
 }
@@ -244,7 +252,7 @@ impl GpuLloyd {
                 MAX_WORKGROUPS * 64
             )));
         }
-        let stride = 7 + 3 * dim;
+        let stride = cell_stride(dim);
         // Workgroup accumulators pay off when a block's points share cells: with k at most
         // the block's BP points, a flush of k cells never adds more than the block would have
         // added directly, and when k is small, far less, on far fewer contended addresses.
@@ -278,7 +286,7 @@ impl GpuLloyd {
             scale_e,
             scale_w,
             use_local: u32::from(match layout {
-                Layout::OneD => k <= LOCAL_CELLS,
+                Layout::OneD => k <= LOCAL_CELLS_1D,
                 Layout::Dense => dense_local,
             }),
             sorted: u32::from(layout == Layout::OneD),
@@ -289,15 +297,31 @@ impl GpuLloyd {
         let c = &*ctx2;
         guarded(c, "building the GPU pipelines and buffers", || {
             let assign = match layout {
-                Layout::OneD => c.pipeline("assign_1d", shaders::ASSIGN_1D, "main"),
+                Layout::OneD => c.pipeline("assign_1d", shaders::assign_1d, "main"),
                 Layout::Dense => {
                     let words = if dense_local { local_budget } else { NO_LOCAL };
-                    c.pipeline(&tile.pipeline_key(words), &tile.source(words), "main")
+                    c.pipeline(&tile.pipeline_key(words), || tile.source(words), "main")
                 }
             };
-            let copy_stats = c.pipeline("copy_stats", shaders::UPDATE, "copy_stats");
-            let update = c.pipeline("update", shaders::UPDATE, "update");
-            let split = c.pipeline("split_empty", shaders::UPDATE, "split_empty");
+            let copy_stats = c.pipeline("copy_stats", shaders::update, "copy_stats");
+            let update = c.pipeline("update", shaders::update, "update");
+            let split = c.pipeline("split_empty", shaders::update, "split_empty");
+            // One bind group per chunk serves the three passes (see `extremes.wgsl`).
+            let group: &[(u32, bool)] = &[
+                (0, true),
+                (1, true),
+                (3, false),
+                (5, true),
+                (7, true),
+                (8, false),
+                (9, false),
+            ];
+            let pass = |entry: &str| c.pipeline_with(entry, shaders::extremes, entry, Some(group));
+            let extremes = (layout == Layout::Dense).then(|| ExtremesPasses {
+                farthest: pass("farthest"),
+                far_copy: pass("far_copy"),
+                near_compare: pass("near_compare"),
+            });
             let init32: Vec<f32> = init.iter().map(|&v| v as f32).collect();
             let cents = storage(
                 c,
@@ -312,7 +336,12 @@ impl GpuLloyd {
                 wgpu::BufferUsages::empty(),
             );
             let acc = empty_storage(c, "accumulators", 4 * (k * stride) as u64);
-            let work = empty_storage(c, "empty-cell work", 4 * 3 * k as u64);
+            let work = empty_storage(
+                c,
+                "empty-cell work",
+                4 * (WORK_CELL_WORDS * k + WORK_FLAGS) as u64,
+            );
+            let far_x = empty_storage(c, "farthest points", 4 * (k * dim) as u64);
             let history_bytes = 4 * (HISTORY_HEADER + HISTORY_RECORD * MAX_BATCH) as u64;
             let history = empty_storage(c, "history", history_bytes);
             let history_staging = c.device.create_buffer(&wgpu::BufferDescriptor {
@@ -339,6 +368,7 @@ impl GpuLloyd {
                     "params",
                     &Params {
                         n: len as u32,
+                        base_lo: start as u32,
                         ..base
                     },
                 );
@@ -358,10 +388,35 @@ impl GpuLloyd {
                     }
                     Layout::OneD => None,
                 };
-                if let Some(l) = &labels {
-                    entries.extend([(4, &norms), (5, l), (6, wbuf.as_ref().unwrap_or(&dummy))]);
+                let dists = labels
+                    .as_ref()
+                    .map(|_| empty_storage(c, "distances", 4 * len as u64));
+                if let (Some(l), Some(d)) = (&labels, &dists) {
+                    entries.extend([
+                        (4, &norms),
+                        (5, l),
+                        (6, wbuf.as_ref().unwrap_or(&dummy)),
+                        (7, d),
+                    ]);
                 }
                 let bind = bind_buffers(c, "assign", &assign, &entries);
+                let extremes_bind = match (&extremes, &labels, &dists) {
+                    (Some(e), Some(l), Some(d)) => Some(bind_buffers(
+                        c,
+                        "extremes",
+                        &e.farthest,
+                        &[
+                            (0, &p),
+                            (1, &xs),
+                            (3, &acc),
+                            (5, l),
+                            (7, d),
+                            (8, &work),
+                            (9, &far_x),
+                        ],
+                    )),
+                    _ => None,
+                };
                 let workgroups = match layout {
                     Layout::OneD => len.div_ceil(256 * POINTS_PER_THREAD_1D),
                     // Workgroups with their own accumulators each flush them once: fewer of
@@ -377,10 +432,12 @@ impl GpuLloyd {
                     xs,
                     labels,
                     bind,
+                    extremes: extremes_bind,
                     workgroups,
                 });
                 params.push(p);
                 weight_bufs.extend(wbuf);
+                weight_bufs.extend(dists);
                 start += len;
             }
             weight_bufs.push(dummy);
@@ -394,7 +451,14 @@ impl GpuLloyd {
                 c,
                 "update",
                 &update,
-                &[(0, &params[0]), (1, &acc), (2, &cents), (3, &norms)],
+                &[
+                    (0, &params[0]),
+                    (1, &acc),
+                    (2, &cents),
+                    (3, &norms),
+                    (5, &work),
+                    (9, &far_x),
+                ],
             );
             let mut dispatch_args = vec![0u32];
             for ch in &chunks {
@@ -419,6 +483,7 @@ impl GpuLloyd {
                     (5, &work),
                     (6, &history),
                     (7, &dispatch),
+                    (9, &far_x),
                 ],
             );
             GpuLloyd {
@@ -442,6 +507,7 @@ impl GpuLloyd {
                 copy_stats_bind,
                 update_bind,
                 split_bind,
+                extremes,
                 dispatch,
                 dispatch_args,
                 previous: None,
@@ -454,8 +520,9 @@ impl GpuLloyd {
                 timer: c.timestamps.then(|| Timer::new(c)),
                 device_seconds: None,
                 params,
-                _weights: weight_bufs,
-                _work: work,
+                _kept: weight_bufs,
+                work,
+                far_x,
                 fresh: None,
             }
         })
@@ -583,7 +650,8 @@ impl GpuLloyd {
             .zip(times)
             .map(|(r, device_seconds)| StepRecord {
                 sse: words_to_f64(&r[0..3]) / se,
-                empty_cells_split: r[3] as usize,
+                empty_cells_split: (r[3] & !MOVED_BIT) as usize,
+                moved: r[3] & MOVED_BIT != 0,
                 device_seconds,
                 seconds: None,
             })
@@ -619,12 +687,25 @@ impl GpuLloyd {
     /// Queues the centroid update and the empty-cell policy into `pass`; the policy writes
     /// its splits into the current history record and advances the record count. The policy
     /// is always dispatched directly: it reads the indirect arguments, so it cannot also be
-    /// dispatched from them, and it returns at once after the batch has stopped.
+    /// dispatched from them, and it returns at once after the batch has stopped. In d-D the
+    /// passes that find each cell's farthest point come between (they do nothing unless a
+    /// cell is empty), each over every chunk before the next begins.
     fn record_update(&self, pass: &mut wgpu::ComputePass<'_>, mode: Dispatch) {
         pass.set_pipeline(&self.update);
         pass.set_bind_group(0, &self.update_bind, &[]);
         let slot = self.chunks.len();
         self.dispatch_in(pass, mode, slot, self.k.div_ceil(64) as u32);
+        if let Some(e) = &self.extremes {
+            for pipeline in [&e.farthest, &e.far_copy, &e.near_compare] {
+                pass.set_pipeline(pipeline);
+                for (i, ch) in self.chunks.iter().enumerate() {
+                    if let Some(b) = &ch.extremes {
+                        pass.set_bind_group(0, b, &[]);
+                        self.dispatch_in(pass, mode, i, ch.workgroups);
+                    }
+                }
+            }
+        }
         pass.set_pipeline(&self.split);
         pass.set_bind_group(0, &self.split_bind, &[]);
         pass.dispatch_workgroups(1, 1, 1);
@@ -662,7 +743,7 @@ impl GpuLloyd {
         }
         let ctx = self.ctx.clone();
         let batch = self.chunks[0].n;
-        let generate = ctx.pipeline("generate", shaders::GENERATE, "main");
+        let generate = ctx.pipeline("generate", shaders::generate, "main");
         let no_step = points::no_step(&ctx);
         let base: Params = *bytemuck::from_bytes(&self.base_params);
         // A ring of parameter blocks, one per step of a submission: each step's generator
@@ -682,7 +763,14 @@ impl GpuLloyd {
                     &ctx,
                     "clvq update",
                     &self.update,
-                    &[(0, &u), (1, &self.acc), (2, &self.cents), (3, &self.norms)],
+                    &[
+                        (0, &u),
+                        (1, &self.acc),
+                        (2, &self.cents),
+                        (3, &self.norms),
+                        (5, &self.work),
+                        (9, &self.far_x),
+                    ],
                 );
                 (g, gb, u, ub)
             })
@@ -753,7 +841,7 @@ impl GpuLloyd {
     /// 0 draws the values the points were generated with.
     pub(crate) fn draw_fresh(&mut self, law: &crate::law::Law, seed: u64) -> Result<()> {
         let ctx = self.ctx.clone();
-        let pipeline = ctx.pipeline("generate", shaders::GENERATE, "main");
+        let pipeline = ctx.pipeline("generate", shaders::generate, "main");
         let draw = self.chunks.iter().map(|c| c.n * self.dim).sum::<usize>() as u64;
         let mut params = Vec::new();
         let mut binds = Vec::new();
@@ -841,8 +929,9 @@ impl Backend for GpuLloyd {
         Ok(self.cached_sse)
     }
 
-    /// The update and the empty-cell policy, on the device; one word read back (the splits).
-    fn update(&mut self) -> Result<usize> {
+    /// The update and the empty-cell policy, on the device; one word read back (the splits
+    /// and whether a centroid moved).
+    fn update(&mut self) -> Result<Update> {
         self.prepare(0.0, None);
         self.previous = None;
         let mut enc = self.ctx.device.create_command_encoder(&Default::default());
@@ -855,7 +944,11 @@ impl Backend for GpuLloyd {
         self.ctx.queue.submit(Some(enc.finish()));
         let raw = map_and_read(&self.ctx, &self.history_staging, 4)?;
         self.staged = false;
-        Ok(bytemuck::cast_slice::<u8, u32>(&raw)[0] as usize)
+        let word = bytemuck::cast_slice::<u8, u32>(&raw)[0];
+        Ok(Update {
+            splits: (word & !MOVED_BIT) as usize,
+            moved: word & MOVED_BIT != 0,
+        })
     }
 
     fn report_interval(&self) -> usize {
@@ -865,7 +958,7 @@ impl Backend for GpuLloyd {
     fn iterate(&mut self, count: usize, tolerance: f64) -> Result<Vec<StepRecord>> {
         self.cached = None;
         self.staged = false;
-        let mut out = Vec::with_capacity(count);
+        let mut out = Vec::new();
         let n: usize = self.chunks.iter().map(|c| c.n).sum();
         let per_point = match self.layout {
             Layout::OneD => (self.k as f64).log2() + 1.0,

@@ -207,8 +207,28 @@ impl GpuContext {
         Ok(ctx)
     }
 
-    /// The compute pipeline of `entry` in `source` (named `key`), compiled on first use.
-    pub(crate) fn pipeline(&self, key: &str, source: &str, entry: &str) -> wgpu::ComputePipeline {
+    /// The compute pipeline of `entry` in the kernel `source` makes (named `key`), compiled
+    /// on first use.
+    pub(crate) fn pipeline(
+        &self,
+        key: &str,
+        source: impl FnOnce() -> String,
+        entry: &str,
+    ) -> wgpu::ComputePipeline {
+        self.pipeline_with(key, source, entry, None)
+    }
+
+    /// [`GpuContext::pipeline`] with group 0 laid out as `bindings` (storage buffers, read
+    /// only or not, and the uniform parameters at binding 0) rather than as the entry point
+    /// uses it: entry points that use different subsets of one module's buffers can then
+    /// share one bind group.
+    pub(crate) fn pipeline_with(
+        &self,
+        key: &str,
+        source: impl FnOnce() -> String,
+        entry: &str,
+        bindings: Option<&[(u32, bool)]>,
+    ) -> wgpu::ComputePipeline {
         let mut cache = self.pipelines.lock().unwrap_or_else(|p| p.into_inner());
         if let Some((_, p)) = cache.iter().find(|(k, _)| *k == key) {
             return p.clone();
@@ -217,13 +237,44 @@ impl GpuContext {
             .device
             .create_shader_module(wgpu::ShaderModuleDescriptor {
                 label: Some(key),
-                source: wgpu::ShaderSource::Wgsl(source.into()),
+                source: wgpu::ShaderSource::Wgsl(source().into()),
             });
+        let layout = bindings.map(|b| {
+            let entries: Vec<wgpu::BindGroupLayoutEntry> = b
+                .iter()
+                .map(|&(binding, read_only)| wgpu::BindGroupLayoutEntry {
+                    binding,
+                    visibility: wgpu::ShaderStages::COMPUTE,
+                    ty: wgpu::BindingType::Buffer {
+                        ty: if binding == 0 {
+                            wgpu::BufferBindingType::Uniform
+                        } else {
+                            wgpu::BufferBindingType::Storage { read_only }
+                        },
+                        has_dynamic_offset: false,
+                        min_binding_size: None,
+                    },
+                    count: None,
+                })
+                .collect();
+            let group = self
+                .device
+                .create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+                    label: Some(key),
+                    entries: &entries,
+                });
+            self.device
+                .create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+                    label: Some(key),
+                    bind_group_layouts: &[Some(&group)],
+                    immediate_size: 0,
+                })
+        });
         let pipeline = self
             .device
             .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
                 label: Some(key),
-                layout: None,
+                layout: layout.as_ref(),
                 module: &module,
                 entry_point: Some(entry),
                 compilation_options: Default::default(),

@@ -159,7 +159,7 @@ pub(crate) fn draw(
     seed: u64,
     offset: u64,
 ) -> Result<()> {
-    let pipeline = ctx.pipeline("generate", shaders::GENERATE, "main");
+    let pipeline = ctx.pipeline("generate", shaders::generate, "main");
     guarded(ctx, "generating the samples", || {
         let mut enc = ctx.device.create_command_encoder(&Default::default());
         let mut keep = Vec::new();

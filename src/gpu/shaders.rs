@@ -1,44 +1,68 @@
 //! The WGSL sources, assembled from `shaders/` at compile time. WGSL has no `#include`, so
-//! each kernel is its shared prelude followed by its own file.
+//! each kernel is the shared layout constants ([`super::layout::wgsl_prelude`]), the shared
+//! prelude file and its own files.
 
-/// Assignment and reduction in 1-D (binary search over midpoints).
-pub(crate) const ASSIGN_1D: &str = concat!(
-    include_str!("../../shaders/common.wgsl"),
-    include_str!("../../shaders/accumulate_global.wgsl"),
-    include_str!("../../shaders/accumulate_local.wgsl"),
-    include_str!("../../shaders/assign_1d.wgsl"),
-);
+use super::layout::wgsl_prelude;
 
-/// Assignment and reduction in d dimensions (tiled distances, arg-min).
-pub(crate) const ASSIGN_DENSE: &str = concat!(
-    include_str!("../../shaders/common.wgsl"),
+/// The files every kernel starts with.
+const COMMON: &str = include_str!("../../shaders/common.wgsl");
+
+/// The d-D kernel's own text, which `tiles.rs` specialises per tile shape.
+const ASSIGN_DENSE_FILE: &str = concat!(
     include_str!("../../shaders/accumulate_global.wgsl"),
     include_str!("../../shaders/accumulate_local.wgsl"),
     include_str!("../../shaders/assign_dense.wgsl"),
 );
 
+/// `files` after the prelude and the common file.
+fn kernel(files: &str) -> String {
+    format!("{}{COMMON}{files}", wgsl_prelude())
+}
+
+/// Assignment and reduction in 1-D (binary search over midpoints).
+pub(crate) fn assign_1d() -> String {
+    kernel(concat!(
+        include_str!("../../shaders/accumulate_global.wgsl"),
+        include_str!("../../shaders/accumulate_local.wgsl"),
+        include_str!("../../shaders/assign_1d.wgsl"),
+    ))
+}
+
+/// Assignment and reduction in d dimensions, in the shape the file holds.
+pub(crate) fn assign_dense() -> String {
+    kernel(ASSIGN_DENSE_FILE)
+}
+
+/// The d-D empty-cell policy's passes: farthest and nearest points of each cell.
+pub(crate) fn extremes() -> String {
+    kernel(include_str!("../../shaders/extremes.wgsl"))
+}
+
 /// Statistics copy, centroid update, the per-iteration record and the empty-cell policy.
-pub(crate) const UPDATE: &str = concat!(
-    include_str!("../../shaders/common.wgsl"),
-    include_str!("../../shaders/update.wgsl"),
-    include_str!("../../shaders/history.wgsl"),
-    include_str!("../../shaders/empty_cells.wgsl"),
-);
+pub(crate) fn update() -> String {
+    kernel(concat!(
+        include_str!("../../shaders/update.wgsl"),
+        include_str!("../../shaders/history.wgsl"),
+        include_str!("../../shaders/empty_cells.wgsl"),
+    ))
+}
 
 /// Sample generation (Philox4x32-10).
-pub(crate) const GENERATE: &str = concat!(
-    include_str!("../../shaders/common.wgsl"),
-    include_str!("../../shaders/generate.wgsl"),
-);
+pub(crate) fn generate() -> String {
+    kernel(include_str!("../../shaders/generate.wgsl"))
+}
 
 /// Every kernel, named, for validation.
 #[cfg(test)]
-pub(crate) const ALL: [(&str, &str); 4] = [
-    ("assign_1d", ASSIGN_1D),
-    ("assign_dense", ASSIGN_DENSE),
-    ("update", UPDATE),
-    ("generate", GENERATE),
-];
+pub(crate) fn all() -> [(&'static str, String); 5] {
+    [
+        ("assign_1d", assign_1d()),
+        ("assign_dense", assign_dense()),
+        ("extremes", extremes()),
+        ("update", update()),
+        ("generate", generate()),
+    ]
+}
 
 #[cfg(test)]
 mod tests {
@@ -46,15 +70,15 @@ mod tests {
     /// with naga, as wgpu does, with default capabilities (no f64, no 64-bit atomics).
     #[test]
     fn every_kernel_parses_and_validates() {
-        for (name, src) in super::ALL {
-            let module = naga::front::wgsl::parse_str(src)
-                .unwrap_or_else(|e| panic!("{name}: {}", e.emit_to_string(src)));
+        for (name, src) in super::all() {
+            let module = naga::front::wgsl::parse_str(&src)
+                .unwrap_or_else(|e| panic!("{name}: {}", e.emit_to_string(&src)));
             naga::valid::Validator::new(
                 naga::valid::ValidationFlags::all(),
                 naga::valid::Capabilities::default(),
             )
             .validate(&module)
-            .unwrap_or_else(|e| panic!("{name}: {}", e.emit_to_string(src)));
+            .unwrap_or_else(|e| panic!("{name}: {}", e.emit_to_string(&src)));
         }
     }
 

@@ -195,7 +195,7 @@ impl Tile {
              const TM: u32 = {}u;\nconst TN: u32 = {}u;\nconst LOCAL_WORDS: u32 = {local_words}u;",
             self.bp, self.bc, self.tm, self.tn
         );
-        let mut src = replace_region(shaders::ASSIGN_DENSE, "// tile", &[consts]);
+        let mut src = replace_region(&shaders::assign_dense(), "// tile", &[consts]);
         for name in ["best", "zero", "product", "argmin", "store", "runner"] {
             src = replace_region(&src, &format!("// gen {name}"), &self.generate(name));
         }
@@ -344,7 +344,7 @@ mod tests {
 
     #[test]
     fn the_default_shape_is_the_file_itself() {
-        assert_eq!(DEFAULT.source(NO_LOCAL), shaders::ASSIGN_DENSE);
+        assert_eq!(DEFAULT.source(NO_LOCAL), shaders::assign_dense());
     }
 
     /// Every candidate shape parses and validates with naga, as wgpu does.

@@ -1,0 +1,50 @@
+//! The layout of the buffers the host and the kernels share, written once: the kernels get
+//! these values as WGSL constants ([`wgsl_prelude`]), so a change on one side cannot
+//! silently break the other.
+
+/// Words per cell in the statistics copied out for the host: count, mass (3), error (3).
+pub(crate) const STAT_WORDS: usize = 7;
+/// Words per cell before the coordinate sums in the accumulators: count, mass (3), sse (3).
+pub(crate) const CELL_SUMS: usize = 7;
+/// Words per cell after the sums: the extreme points the empty-cell policy needs.
+pub(crate) const EXTREME_WORDS: usize = 4;
+/// Cells the 1-D kernel gathers in workgroup memory, and the words each takes there
+/// (count, error (3), sum (3), largest and smallest value keys): 16 128 bytes, within the
+/// 16 KiB every adapter offers.
+pub(crate) const LOCAL_CELLS_1D: usize = 448;
+pub(crate) const LOCAL_STRIDE_1D: usize = 9;
+/// Words per cell of the empty-cell policy's work buffer (count, mass, error, two distinct
+/// points), followed by two flags: an empty cell, a moved centroid.
+pub(crate) const WORK_CELL_WORDS: usize = 4;
+pub(crate) const WORK_DISTINCT: usize = 3;
+pub(crate) const WORK_ANY_EMPTY: usize = 0;
+pub(crate) const WORK_MOVED: usize = 1;
+pub(crate) const WORK_FLAGS: usize = 2;
+/// Words of the history's header and of each record (see `history.wgsl`).
+pub(crate) const HISTORY_HEADER: usize = 4;
+pub(crate) const HISTORY_RECORD: usize = 4;
+/// The bit of a record's split word that says the update moved a centroid.
+pub(crate) const MOVED_BIT: u32 = 1 << 31;
+
+/// Words per cell of the accumulators in dimension `dim`.
+pub(crate) fn cell_stride(dim: usize) -> usize {
+    CELL_SUMS + 3 * dim + EXTREME_WORDS
+}
+
+/// These constants as WGSL, prepended to every kernel.
+pub(crate) fn wgsl_prelude() -> String {
+    let u = |name: &str, v: usize| format!("const {name}: u32 = {v}u;\n");
+    [
+        u("STAT_WORDS", STAT_WORDS),
+        u("EXTREME_WORDS", EXTREME_WORDS),
+        u("LOCAL_CELLS_1D", LOCAL_CELLS_1D),
+        u("LOCAL_STRIDE_1D", LOCAL_STRIDE_1D),
+        u("WORK_CELL_WORDS", WORK_CELL_WORDS),
+        u("WORK_DISTINCT", WORK_DISTINCT),
+        u("WORK_ANY_EMPTY", WORK_ANY_EMPTY),
+        u("WORK_MOVED", WORK_MOVED),
+        u("HISTORY_HEADER", HISTORY_HEADER),
+        u("HISTORY_RECORD", HISTORY_RECORD),
+    ]
+    .concat()
+}
