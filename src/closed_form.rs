@@ -113,6 +113,98 @@ pub(crate) fn at(law: &Law, x: f64) -> Point {
     }
 }
 
+/// Standard normal mass of (a, b], computed from the tail each end lies in, so that cells far
+/// out keep their relative precision (1 − Φ loses it all past a few standard deviations).
+fn normal_mass(a: f64, b: f64) -> f64 {
+    let upper = |z: f64| 0.5 * libm::erfc(z / SQRT_2);
+    if a >= 0.0 {
+        upper(a) - upper(b)
+    } else if b <= 0.0 {
+        phi_cdf(b) - phi_cdf(a)
+    } else {
+        1.0 - phi_cdf(a) - upper(b)
+    }
+}
+
+/// A cell's probability and conditional mean.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Cell {
+    /// P(a < X <= b).
+    pub p: f64,
+    /// E[X | a < X <= b] (the midpoint of the cell's support part when `p` is 0).
+    pub mean: f64,
+}
+
+/// The probability and mean of the cell (a, b] of `law` (a < b, either may be infinite),
+/// in forms that keep their precision in the tails: each law's truncated mean in closed
+/// form, tail masses from the tail they lie in.
+pub(crate) fn cell(law: &Law, a: f64, b: f64) -> Cell {
+    match *law {
+        Law::Normal { mean, std } => {
+            let (za, zb) = ((a - mean) / std, (b - mean) / std);
+            let p = normal_mass(za, zb);
+            let m = mean + std * (phi_pdf(za) - phi_pdf(zb)) / p;
+            Cell {
+                p,
+                mean: if p > 0.0 {
+                    m
+                } else {
+                    mean + std * 0.5 * (za + zb)
+                },
+            }
+        }
+        Law::Uniform { low, high } => {
+            let (a, b) = (a.clamp(low, high), b.clamp(low, high));
+            Cell {
+                p: (b - a) / (high - low),
+                mean: 0.5 * (a + b),
+            }
+        }
+        Law::Exponential { rate } => {
+            // X − a given X > a is Exp(rate): its mean truncated to a width w is
+            // 1 − w / (e^w − 1) in units of 1/rate.
+            let a = (a * rate).max(0.0);
+            let w = (b * rate).max(0.0) - a;
+            if w <= 0.0 {
+                return Cell {
+                    p: 0.0,
+                    mean: a / rate,
+                };
+            }
+            let (p, shift) = if w.is_infinite() {
+                ((-a).exp(), 1.0)
+            } else {
+                ((-a).exp() * -libm::expm1(-w), 1.0 - w / libm::expm1(w))
+            };
+            Cell {
+                p,
+                mean: (a + shift) / rate,
+            }
+        }
+        Law::LogNormal { mu, sigma } => {
+            let z = |x: f64| {
+                if x <= 0.0 {
+                    f64::NEG_INFINITY
+                } else {
+                    (x.ln() - mu) / sigma
+                }
+            };
+            let (za, zb) = (z(a), z(b));
+            let p = normal_mass(za, zb);
+            // E[X 1{cell}] = e^{mu + sigma²/2} P(za − sigma < Z <= zb − sigma).
+            let m1 = (mu + 0.5 * sigma * sigma).exp() * normal_mass(za - sigma, zb - sigma);
+            Cell {
+                p,
+                mean: if p > 0.0 {
+                    m1 / p
+                } else {
+                    0.5 * (a.max(0.0) + b)
+                },
+            }
+        }
+    }
+}
+
 /// The quantile of level `p` in (0, 1), by bisection on the CDF (exact to the last bit).
 pub(crate) fn quantile(law: &Law, p: f64) -> f64 {
     let (mut lo, mut hi) = match *law {

@@ -136,19 +136,21 @@ impl Clvq {
         Ok(())
     }
 
-    /// The quantizer of a built-in law.
+    /// The quantizer of a built-in law, computed for its standard form and mapped back
+    /// ([`Law::standard_form`]).
     pub fn fit_law(&self, law: Law) -> Result<Quantizer1d> {
-        law.validate()?;
+        let (standard, loc, scale) = law.standard_form()?;
         self.validate()?;
         // Auto stays on the CPU: CLVQ's small sequential steps are what a GPU does worst.
         let target = match self.device {
             Device::Auto => Target::Cpu,
             ref d => resolve(d)?,
         };
-        match target {
-            Target::Cpu => self.fit_cpu(&law.distribution()),
-            Target::Gpu(ctx) => self.fit_gpu(ctx, law),
-        }
+        let q = match target {
+            Target::Cpu => self.fit_cpu(&standard.distribution())?,
+            Target::Gpu(ctx) => self.fit_gpu(ctx, standard)?,
+        };
+        Ok(q.mapped(loc, scale))
     }
 
     fn gamma(&self, k: usize) -> f64 {
@@ -190,6 +192,11 @@ impl Clvq {
         eval.assign_reduce()?;
         let m = self.evaluation_samples as f64;
         let mse = eval.sse()? / m;
+        if !mse.is_finite() || x.iter().any(|v| !v.is_finite()) {
+            return Err(Error::OutOfRange(format!(
+                "CLVQ's result is beyond f64 (mse {mse}): the law's values are too large"
+            )));
+        }
         let cells = eval.cell_stats()?;
         Ok(Quantizer1d {
             centroids: x,

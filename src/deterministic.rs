@@ -4,7 +4,7 @@
 
 use std::time::Instant;
 
-use crate::closed_form::{Point, at, quantile};
+use crate::closed_form::{Point, at, cell, quantile};
 use crate::driver::IterationStats;
 use crate::error::{Error, Result};
 use crate::law::Law;
@@ -39,6 +39,19 @@ pub struct Evaluation {
     pub off_diagonal: Vec<f64>,
     /// P(X ∈ C_i).
     pub probabilities: Vec<f64>,
+    /// E[X | X ∈ C_i], in forms that keep their precision in the tails.
+    pub means: Vec<f64>,
+}
+
+impl Evaluation {
+    /// The largest |x_i − E[X | C_i]|: the distance of `x` from being a fixed point of
+    /// Lloyd's map, in every cell alike (the gradient p_i (x_i − E[X | C_i]) hides the error
+    /// of cells of tiny probability).
+    pub fn residual(&self, x: &[f64]) -> f64 {
+        x.iter()
+            .zip(&self.means)
+            .fold(0.0f64, |m, (a, b)| m.max((a - b).abs()))
+    }
 }
 
 impl Functional {
@@ -69,15 +82,25 @@ impl Functional {
         let mut diagonal = vec![0.0; n];
         let mut off_diagonal = vec![0.0; n.saturating_sub(1)];
         let mut probabilities = vec![0.0; n];
+        let mut means = vec![0.0; n];
+        let bound = |i: usize| {
+            if i == 0 {
+                f64::NEG_INFINITY
+            } else if i == n {
+                f64::INFINITY
+            } else {
+                0.5 * (x[i - 1] + x[i])
+            }
+        };
         for i in 0..n {
             let (a, b) = (pts[i], pts[i + 1]);
-            let p = b.cdf - a.cdf;
-            let m1 = b.m1 - a.m1;
-            let m2 = b.m2 - a.m2;
-            probabilities[i] = p;
-            value += 0.5 * (m2 - 2.0 * x[i] * m1 + x[i] * x[i] * p).max(0.0);
-            gradient[i] = x[i] * p - m1;
-            let mut h = p;
+            let c = cell(&self.law, bound(i), bound(i + 1));
+            let (m1, m2) = (b.m1 - a.m1, b.m2 - a.m2);
+            probabilities[i] = c.p;
+            means[i] = c.mean;
+            value += 0.5 * (m2 - 2.0 * x[i] * m1 + x[i] * x[i] * (b.cdf - a.cdf)).max(0.0);
+            gradient[i] = c.p * (x[i] - c.mean);
+            let mut h = c.p;
             if i + 1 < n {
                 let c = 0.25 * b.pdf * (x[i + 1] - x[i]);
                 h -= c;
@@ -94,6 +117,7 @@ impl Functional {
             diagonal,
             off_diagonal,
             probabilities,
+            means,
         }
     }
 
@@ -101,8 +125,8 @@ impl Functional {
     pub fn lloyd_step(&self, x: &[f64]) -> Vec<f64> {
         let e = self.evaluate(x);
         x.iter()
-            .zip(e.gradient.iter().zip(&e.probabilities))
-            .map(|(&xi, (&g, &p))| if p > 0.0 { xi - g / p } else { xi })
+            .zip(e.means.iter().zip(&e.probabilities))
+            .map(|(&xi, (&m, &p))| if p > 0.0 { m } else { xi })
             .collect()
     }
 }
@@ -134,8 +158,14 @@ fn solve_tridiagonal(diag: &[f64], off: &[f64], rhs: &[f64]) -> Option<Vec<f64>>
 
 /// Deterministic optimal quantization of a built-in law, builder style.
 ///
-/// Defaults: [`DeterministicMethod::Newton`], 1000 iterations, tolerance 1e-12 on the
-/// largest |∂D/∂x_i|. Starts from the law's quantiles of levels (2i − 1)/2N.
+/// Defaults: [`DeterministicMethod::Newton`], 1000 iterations, tolerance 1e-13. The law is
+/// solved in its standard form ([`Law::standard_form`]) and mapped back. Starts from the
+/// quantiles of levels (2i − 1)/2N. Newton stops when its last full step moved no centroid
+/// by more than `tolerance` times the law's standard deviation: near the optimum a Newton
+/// step is the remaining error itself, in every cell alike (a rule on the gradient
+/// p_i (x_i − E[X | C_i]) would hide the error of the cells of tiny probability, and one on
+/// the Lloyd residual the slow modes of large N). Lloyd's method stops when no centroid is
+/// further than that from its cell's mean.
 ///
 /// ```
 /// use lloyd::{Deterministic1d, Law};
@@ -153,6 +183,10 @@ pub struct Deterministic1d {
     tolerance: f64,
 }
 
+/// Newton steps in a row that may fail to shrink before the solver settles for the
+/// precision reached: at the last bits the residual is rounding noise.
+const STALLS: usize = 4;
+
 impl Deterministic1d {
     /// N centroids.
     pub fn new(n: usize) -> Self {
@@ -160,7 +194,7 @@ impl Deterministic1d {
             n,
             method: DeterministicMethod::Newton,
             iterations: 1000,
-            tolerance: 1e-12,
+            tolerance: 1e-13,
         }
     }
 
@@ -176,7 +210,8 @@ impl Deterministic1d {
         self
     }
 
-    /// Stop when the largest |∂D/∂x_i| falls under this.
+    /// Stop when no centroid moves by more than this, relative to the law's standard
+    /// deviation (see the type's documentation).
     pub fn tolerance(mut self, tolerance: f64) -> Self {
         self.tolerance = tolerance;
         self
@@ -188,9 +223,16 @@ impl Deterministic1d {
             return Err(Error::ZeroCentroids);
         }
         crate::data::check_schedule(self.iterations, self.tolerance)?;
+        let (standard, loc, scale) = law.standard_form()?;
+        Ok(self.fit_standard(standard)?.mapped(loc, scale))
+    }
+
+    fn fit_standard(&self, law: Law) -> Result<Quantizer1d> {
         let f = Functional::new(law)?;
         let start = Instant::now();
         let n = self.n;
+        let unit = standard_deviation(&law);
+        let tol = self.tolerance * unit;
         let mut x: Vec<f64> = (0..n)
             .map(|i| quantile(&law, (2 * i + 1) as f64 / (2 * n) as f64))
             .collect();
@@ -199,42 +241,63 @@ impl Deterministic1d {
         let mut history = Vec::new();
         let mut lambda = 1e-3;
         let mut converged = false;
-        let grad_norm = |e: &Evaluation| e.gradient.iter().fold(0.0f64, |m, g| m.max(g.abs()));
+        let mut stalls = 0;
+        let mut best_step = f64::INFINITY;
         for iteration in 0..self.iterations {
             let t = Instant::now();
-            if grad_norm(&e) <= self.tolerance {
-                converged = true;
-                break;
-            }
-            let next = match self.method {
-                DeterministicMethod::Lloyd => f.lloyd_step(&x),
+            let residual = e.residual(&x);
+            let (next, step) = match self.method {
+                DeterministicMethod::Lloyd => {
+                    let next = f.lloyd_step(&x);
+                    converged = residual <= tol;
+                    (next, residual)
+                }
                 DeterministicMethod::Newton => {
-                    // Levenberg–Marquardt: damp until the step keeps the order and lowers D;
-                    // after many refusals fall back to a Lloyd step (always a descent).
+                    // Levenberg–Marquardt: the full step first; damp it until it keeps the
+                    // order and brings x nearer a fixed point (or lowers D); after many
+                    // refusals fall back to a Lloyd step (always a descent).
+                    let rhs: Vec<f64> = e.gradient.iter().map(|g| -g).collect();
                     let mut accepted = None;
-                    for _ in 0..30 {
+                    // A full step this small is the remaining error: take it and stop (it
+                    // may no longer measurably improve anything).
+                    if let Some(step) = solve_tridiagonal(&e.diagonal, &e.off_diagonal, &rhs) {
+                        let size = step.iter().fold(0.0f64, |m, s| m.max(s.abs()));
+                        let cand: Vec<f64> = x.iter().zip(&step).map(|(a, s)| a + s).collect();
+                        if size <= tol && cand.windows(2).all(|w| w[0] < w[1]) {
+                            accepted = Some((cand, size));
+                        }
+                    }
+                    for attempt in (0..30).take_while(|_| accepted.is_none()) {
+                        let damping = if attempt == 0 { 0.0 } else { lambda };
                         let diag: Vec<f64> = e
                             .diagonal
                             .iter()
-                            .map(|d| d + lambda * d.abs().max(1e-12))
+                            .map(|d| d + damping * d.abs().max(1e-300))
                             .collect();
-                        let rhs: Vec<f64> = e.gradient.iter().map(|g| -g).collect();
                         if let Some(step) = solve_tridiagonal(&diag, &e.off_diagonal, &rhs) {
                             let cand: Vec<f64> = x.iter().zip(&step).map(|(a, s)| a + s).collect();
                             if cand.windows(2).all(|w| w[0] < w[1])
                                 && cand.iter().all(|v| v.is_finite())
                             {
                                 let ce = f.evaluate(&cand);
-                                if ce.value <= e.value * (1.0 + 1e-15) {
-                                    lambda = (lambda * 0.1).max(1e-15);
-                                    accepted = Some(cand);
+                                if ce.residual(&cand) < residual || ce.value < e.value {
+                                    if attempt > 0 {
+                                        lambda = (lambda * 0.1).max(1e-15);
+                                    }
+                                    let size = step.iter().fold(0.0f64, |m, s| m.max(s.abs()));
+                                    accepted = Some((
+                                        cand,
+                                        if attempt == 0 { size } else { f64::INFINITY },
+                                    ));
                                     break;
                                 }
                             }
                         }
-                        lambda *= 10.0;
+                        if attempt > 0 {
+                            lambda *= 10.0;
+                        }
                     }
-                    accepted.unwrap_or_else(|| f.lloyd_step(&x))
+                    accepted.unwrap_or_else(|| (f.lloyd_step(&x), f64::INFINITY))
                 }
             };
             x = next;
@@ -247,9 +310,28 @@ impl Deterministic1d {
                 empty_cells_split: 0,
                 device_seconds: None,
             });
-        }
-        if !converged && grad_norm(&e) <= self.tolerance {
-            converged = true;
+            if self.method == DeterministicMethod::Newton {
+                // A full Newton step this small leaves an error of its square.
+                if step <= tol {
+                    converged = true;
+                    break;
+                }
+                // At the last bits the steps are rounding noise (the slowest mode of large
+                // N amplifies it by about N²): settle once they stop shrinking or stop being
+                // accepted, if they are already tiny.
+                if step < best_step {
+                    best_step = step;
+                    stalls = 0;
+                } else {
+                    stalls += 1;
+                    if stalls >= STALLS && best_step <= 1e3 * tol {
+                        converged = true;
+                        break;
+                    }
+                }
+            } else if converged {
+                break;
+            }
         }
         Ok(Quantizer1d {
             centroids: x,
@@ -263,6 +345,19 @@ impl Deterministic1d {
             device: "cpu (closed form)".to_string(),
             setup_seconds,
         })
+    }
+}
+
+/// The standard deviation of a built-in law.
+fn standard_deviation(law: &Law) -> f64 {
+    match *law {
+        Law::Normal { std, .. } => std,
+        Law::Uniform { low, high } => (high - low) / 12f64.sqrt(),
+        Law::Exponential { rate } => 1.0 / rate,
+        Law::LogNormal { mu, sigma } => {
+            let s2 = sigma * sigma;
+            (libm::expm1(s2) * (2.0 * mu + s2).exp()).sqrt()
+        }
     }
 }
 

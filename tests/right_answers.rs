@@ -156,3 +156,216 @@ fn geographic_coordinates() {
         assert!((fit.inertia - sse).abs() <= 1e-4 * sse);
     }
 }
+
+/// The nearest-label check for a fit, with the data in f64.
+fn check_fit(data: &[f64], dim: usize, fit: &lloyd::KMeansFit, what: &str) {
+    let sse = assert_nearest(data, dim, fit.codebook.centroids(), &fit.labels, what);
+    assert!(
+        (fit.inertia - sse).abs() <= 1e-5 * sse.max(f64::MIN_POSITIVE),
+        "{what}: inertia {} but the labels' error is {sse}",
+        fit.inertia
+    );
+}
+
+/// Property: (X + c)·2^j gives the labels of X and the centroids (C + c)·2^j, for offsets
+/// c ∈ {0, 10², 10⁴} and scales 2^j from 2⁻¹²⁰ to 2¹²⁰ (far beyond what f32 squares hold), on
+/// both devices, from the same start.
+#[test]
+fn shifted_and_scaled_data_give_the_same_fit() {
+    let (n, dim, k) = (3000, 5, 12);
+    let x = gaussian64(n, dim, 11);
+    for dev in devices() {
+        let fit = |data: &[f64]| {
+            KMeans::new(k)
+                .iterations(15)
+                .tolerance(0.0)
+                .init(Init::given(&data[..k * dim]))
+                .device(dev.clone())
+                .fit(data, dim)
+                .unwrap()
+        };
+        let base = fit(&x);
+        check_fit(&x, dim, &base, &format!("base on {dev}"));
+        for c in [0.0, 1e2, 1e4] {
+            for j in [-120, -60, -30, 0, 30, 60, 120] {
+                let s = 2f64.powi(j);
+                let data: Vec<f64> = x.iter().map(|v| (v + c) * s).collect();
+                let what = format!("offset {c}, scale 2^{j} on {dev}");
+                let got = fit(&data);
+                check_fit(&data, dim, &got, &what);
+                let same = got
+                    .labels
+                    .iter()
+                    .zip(&base.labels)
+                    .filter(|(a, b)| a == b)
+                    .count();
+                assert!(same * 1000 >= n * 999, "{what}: {} labels differ", n - same);
+                let tol = if dev == Device::Cpu { 1e-9 } else { 1e-5 };
+                for (a, b) in got
+                    .codebook
+                    .centroids()
+                    .iter()
+                    .zip(base.codebook.centroids())
+                {
+                    let want = (b + c) * s;
+                    assert!(
+                        (a - want).abs() <= tol * (1.0 + c) * s,
+                        "{what}: {a} vs {want}"
+                    );
+                }
+                let ratio = got.mse / (base.mse * s * s);
+                assert!((ratio - 1.0).abs() < 1e-5, "{what}: mse ratio {ratio}");
+            }
+        }
+    }
+}
+
+/// float64 data far from the origin (10⁸ + N(0, 1)) are fitted as N(0, 1) is: centring in
+/// f64 comes before any f32.
+#[test]
+fn float64_data_keep_their_precision() {
+    let (n, dim) = (5000, 3);
+    let x = gaussian64(n, dim, 21);
+    let far: Vec<f64> = x.iter().map(|v| v + 1e8).collect();
+    for dev in devices() {
+        let p = KMeans::new(8)
+            .iterations(10)
+            .tolerance(0.0)
+            .device(dev.clone());
+        let (a, b) = (p.clone().fit(&x, dim).unwrap(), p.fit(&far, dim).unwrap());
+        assert_eq!(a.labels, b.labels, "{dev}");
+        assert!(
+            (a.mse - b.mse).abs() < 1e-6 * a.mse,
+            "{dev}: {} vs {}",
+            a.mse,
+            b.mse
+        );
+        assert_eq!(b.codebook.precision(), lloyd::Precision::F64);
+        // 1-D samples: the quantizer of 10⁸ + Z is 10⁸ plus that of Z.
+        let z: Vec<f64> = x[..n].to_vec();
+        let shifted: Vec<f64> = z.iter().map(|v| v + 1e8).collect();
+        let q = lloyd::Lloyd1d::new(10).iterations(30).device(dev.clone());
+        let (qa, qb) = (
+            q.clone().fit_samples(&z).unwrap(),
+            q.fit_samples(&shifted).unwrap(),
+        );
+        assert!(
+            qb.mse > 0.0 && (qa.mse - qb.mse).abs() < 1e-6 * qa.mse,
+            "{dev}: {} vs {}",
+            qa.mse,
+            qb.mse
+        );
+        for (u, v) in qa.centroids.iter().zip(&qb.centroids) {
+            assert!((u + 1e8 - v).abs() < 1e-6, "{dev}: {u} vs {v}");
+        }
+    }
+}
+
+/// float32 data whose squares overflow or underflow f32 (around 10¹⁹ and 10⁻¹⁹ and beyond,
+/// subnormals included) are fitted exactly as their power-of-two rescaling is.
+#[test]
+fn float32_data_at_extreme_scales() {
+    let (n, dim, k) = (2000, 4, 6);
+    let x: Vec<f32> = gaussian64(n, dim, 31).iter().map(|&v| v as f32).collect();
+    for dev in devices() {
+        for j in [-140i32, -100, -64, 64, 100, 120] {
+            // Subnormal f32 values lose bits: compare with the very values they hold.
+            let data: Vec<f32> = x
+                .iter()
+                .map(|&v| (f64::from(v) * 2f64.powi(j)) as f32)
+                .collect();
+            let back: Vec<f32> = data
+                .iter()
+                .map(|&v| (f64::from(v) * 2f64.powi(-j)) as f32)
+                .collect();
+            let p = KMeans::new(k)
+                .iterations(10)
+                .tolerance(0.0)
+                .init(Init::given(&back[..k * dim]))
+                .device(dev.clone());
+            let reference = p.clone().fit(&back, dim).unwrap();
+            let fit = p
+                .init(Init::given(&data[..k * dim]))
+                .fit(&data, dim)
+                .unwrap();
+            let what = format!("2^{j} on {dev}");
+            assert_eq!(fit.labels, reference.labels, "{what}");
+            assert!(
+                fit.mse.is_finite() && fit.mse > 0.0,
+                "{what}: mse {}",
+                fit.mse
+            );
+            let ratio = fit.mse / (reference.mse * 4f64.powi(j));
+            assert!((ratio - 1.0).abs() < 1e-5, "{what}: mse ratio {ratio}");
+            assert!(
+                fit.counts.iter().all(|&c| c > 0),
+                "{what}: {:?}",
+                fit.counts
+            );
+        }
+    }
+}
+
+/// Encoding data far outside a codebook's range: no overflow, the nearest centroid.
+#[test]
+fn encoding_far_outside_the_codebook() {
+    let dim = 3;
+    let cb: Vec<f32> = gaussian64(16, dim, 41).iter().map(|&v| v as f32).collect();
+    let codebook = Codebook::new(cb.clone(), dim).unwrap();
+    for scale in [1e19f32, 1e30, 1e-19, 1e-30] {
+        let data: Vec<f32> = gaussian64(500, dim, 42)
+            .iter()
+            .map(|&v| v as f32 * scale)
+            .collect();
+        for dev in devices() {
+            let (labels, mse, _) = codebook.encode_on(&data, &dev).unwrap();
+            let what = format!("data at {scale} on {dev}");
+            assert!(mse.is_finite(), "{what}: mse {mse}");
+            let sse = assert_nearest(&f64s(&data), dim, &f64s(&cb), &labels, &what);
+            assert!(
+                (mse - sse / 500.0).abs() <= 1e-5 * mse.max(f64::MIN_POSITIVE),
+                "{what}"
+            );
+        }
+    }
+}
+
+/// Weights around 10³⁰ or 10⁻³⁰ change nothing but the reported masses and errors; weights
+/// spanning more than the GPU's fixed-point sums hold are refused there with the reason.
+#[test]
+fn extreme_weights() {
+    let (n, dim, k) = (3000, 2, 5);
+    let x = gaussian64(n, dim, 51);
+    for dev in devices() {
+        let p = KMeans::new(k)
+            .iterations(10)
+            .tolerance(0.0)
+            .device(dev.clone());
+        let unit = p.clone().fit_weighted(&x, dim, &vec![1.0; n]).unwrap();
+        for w in [1e30f32, 1e-30] {
+            let fit = p.clone().fit_weighted(&x, dim, &vec![w; n]).unwrap();
+            let what = format!("weights {w} on {dev}");
+            assert_eq!(fit.labels, unit.labels, "{what}");
+            let ratio = fit.inertia / (unit.inertia * f64::from(w));
+            assert!((ratio - 1.0).abs() < 1e-5, "{what}: inertia ratio {ratio}");
+            assert!((fit.mse - unit.mse).abs() < 1e-5 * unit.mse, "{what}");
+        }
+        let mixed: Vec<f32> = (0..n)
+            .map(|i| if i % 2 == 0 { 1e30 } else { 1e-30 })
+            .collect();
+        match p.fit_weighted(&x, dim, &mixed) {
+            Ok(fit) => {
+                assert_eq!(
+                    dev,
+                    Device::Cpu,
+                    "the GPU cannot hold weights 1e-30 beside 1e30"
+                );
+                assert!(fit.inertia.is_finite());
+            }
+            Err(e) => {
+                assert_ne!(dev, Device::Cpu);
+                assert!(e.to_string().contains("weights span"), "{e}");
+            }
+        }
+    }
+}

@@ -147,6 +147,8 @@ pub(crate) struct GpuLloyd {
     k: usize,
     dim: usize,
     weighted: bool,
+    /// The power of two the weights were multiplied by on upload.
+    weight_unit: f64,
     scale_e: f32,
     scale_w: f32,
     chunks: Vec<Chunk>,
@@ -203,6 +205,33 @@ struct Fresh {
     draw: u64,
     /// Iterations drawn in earlier batches.
     done: u64,
+}
+
+/// Smallest positive weight, relative to the largest, that the fixed-point sums resolve to
+/// f32 precision: they hold 2⁶¹ units of the largest weight's contribution, so a weight
+/// 2⁻³⁷ of it still gets 2²⁴ units.
+const WEIGHT_RANGE: f64 = 1.0 / (1u64 << 37) as f64;
+
+/// The power of two 2^t that brings the largest weight into [0.5, 1), and the weights times
+/// it; weights whose range the fixed-point sums cannot hold are refused.
+fn unit_weights(w: &[f32]) -> Result<(f64, Vec<f32>)> {
+    let max = w.iter().fold(0.0f64, |m, &v| m.max(f64::from(v)));
+    let min = w
+        .iter()
+        .filter(|&&v| v > 0.0)
+        .fold(f64::INFINITY, |m, &v| m.min(f64::from(v)));
+    if min < max * WEIGHT_RANGE {
+        return Err(Error::OutOfRange(format!(
+            "the weights span {min:e} to {max:e}, more than the GPU's fixed-point sums resolve \
+             (a ratio of 2^37): use --device cpu, or give the smallest weights more"
+        )));
+    }
+    let (_, e) = libm::frexp(max);
+    let unit = libm::scalbn(1.0, -e);
+    Ok((
+        unit,
+        w.iter().map(|&v| (f64::from(v) * unit) as f32).collect(),
+    ))
 }
 
 fn norms_of(c: &[f64], dim: usize) -> Vec<f32> {
@@ -274,6 +303,16 @@ impl GpuLloyd {
             )));
         }
         let bound_c = init.iter().fold(points.bound, |m, &v| m.max(v.abs()));
+        // Weights are scaled by a power of two so that the largest is about 1 (exact); the
+        // reported masses and errors are scaled back.
+        let (weights, weight_unit) = match weights {
+            Some(w) => {
+                let (unit, scaled) = unit_weights(w)?;
+                (Some(scaled), unit)
+            }
+            None => (None, 1.0),
+        };
+        let weights = weights.as_deref();
         let wmax = weights.map_or(1.0, |w| w.iter().fold(0.0f64, |m, &v| m.max(f64::from(v))));
         let scale_x = scale_for(wmax * points.bound);
         let scale_e = scale_for(wmax * dim as f64 * (points.bound + bound_c).powi(2) * 4.0);
@@ -492,6 +531,7 @@ impl GpuLloyd {
                 k,
                 dim,
                 weighted: weights.is_some(),
+                weight_unit,
                 scale_e,
                 scale_w,
                 chunks,
@@ -545,15 +585,15 @@ impl GpuLloyd {
             for (j, w) in words.chunks_exact(STAT_WORDS).enumerate() {
                 st.counts[j] = u64::from(w[0]);
                 st.mass[j] = if self.weighted {
-                    words_to_f64(&w[1..4]) / sw
+                    words_to_f64(&w[1..4]) / sw / self.weight_unit
                 } else {
                     f64::from(w[0])
                 };
-                st.sse[j] = words_to_f64(&w[4..7]) / se;
+                st.sse[j] = words_to_f64(&w[4..7]) / se / self.weight_unit;
                 total += words_to_i128(&w[4..7]);
             }
             self.cached = Some(st);
-            self.cached_sse = total as f64 / se;
+            self.cached_sse = total as f64 / se / self.weight_unit;
             if let Some(t) = &self.timer {
                 self.device_seconds = t.read(&self.ctx, 1)?.first().copied();
             }
@@ -644,7 +684,7 @@ impl GpuLloyd {
         let records = &words[HISTORY_HEADER..HISTORY_HEADER + HISTORY_RECORD * ran];
         let last = &records[HISTORY_RECORD * (ran - 1)..];
         self.previous = Some([last[0], last[1], last[2]]);
-        let se = f64::from(self.scale_e);
+        let se = f64::from(self.scale_e) * self.weight_unit;
         Ok(records
             .chunks_exact(HISTORY_RECORD)
             .zip(times)
