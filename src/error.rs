@@ -140,6 +140,21 @@ pub enum Error {
     /// centroids or distortion overflow); the message names the cause.
     #[error("out of range: {0}")]
     OutOfRange(String),
+    /// Command-line arguments that contradict each other or name a bad value.
+    #[error("{0}")]
+    InvalidArgument(String),
+    /// A request whose memory needs exceed what the machine has.
+    #[error(
+        "{what} needs about {needed_gib:.1} GiB, more than the {available_gib:.1} GiB available"
+    )]
+    TooLarge {
+        /// What was asked for.
+        what: String,
+        /// Memory it needs, in GiB.
+        needed_gib: f64,
+        /// Memory available, in GiB.
+        available_gib: f64,
+    },
     /// No GPU adapter could be found.
     #[error(
         "no GPU adapter found ({0}); install a Vulkan/Metal/DX12 driver (on Linux without a GPU: \

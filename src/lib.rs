@@ -37,6 +37,7 @@ mod gpu;
 mod init;
 mod kmeans;
 mod law;
+mod memory;
 mod minibatch;
 mod npy_io;
 mod pq;
@@ -108,6 +109,8 @@ pub mod npy {
     pub fn write_f64(path: impl AsRef<Path>, shape: &[usize], data: &[f64]) -> Result<()> {
         crate::npy_io::write(path.as_ref(), shape, data)
     }
+
+    pub use crate::npy_io::remove_temporaries;
 
     /// Writes u32 labels (shape `(n,)`) atomically.
     pub fn write_labels(path: impl AsRef<Path>, labels: &[u32]) -> Result<()> {

@@ -17,14 +17,30 @@ use codebooks::{decode, devices, encode, kmeans, pq_decode, pq_encode, pq_train}
 use one_d::{quantize, quantize_nd};
 
 fn main() -> ExitCode {
+    // An interrupted write leaves no temporary file behind.
+    let _ = ctrlc::set_handler(|| {
+        lloyd::npy::remove_temporaries();
+        std::process::exit(130);
+    });
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) if !e.use_stderr() => e.exit(),
         Err(e) => {
-            // One line, like every other error of this program; `--help` has the rest.
+            // One line, like every other error of this program; `--help` has the rest. The
+            // first paragraph holds the message and what it names (missing flags say
+            // which, on the lines after the first).
             let text = e.render().to_string();
-            let first = text.lines().next().unwrap_or("invalid arguments");
-            eprintln!("{} (see --help)", first.trim());
+            let first: Vec<&str> = text
+                .lines()
+                .take_while(|l| !l.trim().is_empty())
+                .map(str::trim)
+                .collect();
+            let line = if first.is_empty() {
+                "invalid arguments".to_string()
+            } else {
+                first.join(" ")
+            };
+            eprintln!("{line} (see --help)");
             return ExitCode::from(2);
         }
     };

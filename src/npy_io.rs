@@ -318,36 +318,105 @@ pub(crate) fn read_codes(path: &Path) -> Result<(Vec<usize>, Vec<u16>, bool)> {
     Ok((arr.shape, arr.data, wide))
 }
 
-/// A sibling path for the temporary file of an atomic write.
-fn temporary_beside(path: &Path) -> PathBuf {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "out.npy".into());
-    path.with_file_name(format!(".{name}.{}.tmp", std::process::id()))
+/// Temporary files being written, removed by [`remove_temporaries`] if the process is
+/// interrupted.
+static TEMPORARIES: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+
+/// Removes the temporary files of atomic writes in progress: for a signal handler (the CLI
+/// calls it on SIGINT and SIGTERM), so that an interrupted write leaves nothing behind.
+pub fn remove_temporaries() {
+    let list = TEMPORARIES.lock().unwrap_or_else(|p| p.into_inner());
+    for t in list.iter() {
+        let _ = std::fs::remove_file(t);
+    }
 }
 
-/// Writes a file atomically: `fill` writes into a temporary file beside `path`, which is
-/// synced and renamed over `path`; on failure the temporary file is removed and `path` is
-/// left as it was.
+/// The file a write to `path` lands in: symbolic links are followed to their final target
+/// (the link stays a link), relative targets resolved against the link's folder.
+fn final_target(path: &Path) -> PathBuf {
+    let mut p = path.to_path_buf();
+    for _ in 0..40 {
+        match std::fs::symlink_metadata(&p) {
+            Ok(m) if m.file_type().is_symlink() => match std::fs::read_link(&p) {
+                Ok(t) => {
+                    p = if t.is_absolute() {
+                        t
+                    } else {
+                        p.parent().unwrap_or(Path::new(".")).join(t)
+                    }
+                }
+                Err(_) => break,
+            },
+            _ => break,
+        }
+    }
+    p
+}
+
+/// A short, unique sibling path for the temporary file of an atomic write (short, so that
+/// a legal 254-byte name still has a legal temporary beside it).
+fn temporary_beside(path: &Path) -> PathBuf {
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    path.with_file_name(format!(".lloyd-{}-{n}.tmp", std::process::id()))
+}
+
+/// Writes a file atomically: `fill` writes into a temporary file beside the target, which
+/// is synced and renamed over it, so a crash never leaves half a file behind; on failure
+/// the temporary file is removed and the target is left as it was. What is not a regular
+/// file is never replaced: a symbolic link is followed (its target gets the data), a FIFO or
+/// a device is written through. An existing file keeps its permission bits; a read-only one
+/// is refused.
 pub(crate) fn write_atomically(
     path: &Path,
     fill: impl FnOnce(&mut BufWriter<File>) -> std::io::Result<()>,
 ) -> Result<()> {
-    let tmp = temporary_beside(path);
+    let io = |source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let target = final_target(path);
+    let existing = std::fs::metadata(&target).ok();
+    if let Some(m) = &existing {
+        if !m.is_file() {
+            // A FIFO, a character device, a socket: write through it.
+            let file = std::fs::OpenOptions::new()
+                .write(true)
+                .open(&target)
+                .map_err(io)?;
+            let mut buf = BufWriter::new(file);
+            fill(&mut buf).map_err(io)?;
+            return buf.into_inner().map(|_| ()).map_err(|e| io(e.into_error()));
+        }
+        if m.permissions().readonly() {
+            return Err(io(std::io::Error::new(
+                std::io::ErrorKind::PermissionDenied,
+                "the file is read-only",
+            )));
+        }
+    }
+    let tmp = temporary_beside(&target);
+    TEMPORARIES
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .push(tmp.clone());
     let result = (|| -> std::io::Result<()> {
         let mut buf = BufWriter::new(File::create(&tmp)?);
         fill(&mut buf)?;
         let file = buf.into_inner().map_err(|e| e.into_error())?;
+        if let Some(m) = &existing {
+            file.set_permissions(m.permissions())?;
+        }
         file.sync_all()?;
-        std::fs::rename(&tmp, path)
+        std::fs::rename(&tmp, &target)
     })();
+    TEMPORARIES
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .retain(|t| t != &tmp);
     if let Err(source) = result {
         let _ = std::fs::remove_file(&tmp);
-        return Err(Error::Io {
-            path: path.to_path_buf(),
-            source,
-        });
+        return Err(io(source));
     }
     Ok(())
 }
@@ -372,4 +441,45 @@ where
 /// Writes a u32 label vector (u4, shape (n,)).
 pub(crate) fn write_labels(path: &Path, labels: &[u32]) -> Result<()> {
     write(path, &[labels.len()], labels)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The signal handler's cleanup removes the temporary file of a write in progress.
+    #[test]
+    fn temporaries_of_writes_in_progress_are_removed() {
+        let dir = std::env::temp_dir().join(format!("lloyd-tmp-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let target = dir.join("out.npy");
+        let (started, release) = (std::sync::mpsc::channel(), std::sync::mpsc::channel::<()>());
+        let (tx_started, rx_release) = (started.0, release.1);
+        let t = target.clone();
+        let writer = std::thread::spawn(move || {
+            write_atomically(&t, |w| {
+                use std::io::Write;
+                w.write_all(b"partial")?;
+                w.flush()?;
+                tx_started.send(()).unwrap();
+                rx_release.recv().unwrap();
+                Err(std::io::Error::other("interrupted"))
+            })
+        });
+        started.1.recv().unwrap();
+        let temporaries = || -> Vec<String> {
+            std::fs::read_dir(&dir)
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .filter(|n| n.ends_with(".tmp"))
+                .collect()
+        };
+        assert_eq!(temporaries().len(), 1, "the write has its temporary file");
+        remove_temporaries();
+        assert!(temporaries().is_empty());
+        release.0.send(()).unwrap();
+        assert!(writer.join().unwrap().is_err());
+        assert!(!target.exists());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

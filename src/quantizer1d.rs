@@ -186,11 +186,27 @@ impl Lloyd1d {
         check_k(self.n, self.samples)?;
         let start = Instant::now();
         let target = resolve(&self.device)?;
+        self.check_memory(&target)?;
         let samples = match target {
             Target::Cpu => Samples::Host(standard.sample(self.samples, self.seed)?),
             Target::Gpu(_) => Samples::Law(standard),
         };
         Ok(self.run(target, samples, start)?.mapped(loc, scale))
+    }
+
+    /// Refuses sample counts that cannot fit: the CPU keeps each sample, sorted, with its
+    /// prefix sums (about 40 bytes), a GPU 4 bytes of it (checked against this machine's
+    /// memory too, as a bound).
+    fn check_memory(&self, target: &Target) -> Result<()> {
+        let per_sample = match target {
+            Target::Cpu => 40,
+            Target::Gpu(_) => 4,
+        };
+        crate::memory::check(
+            &format!("{} samples (--samples)", self.samples),
+            self.samples as u128,
+            per_sample,
+        )
     }
 
     /// The optimal quantizer of any `rand_distr` law (sampled on the CPU).
@@ -199,6 +215,11 @@ impl Lloyd1d {
         check_k(self.n, self.samples)?;
         let start = Instant::now();
         let target = resolve(&self.device)?;
+        crate::memory::check(
+            &format!("{} samples (--samples)", self.samples),
+            self.samples as u128,
+            40,
+        )?;
         let samples = sample_distribution(dist, self.samples, self.seed);
         check_samples(&samples)?;
         self.run(target, Samples::Host(samples), start)

@@ -286,7 +286,15 @@ impl LloydNd {
             return Err(Error::ZeroSamples);
         }
         check_k(self.n, self.samples)?;
-        if let Target::Gpu(ctx) = resolve(&self.device)? {
+        let target = resolve(&self.device)?;
+        // Samples of d coordinates: f64 draws and their f32 copy on the CPU, f32 on a GPU.
+        let per_value = if matches!(target, Target::Cpu) { 16 } else { 4 };
+        crate::memory::check(
+            &format!("{} samples of dimension {}", self.samples, self.dim),
+            (self.samples as u128).saturating_mul(self.dim as u128),
+            per_value,
+        )?;
+        if let Target::Gpu(ctx) = target {
             return self.fit_on_device(ctx, &law);
         }
         let draw = |seed: u64| -> Result<Vec<f32>> {

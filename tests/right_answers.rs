@@ -369,3 +369,44 @@ fn extreme_weights() {
         }
     }
 }
+
+/// Product quantization far from the origin: the codes of X + 10⁴ are those of X, and every
+/// code is the nearest centroid of its sub-space.
+#[test]
+fn product_quantization_far_from_the_origin() {
+    let (n, dim) = (4000, 8);
+    let x = gaussian64(n, dim, 61);
+    let far: Vec<f64> = x.iter().map(|v| v + 1e4).collect();
+    for dev in devices() {
+        let p = lloyd::ProductQuantizer::new(2, 4)
+            .iterations(8)
+            .device(dev.clone());
+        let (a, b) = (
+            p.clone().train(&x, dim).unwrap(),
+            p.train(&far, dim).unwrap(),
+        );
+        let (ca, cb) = (a.encode(&x).unwrap(), b.encode(&far).unwrap());
+        let same = (0..ca.len()).filter(|&i| ca.get(i) == cb.get(i)).count();
+        assert!(
+            same * 1000 >= ca.len() * 999,
+            "{dev}: {same} of {}",
+            ca.len()
+        );
+        let (ma, mb) = (a.mse(&x).unwrap(), b.mse(&far).unwrap());
+        assert!((ma - mb).abs() < 1e-4 * ma, "{dev}: {ma} vs {mb}");
+        for j in 0..2 {
+            let sub: Vec<f64> = far
+                .chunks_exact(dim)
+                .flat_map(|r| r[j * 4..j * 4 + 4].to_vec())
+                .collect();
+            let labels: Vec<u32> = (0..n).map(|i| cb.get(i * 2 + j) as u32).collect();
+            assert_nearest(
+                &sub,
+                4,
+                b.codebook(j).centroids(),
+                &labels,
+                &format!("PQ {j} on {dev}"),
+            );
+        }
+    }
+}

@@ -29,6 +29,14 @@ macro_rules! typed {
 }
 
 pub fn kmeans(a: &KmeansArgs) -> Result<(), Error> {
+    if let (Some(o), Some(l)) = (&a.output, &a.labels)
+        && same_file(o, l)
+    {
+        return Err(Error::InvalidArgument(format!(
+            "--output and --labels both name {}: give the centroids and the labels their own files",
+            o.display()
+        )));
+    }
     let (values, dim) = npy::read_matrix(&a.input)?;
     typed!(&values, data => kmeans_typed(a, data, dim))
 }
@@ -251,5 +259,16 @@ fn write_in(
             npy::write_f32(path, shape, &v)
         }
         Precision::F64 => npy::write_f64(path, shape, values),
+    }
+}
+
+/// Whether two paths name one file (the same path, or the same existing file).
+fn same_file(a: &std::path::Path, b: &std::path::Path) -> bool {
+    if a == b {
+        return true;
+    }
+    match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
+        (Ok(x), Ok(y)) => x == y,
+        _ => false,
     }
 }

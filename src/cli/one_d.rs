@@ -31,6 +31,11 @@ pub fn progress(total: usize, quiet: bool) -> (ProgressBar, Option<Observer>) {
 }
 
 pub fn quantize(a: &QuantizeArgs) -> Result<(), Error> {
+    if a.samples == 0 && a.input.is_none() && !matches!(a.method, Method1d::Exact) {
+        return Err(Error::InvalidArgument(
+            "--samples must be at least 1 (the number of samples M, or of CLVQ steps)".into(),
+        ));
+    }
     let (bar, observer) = progress(a.iterations, a.common.quiet);
     let mut params = Lloyd1d::new(a.n)
         .samples(a.samples)
@@ -129,6 +134,12 @@ pub fn quantize(a: &QuantizeArgs) -> Result<(), Error> {
 }
 
 pub fn quantize_nd(a: &QuantizeNdArgs) -> Result<(), Error> {
+    if a.svg.is_some() && a.d != 2 {
+        return Err(Error::InvalidArgument(format!(
+            "--svg draws the cells in the plane: it needs --d 2, not --d {}",
+            a.d
+        )));
+    }
     let law = QuantizeArgs::parse_default_with(a.law).law();
     let q = LloydNd::new(a.n, a.d)
         .samples(a.samples)

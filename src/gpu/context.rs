@@ -113,19 +113,44 @@ fn name_matches(a: &wgpu::Adapter, needle: &str) -> bool {
         .contains(&needle.to_lowercase())
 }
 
+/// The adapters as `lloyd devices` names them, for messages; None when there are none.
+fn adapter_list(all: &[wgpu::Adapter]) -> Option<String> {
+    (!all.is_empty()).then(|| {
+        all.iter()
+            .enumerate()
+            .map(|(j, a)| format!("gpu:{j} {} ({:?})", a.get_info().name, a.get_info().backend))
+            .collect::<Vec<_>>()
+            .join(", ")
+    })
+}
+
 fn pick_adapter(device: &Device) -> Result<wgpu::Adapter> {
     let all = adapters();
     let none = |why: String| Error::NoAdapter(why);
     match device {
-        Device::GpuAdapter(i) => all.into_iter().nth(*i).ok_or_else(|| {
-            none(format!(
-                "no adapter at index {i}; `lloyd devices` lists them"
-            ))
-        }),
-        Device::GpuNamed(name) => all
-            .into_iter()
-            .find(|a| name_matches(a, name))
-            .ok_or_else(|| none(format!("no adapter name contains '{name}'"))),
+        Device::GpuAdapter(i) => {
+            let listed = adapter_list(&all);
+            all.into_iter().nth(*i).ok_or_else(|| match listed {
+                None => none(format!("no adapter at index {i}: wgpu finds none")),
+                Some(l) => Error::InvalidArgument(format!(
+                    "--device gpu:{i}: no such adapter; the adapters are {l}"
+                )),
+            })
+        }
+        Device::GpuNamed(name) => {
+            let listed = adapter_list(&all);
+            all.into_iter()
+                .find(|a| name_matches(a, name))
+                .ok_or_else(|| match listed {
+                    None => none(format!(
+                        "no adapter name contains '{name}': wgpu finds none"
+                    )),
+                    Some(l) => Error::InvalidArgument(format!(
+                        "--device gpu:{name}: no adapter name contains '{name}'; the adapters \
+                         are {l}"
+                    )),
+                })
+        }
         _ => {
             if let Ok(name) = std::env::var("WGPU_ADAPTER_NAME") {
                 return all
