@@ -10,7 +10,7 @@ use std::borrow::Cow;
 use rayon::prelude::*;
 
 use super::empty_cells::{Extremes, split_empty_cells};
-use super::exact::{nearest_direct, norm_f64, squared_f64, undecided};
+use super::exact::{nearest_direct, squared_f64, undecided};
 use super::{Backend, CellStats, Update};
 use crate::error::Result;
 
@@ -126,13 +126,17 @@ pub(crate) fn assign_dense(
             for r in 0..lab.len() {
                 let x = &data[(r0 + r) * dim..(r0 + r + 1) * dim];
                 let l = lab[r] as usize;
-                let best = squared_f64(x, &centroids.c64[l * dim..(l + 1) * dim]);
-                if undecided(norm_f64(x), best, f64::from(gap[r]), dim) {
+                // The f32 distance (eight partial sums) is within a few ulps: enough for the
+                // bound (which has a margin) and for the error sums; undecided points get
+                // f64 throughout.
+                let best = f64::from(squared_distance(x, &centroids.c32[l * dim..(l + 1) * dim]));
+                let norm = f64::from(squared_norm(x)).sqrt();
+                if undecided(norm, best * 1.001, f64::from(gap[r]), dim) {
                     let (l, d) = nearest_direct(x, &centroids.c64, dim);
                     lab[r] = l;
                     dis[r] = d;
                 } else {
-                    dis[r] = best;
+                    dis[r] = squared_f64(x, &centroids.c64[l * dim..(l + 1) * dim]);
                 }
             }
         });
@@ -239,6 +243,18 @@ pub(crate) fn rank_gemm(
         );
 }
 
+/// ‖x‖² in f32 with eight independent partial sums.
+fn squared_norm(a: &[f32]) -> f32 {
+    let mut acc = [0.0f32; 8];
+    let mut ca = a.chunks_exact(8);
+    for x in &mut ca {
+        for l in 0..8 {
+            acc[l] += x[l] * x[l];
+        }
+    }
+    acc.iter().sum::<f32>() + ca.remainder().iter().map(|v| v * v).sum::<f32>()
+}
+
 /// Exact squared Euclidean distance, in f32 with eight independent partial sums.
 pub(crate) fn squared_distance(a: &[f32], b: &[f32]) -> f32 {
     let mut acc = [0.0f32; 8];
@@ -299,7 +315,9 @@ fn argmin_lanes(dots: &[f32], norms: &[f32]) -> (usize, f32, f32) {
         for l in 0..LANES {
             let v = nrm[l] - 2.0 * d[l];
             let better = v < val[l];
-            second[l] = if better { val[l] } else { second[l].min(v) };
+            // Plain compare-and-select (f32::min's NaN rules would stop vectorisation).
+            let runner = if v < second[l] { v } else { second[l] };
+            second[l] = if better { val[l] } else { runner };
             val[l] = if better { v } else { val[l] };
             idx[l] = if better { (base + l) as u32 } else { idx[l] };
         }
@@ -377,7 +395,9 @@ pub(crate) fn reduce_dense(
         .min((CHUNK_BYTES_BUDGET / per_chunk_bytes).max(1));
     let len = n.div_ceil(chunks);
     let none = u32::MAX;
-    let partial: Vec<Reduced> = (0..chunks)
+    // Per chunk: the reduction and each cell's extreme distances, kept beside the indices so
+    // that no point's distance is looked up again.
+    let partial: Vec<(Reduced, Vec<f64>, Vec<f64>)> = (0..chunks)
         .into_par_iter()
         .map(|c| {
             let mut r = Reduced {
@@ -386,6 +406,8 @@ pub(crate) fn reduce_dense(
                 far: vec![none; k],
                 near: vec![none; k],
             };
+            let mut far_d = vec![f64::NEG_INFINITY; k];
+            let mut near_d = vec![f64::INFINITY; k];
             for i in c * len..((c + 1) * len).min(n) {
                 let l = labels[i] as usize;
                 let w = weights.map_or(1.0, |w| f64::from(w[i]));
@@ -398,20 +420,22 @@ pub(crate) fn reduce_dense(
                     *acc += w * f64::from(x);
                 }
                 // Rows come in increasing order: `>` keeps the lowest index, `<=` the highest.
-                if r.far[l] == none || dist[i] > dist[r.far[l] as usize] {
+                if dist[i] > far_d[l] {
+                    far_d[l] = dist[i];
                     r.far[l] = i as u32;
                 }
-                if r.near[l] == none || dist[i] <= dist[r.near[l] as usize] {
+                if dist[i] <= near_d[l] {
+                    near_d[l] = dist[i];
                     r.near[l] = i as u32;
                 }
             }
-            r
+            (r, far_d, near_d)
         })
         .collect();
     let mut it = partial.into_iter();
-    let mut all = it.next().expect("at least one chunk");
+    let (mut all, mut far_d, mut near_d) = it.next().expect("at least one chunk");
     // Later chunks hold higher indices: the same tie rules as within a chunk.
-    for p in it {
+    for (p, pf, pn) in it {
         for (a, b) in all.sums.iter_mut().zip(&p.sums) {
             *a += b;
         }
@@ -419,13 +443,13 @@ pub(crate) fn reduce_dense(
             all.stats.counts[j] += p.stats.counts[j];
             all.stats.mass[j] += p.stats.mass[j];
             all.stats.sse[j] += p.stats.sse[j];
-            let (f, g) = (all.far[j], p.far[j]);
-            if g != none && (f == none || dist[g as usize] > dist[f as usize]) {
-                all.far[j] = g;
+            if p.far[j] != none && pf[j] > far_d[j] {
+                far_d[j] = pf[j];
+                all.far[j] = p.far[j];
             }
-            let (f, g) = (all.near[j], p.near[j]);
-            if g != none && (f == none || dist[g as usize] <= dist[f as usize]) {
-                all.near[j] = g;
+            if p.near[j] != none && pn[j] <= near_d[j] {
+                near_d[j] = pn[j];
+                all.near[j] = p.near[j];
             }
         }
     }
@@ -492,7 +516,15 @@ impl Backend for CpuDense<'_> {
             &self.labels,
             &self.dist,
         );
-        self.extremes = extremes_of(&self.data, self.dim, &r);
+        // The split policy needs the extreme points only when a cell is empty.
+        self.extremes = if r.stats.mass.iter().any(|&m| m <= 0.0) {
+            extremes_of(&self.data, self.dim, &r)
+        } else {
+            Extremes {
+                splittable: Vec::new(),
+                far: Vec::new(),
+            }
+        };
         self.sums = r.sums;
         self.stats = r.stats;
         Ok(())

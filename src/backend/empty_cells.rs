@@ -24,7 +24,8 @@ pub(crate) struct Extremes {
     pub far: Vec<f64>,
 }
 
-/// Re-seeds the empty cells of `stats` on the farthest points of their donors.
+/// Re-seeds the empty cells of `stats` on the farthest points of their donors; `extremes`
+/// must be filled whenever a cell is empty.
 /// `centroids` holds the updated means (row-major `k x dim`). Returns the number of splits.
 pub(crate) fn split_empty_cells(
     centroids: &mut [f64],
@@ -33,6 +34,10 @@ pub(crate) fn split_empty_cells(
     extremes: &Extremes,
 ) -> usize {
     let k = stats.counts.len();
+    // Without an empty cell there is nothing to do (and `extremes` may be left empty).
+    if stats.mass.iter().all(|&m| m > 0.0) {
+        return 0;
+    }
     let mut donors: Vec<usize> = (0..k)
         .filter(|&j| stats.counts[j] >= 2 && stats.mass[j] > 0.0 && extremes.splittable[j])
         .collect();

@@ -50,15 +50,6 @@ pub(crate) fn squared_f64(x: &[f32], c: &[f64]) -> f64 {
         .sum()
 }
 
-/// ‖x‖ in f64.
-#[inline]
-pub(crate) fn norm_f64(x: &[f32]) -> f64 {
-    x.iter()
-        .map(|&a| f64::from(a) * f64::from(a))
-        .sum::<f64>()
-        .sqrt()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
