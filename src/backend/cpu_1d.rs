@@ -65,23 +65,21 @@ impl Cpu1d {
     }
 }
 
-/// Prefix sums kept to about twice f64's precision: each entry is an f64 plus the f32 of
-/// what rounding left out (the compensated sum, renormalised), so that the sum of a range
+/// Prefix sums kept to about twice f64's precision: each entry is an f64 plus what rounding
+/// left out (the compensated sum, renormalised), so that the sum of a range
 /// is exact to f64 rounding of the range's own sum, however large the prefix before it.
 /// Plain f64 prefixes lose ε·|prefix|: a cell of tiny values after a long run of large ones
 /// came out with its mean off by 30 %.
 struct Prefix {
-    hi: Vec<f64>,
-    lo: Vec<f32>,
+    /// (value, remainder) side by side: a range sum reads one cache line per end.
+    entries: Vec<(f64, f64)>,
 }
 
 impl Prefix {
     fn of(values: impl Iterator<Item = f64>, len: usize) -> Self {
-        let mut hi = Vec::with_capacity(len + 1);
-        let mut lo = Vec::with_capacity(len + 1);
+        let mut entries = Vec::with_capacity(len + 1);
         let (mut sum, mut comp) = (0.0f64, 0.0f64);
-        hi.push(0.0);
-        lo.push(0.0);
+        entries.push((0.0, 0.0));
         for y in values {
             // Neumaier's compensated sum.
             let t = sum + y;
@@ -93,17 +91,17 @@ impl Prefix {
             sum = t;
             // Renormalised: `h` carries the value, `l` (below half an ulp of h) the rest.
             let h = sum + comp;
-            let l = comp - (h - sum);
-            hi.push(h);
-            lo.push(l as f32);
+            entries.push((h, comp - (h - sum)));
         }
-        Prefix { hi, lo }
+        Prefix { entries }
     }
 
     /// The sum of the values in `a..b`.
     #[inline]
     fn range(&self, a: usize, b: usize) -> f64 {
-        (self.hi[b] - self.hi[a]) + (f64::from(self.lo[b]) - f64::from(self.lo[a]))
+        let (ha, la) = self.entries[a];
+        let (hb, lb) = self.entries[b];
+        (hb - ha) + (lb - la)
     }
 }
 
