@@ -161,7 +161,7 @@ fn probe(adapter: &wgpu::Adapter, features: wgpu::Features) -> Result<(), String
             return Err(format!("{entry}: {e}"));
         }
         let t = Instant::now();
-        let out = map(&device, &read);
+        let out = map_bytes(&device, &read);
         let wall = t.elapsed().as_secs_f64();
         let secs = if timed {
             let ticks: Vec<u64> = bytemuck::cast_slice(&map_bytes(&device, &ts_read)).to_vec();
@@ -229,10 +229,6 @@ fn map_bytes(device: &wgpu::Device, buf: &wgpu::Buffer) -> Vec<u8> {
     let bytes = slice.get_mapped_range().expect("mapped").to_vec();
     buf.unmap();
     bytes
-}
-
-fn map(device: &wgpu::Device, buf: &wgpu::Buffer) -> Vec<u8> {
-    map_bytes(device, buf)
 }
 
 /// IEEE binary16 bits of `x` (exact for the small values used here).

@@ -72,7 +72,6 @@ const ROWS_PER_SUM: usize = 4096;
 /// Where the kernels' coordinates come from: see the module documentation.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Frame {
-    dim: usize,
     /// The origin, in units scaled by 2^e_p.
     origin: Vec<f64>,
     e_p: i32,
@@ -100,7 +99,6 @@ impl Frame {
     /// The frame that changes nothing: the origin at 0, no scaling.
     pub(crate) fn identity(dim: usize) -> Self {
         Frame {
-            dim,
             origin: vec![0.0; dim],
             e_p: 0,
             e_q: 0,
@@ -120,7 +118,7 @@ impl Frame {
         let origin = mean(data, dim, weights, e_p);
         let dev =
             data_deviation(data, dim, &origin, e_p).max(data_deviation(extra, dim, &origin, e_p));
-        Self::with_origin(dim, origin, e_p, dev)
+        Self::with_origin(origin, e_p, dev)
     }
 
     /// The frame of a codebook that will encode `data`: origin at the centroids' mean, unit
@@ -130,12 +128,11 @@ impl Frame {
         let origin = mean(centroids, dim, None, e_p);
         let dev = data_deviation(centroids, dim, &origin, e_p)
             .max(data_deviation(data, dim, &origin, e_p));
-        Self::with_origin(dim, origin, e_p, dev)
+        Self::with_origin(origin, e_p, dev)
     }
 
-    fn with_origin(dim: usize, origin: Vec<f64>, e_p: i32, dev: f64) -> Self {
+    fn with_origin(origin: Vec<f64>, e_p: i32, dev: f64) -> Self {
         Frame {
-            dim,
             origin,
             e_p,
             e_q: exponent_to_unit(dev),
@@ -150,7 +147,7 @@ impl Frame {
 
     /// Row-major points in device units, rounded once to f32.
     pub(crate) fn to_device_f32<T: Real>(&self, data: &[T]) -> Vec<f32> {
-        let dim = self.dim;
+        let dim = self.origin.len();
         let mut out = vec![0.0f32; data.len()];
         out.par_chunks_mut(dim * 1024)
             .zip(data.par_chunks(dim * 1024))
@@ -164,7 +161,7 @@ impl Frame {
 
     /// Row-major points in device units, in f64.
     pub(crate) fn to_device_f64<T: Real>(&self, data: &[T]) -> Vec<f64> {
-        let dim = self.dim;
+        let dim = self.origin.len();
         data.iter()
             .enumerate()
             .map(|(i, x)| self.forward(x.to_f64(), i % dim))
@@ -178,7 +175,7 @@ impl Frame {
             .enumerate()
             .map(|(i, &v)| {
                 libm::scalbn(
-                    libm::scalbn(v, -self.e_q) + self.origin[i % self.dim],
+                    libm::scalbn(v, -self.e_q) + self.origin[i % self.origin.len()],
                     -self.e_p,
                 )
             })
