@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
-use lloyd::bench::Stepper;
+use lloyd::stepper::Stepper;
 use lloyd::{Device, Law};
 
 fn devices() -> Vec<Device> {

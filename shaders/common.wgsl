@@ -7,31 +7,8 @@
 // A value v is stored as round-toward-zero(v * 2^s), with s chosen on the host so every
 // scaled value stays below 2^61: ~2^34 of them fit before the 96 bits could overflow.
 
-struct Params {
-    n: u32,          // points in this chunk
-    k: u32,          // centroids
-    dim: u32,        // coordinates per point
-    stride: u32,     // words per cell in `acc`: CELL_SUMS + 3 * dim + EXTREME_WORDS
-    scale_x: f32,    // 2^s for coordinates (times weights)
-    scale_e: f32,    // 2^s for squared errors (times weights)
-    scale_w: f32,    // 2^s for weights
-    use_local: u32,  // 1-D: 1 when the cells fit in workgroup memory
-    sorted: u32,     // 1-D: 1 when the centroids must stay sorted (re-sorted after a split)
-    weighted: u32,   // 1 when per-point weights are bound
-    seed_lo: u32,
-    seed_hi: u32,
-    base_lo: u32,    // index of this chunk's first point in the whole sample
-    base_hi: u32,
-    law: u32,        // 0 normal, 1 uniform, 2 exponential, 3 log-normal
-    p0: f32,
-    p1: f32,
-    tolerance: f32,  // stop rule of a batch of iterations (0: run them all)
-    encode_only: u32, // d-D: 1 to skip the coordinate sums (labels, counts and errors only)
-    draw_lo: u32,     // generation: values one iteration of a batch moves the stream on by
-    draw_hi: u32,     //   (fresh samples each iteration; 0 for a single draw)
-    pad0: u32,
-    pad1: u32,
-}
+// `Params` (the parameter block) and the CELL_* offsets come first, from the host's
+// definitions (`src/gpu/buffers.rs`, `src/gpu/layout.rs`).
 
 // Layout of one cell in `acc`: [count, mass(3), sse(3), sum_0(3), ..., sum_{dim-1}(3),
 // extremes(EXTREME_WORDS)]. The extremes feed the empty-cell policy (`empty_cells.wgsl`):
@@ -40,10 +17,6 @@ struct Params {
 //   1-D: the key of the largest value, the complement of the key of the smallest.
 // Every word is kept with atomicMax, so cleared accumulators start them right, and the
 // complements turn "smallest" and "lowest index" into maxima.
-const CELL_COUNT: u32 = 0u;
-const CELL_MASS: u32 = 1u;
-const CELL_SSE: u32 = 4u;
-const CELL_SUMS: u32 = 7u;
 
 fn cell_extremes(dim: u32) -> u32 {
     return CELL_SUMS + 3u * dim;

@@ -32,7 +32,7 @@ fn from96(b: u32) -> f32 {
     return select(v, -v, negative);
 }
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(CELL_WORKGROUP)
 fn copy_stats(@builtin(global_invocation_id) gid: vec3<u32>) {
     let j = gid.x;
     if (j >= p.k) {
@@ -43,7 +43,7 @@ fn copy_stats(@builtin(global_invocation_id) gid: vec3<u32>) {
     }
 }
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(CELL_WORKGROUP)
 fn update(@builtin(global_invocation_id) gid: vec3<u32>) {
     let j = gid.x;
     if (j >= p.k) {

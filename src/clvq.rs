@@ -9,15 +9,13 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::Distribution;
 
 use crate::backend::Backend;
-use crate::backend::cpu_1d::{Cpu1d, empirical_quantiles};
-use crate::device::Device;
+use crate::backend::cpu_1d::{empirical_quantiles, nearest_sorted};
+use crate::device::{Device, GpuOptions};
+use crate::driver::FitSummary;
+use crate::engine::{Engine, Start};
 use crate::error::{Error, Result};
-use crate::gpu::backend::{GpuLloyd, Layout};
-use crate::gpu::context::GpuContext;
-use crate::gpu::points::ResidentPoints;
 use crate::law::Law;
 use crate::quantizer1d::Quantizer1d;
-use crate::target::{Target, resolve};
 
 /// The step sequence γₙ of CLVQ.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -142,13 +140,14 @@ impl Clvq {
         let (standard, loc, scale) = law.standard_form()?;
         self.validate()?;
         // Auto stays on the CPU: CLVQ's small sequential steps are what a GPU does worst.
-        let target = match self.device {
-            Device::Auto => Target::Cpu,
-            ref d => resolve(d)?,
+        let engine = match self.device {
+            Device::Auto => Engine::cpu(),
+            ref d => Engine::open(d, &GpuOptions::default())?,
         };
-        let q = match target {
-            Target::Cpu => self.fit_cpu(&standard.distribution())?,
-            Target::Gpu(ctx) => self.fit_gpu(ctx, standard)?,
+        let q = if engine.is_gpu() {
+            self.fit_gpu(&engine, standard)?
+        } else {
+            self.fit_cpu(&standard.distribution())?
         };
         Ok(q.mapped(loc, scale))
     }
@@ -160,25 +159,21 @@ impl Clvq {
         }
     }
 
-    fn fit_gpu(&self, ctx: std::sync::Arc<GpuContext>, law: Law) -> Result<Quantizer1d> {
+    /// Mini-batches drawn and stepped on the device; the first batch also seeds the
+    /// quantiles, and the steps draw from the next ones on.
+    fn fit_gpu(&self, engine: &Engine, law: Law) -> Result<Quantizer1d> {
         let start = Instant::now();
-        let points = ResidentPoints::generate(&ctx, &law, self.batch, self.seed)?;
-        let mut head: Vec<f64> = points
-            .head(&ctx, 1 << 16)?
-            .iter()
-            .map(|&v| f64::from(v))
-            .collect();
-        head.sort_by(f64::total_cmp);
-        let init = empirical_quantiles(&head, self.n);
-        let mut b = GpuLloyd::new(ctx.clone(), Layout::OneD, points, 1, &init, None)?;
+        let mut b = engine.law_intervals(&law, self.batch, self.seed, Start::Quantiles(self.n))?;
         let setup_seconds = start.elapsed().as_secs_f64();
-        // The first batch seeded the quantiles: the steps draw from the next ones on.
-        b.clvq(&law, self.seed, self.steps, &|k| self.gamma(k))?;
+        b.stochastic_steps(&law, self.seed, self.steps, &|k| self.gamma(k))?;
         let x = b.centroids()?;
-        let eval =
-            ResidentPoints::generate(&ctx, &law, self.evaluation_samples, self.seed ^ 0x5eed)?;
-        let e = GpuLloyd::new(ctx, Layout::OneD, eval, 1, &x, None)?;
-        self.measured(x, Box::new(e), setup_seconds)
+        let eval = engine.law_intervals(
+            &law,
+            self.evaluation_samples,
+            self.seed ^ 0x5eed,
+            Start::Given(x.clone()),
+        )?;
+        self.measured(x, eval, setup_seconds)
     }
 
     /// The quantizer `x` with its probabilities and error measured by one assignment pass of
@@ -203,13 +198,15 @@ impl Clvq {
             probabilities: cells.mass.iter().map(|w| w / m).collect(),
             distortion: 0.5 * mse,
             mse,
-            iterations_run: self.steps,
-            converged: false,
-            empty_cells_split: 0,
             // CLVQ has no per-iteration error: the result is measured once, on fresh samples.
-            history: Vec::new(),
-            device: eval.device_name(),
-            setup_seconds,
+            summary: FitSummary {
+                iterations_run: self.steps,
+                converged: false,
+                empty_cells_split: 0,
+                history: Vec::new(),
+                device: eval.device_name(),
+                setup_seconds,
+            },
         })
     }
 
@@ -217,7 +214,7 @@ impl Clvq {
     pub fn fit_distribution<D: Distribution<f64> + Sync>(&self, dist: &D) -> Result<Quantizer1d> {
         self.validate()?;
         if !matches!(self.device, Device::Cpu | Device::Auto) {
-            return Err(Error::Gpu(
+            return Err(Error::Unsupported(
                 "CLVQ of a general distribution runs on the CPU: use a built-in Law for the GPU"
                     .into(),
             ));
@@ -243,7 +240,7 @@ impl Clvq {
             counts.iter_mut().for_each(|c| *c = 0);
             for _ in 0..self.batch {
                 let xi = dist.sample(&mut rng);
-                let i = nearest_sorted(&x, xi);
+                let i = nearest_sorted(&x, xi, |a, b| 0.5 * (a + b));
                 sums[i] += xi;
                 counts[i] += 1;
             }
@@ -259,24 +256,7 @@ impl Clvq {
         // Probabilities and distortion on fresh samples.
         let eval =
             crate::law::sample_distribution(dist, self.evaluation_samples, self.seed ^ 0x5eed);
-        let mut b = Cpu1d::new(eval);
-        b.start_from(x.clone());
-        self.measured(x, Box::new(b), setup_seconds)
+        let b = Engine::cpu().intervals(eval, Start::Given(x.clone()))?;
+        self.measured(x, b, setup_seconds)
     }
-}
-
-/// Index of the nearest of sorted centroids (ties to the lower one).
-fn nearest_sorted(x: &[f64], v: f64) -> usize {
-    // first boundary (midpoint) not below v
-    let mut lo = 0;
-    let mut hi = x.len() - 1;
-    while lo < hi {
-        let mid = (lo + hi) / 2;
-        if v <= 0.5 * (x[mid] + x[mid + 1]) {
-            hi = mid;
-        } else {
-            lo = mid + 1;
-        }
-    }
-    lo
 }

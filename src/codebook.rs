@@ -3,16 +3,13 @@
 
 use std::path::Path;
 
-use crate::backend::Backend;
-use crate::backend::cpu_dense::{DenseCentroids, assign_dense};
 use crate::data::check_points;
-use crate::device::Device;
+use crate::device::{Device, GpuOptions};
+use crate::engine::{self, Engine};
 use crate::error::{Error, Result};
-use crate::frame::{Frame, Precision, Real};
-use crate::gpu::backend::{GpuLloyd, Layout};
-use crate::gpu::points::ResidentPoints;
+use crate::frame::Frame;
 use crate::npy_io;
-use crate::target::{Target, resolve};
+use crate::real::{Precision, Real};
 
 /// `k` centroids of dimension `dim`, row-major, in the precision of the data they came from
 /// (f32 centroids are stored exactly, as f64).
@@ -100,7 +97,7 @@ impl Codebook {
         &self.centroids[i * self.dim..(i + 1) * self.dim]
     }
 
-    fn check_data<T: Real>(&self, data: &[T]) -> Result<usize> {
+    pub(crate) fn check_data<T: Real>(&self, data: &[T]) -> Result<usize> {
         if !data.is_empty() && !data.len().is_multiple_of(self.dim) {
             return Err(Error::ShapeMismatch {
                 len: data.len(),
@@ -112,15 +109,7 @@ impl Codebook {
 
     /// Labels and the sum of squared distances on the CPU.
     fn assign<T: Real>(&self, data: &[T]) -> Result<(Vec<u32>, f64)> {
-        let n = self.check_data(data)?;
-        let frame = Frame::of_codebook(&self.centroids, self.dim, data);
-        let points = frame.to_device_f32(data);
-        let cents = DenseCentroids::new(&frame.to_device_f64(&self.centroids), self.dim);
-        let mut labels = vec![0u32; n];
-        let mut dist = vec![0f64; n];
-        assign_dense(&points, &cents, &mut labels, &mut dist);
-        let sse = frame.squared_to_caller(dist.iter().sum());
-        Ok((labels, finite_sse(sse)?))
+        Encoder::cpu().encode(self, data)
     }
 
     /// The index of the nearest centroid of each row of `data` (row-major, `dim` columns);
@@ -146,24 +135,10 @@ impl Codebook {
         data: &[T],
         device: &Device,
     ) -> Result<(Vec<u32>, f64, String)> {
+        let mut encoder = Encoder::new(device)?;
         let n = self.check_data(data)?;
-        match resolve(device)? {
-            Target::Cpu => {
-                let (labels, sse) = self.assign(data)?;
-                Ok((labels, sse / n as f64, "cpu".to_string()))
-            }
-            Target::Gpu(ctx) => {
-                let frame = Frame::of_codebook(&self.centroids, self.dim, data);
-                let points = frame.to_device_f32(data);
-                let init = frame.to_device_f64(&self.centroids);
-                let resident = ResidentPoints::upload(&ctx, &points, self.dim, true)?;
-                let mut b = GpuLloyd::new(ctx, Layout::Dense, resident, self.dim, &init, None)?;
-                b.encode_only();
-                b.assign_reduce()?;
-                let sse = finite_sse(frame.squared_to_caller(b.sse()?))?;
-                Ok((b.labels()?, sse / n as f64, b.device_name()))
-            }
-        }
+        let (labels, sse) = encoder.encode(self, data)?;
+        Ok((labels, sse / n as f64, encoder.device_name()))
     }
 
     /// The centroids named by `labels`, row-major.
@@ -217,5 +192,63 @@ fn finite_sse(sse: f64) -> Result<f64> {
         Err(Error::OutOfRange(
             "the squared distances of the data to the codebook are beyond f64".into(),
         ))
+    }
+}
+
+/// Encodes data against codebooks on one device, keeping the device's buffers and pipelines
+/// between calls of the same shape: encode many chunks, or the sub-spaces of a product
+/// quantizer, through one encoder.
+///
+/// ```
+/// use lloyd::{Codebook, Device, Encoder};
+/// let cb = Codebook::new(vec![0.0, 4.0], 1)?;
+/// let mut enc = Encoder::new(&Device::Cpu)?;
+/// for chunk in [[1.0f32, 3.0], [5.0, -1.0]] {
+///     let (labels, sse) = enc.encode(&cb, &chunk)?;
+///     assert_eq!(sse, 2.0);
+///     assert_eq!(labels.len(), 2);
+/// }
+/// # Ok::<(), lloyd::Error>(())
+/// ```
+pub struct Encoder {
+    pub(crate) inner: engine::Encoder,
+}
+
+impl Encoder {
+    /// An encoder on `device`.
+    pub fn new(device: &Device) -> Result<Self> {
+        Self::with_options(device, &GpuOptions::default())
+    }
+
+    /// An encoder on `device` with the GPU run as `options` say.
+    pub fn with_options(device: &Device, options: &GpuOptions) -> Result<Self> {
+        Ok(Encoder {
+            inner: Engine::open(device, options)?.encoder(),
+        })
+    }
+
+    pub(crate) fn cpu() -> Self {
+        Encoder {
+            inner: Engine::cpu().encoder(),
+        }
+    }
+
+    /// The name of the device that encodes.
+    pub fn device_name(&self) -> String {
+        self.inner.device_name()
+    }
+
+    /// The nearest centroid of `codebook` for each row of `data` (ties to the lowest index)
+    /// and the sum of squared distances, in the data's units. Data and centroids are centred
+    /// on the centroids' mean and scaled in f64 first, so codebooks far from the origin encode
+    /// as well as centred ones.
+    pub fn encode<T: Real>(&mut self, codebook: &Codebook, data: &[T]) -> Result<(Vec<u32>, f64)> {
+        codebook.check_data(data)?;
+        let dim = codebook.dim();
+        let frame = Frame::of_codebook(codebook.centroids(), dim, data);
+        let points = frame.to_device_f32(data);
+        let centroids = frame.to_device_f64(codebook.centroids());
+        let (labels, sse) = self.inner.encode(&points, &centroids, dim)?;
+        Ok((labels, finite_sse(frame.squared_to_caller(sse))?))
     }
 }

@@ -1,7 +1,7 @@
 //! Validation of caller data: shapes, finiteness, weights. Done once, before any work.
 
 use crate::error::{Error, Result};
-use crate::frame::Real;
+use crate::real::Real;
 
 /// Checks that `data` is a non-empty, finite, row-major `n x dim` matrix; returns `n`.
 pub(crate) fn check_points<T: Real>(data: &[T], dim: usize) -> Result<usize> {
@@ -44,6 +44,16 @@ pub(crate) fn check_samples(samples: &[f64]) -> Result<()> {
 
 /// Checks per-point weights: one per point, finite, non-negative, not all zero.
 pub(crate) fn check_weights(weights: &[f32], n: usize) -> Result<()> {
+    check_weight_values(weights, n)?;
+    if weights.iter().all(|w| *w == 0.0) {
+        return Err(Error::ZeroTotalWeight);
+    }
+    Ok(())
+}
+
+/// Checks the weights of part of the data: one per point, finite, non-negative (all zero
+/// is a legal part).
+pub(crate) fn check_weight_values(weights: &[f32], n: usize) -> Result<()> {
     if weights.len() != n {
         return Err(Error::WeightsLength {
             weights: weights.len(),
@@ -55,9 +65,6 @@ pub(crate) fn check_weights(weights: &[f32], n: usize) -> Result<()> {
             index: i,
             value: f64::from(weights[i]),
         });
-    }
-    if weights.iter().all(|w| *w == 0.0) {
-        return Err(Error::ZeroTotalWeight);
     }
     Ok(())
 }

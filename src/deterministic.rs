@@ -5,6 +5,7 @@
 use std::time::Instant;
 
 use crate::closed_form::{Point, at, cell, quantile};
+use crate::driver::FitSummary;
 use crate::driver::IterationStats;
 use crate::error::{Error, Result};
 use crate::law::Law;
@@ -338,12 +339,12 @@ impl Deterministic1d {
             probabilities: e.probabilities,
             distortion: e.value,
             mse: 2.0 * e.value,
-            iterations_run: history.len(),
-            converged,
-            empty_cells_split: 0,
-            history,
-            device: "cpu (closed form)".to_string(),
-            setup_seconds,
+            summary: FitSummary::of(
+                history,
+                converged,
+                "cpu (closed form)".to_string(),
+                setup_seconds,
+            ),
         })
     }
 }

@@ -9,7 +9,8 @@ use serde::Serialize;
 
 use crate::backend::{Backend, CellStats, StepRecord, stops};
 use crate::error::{Error, Result};
-use crate::frame::{Frame, Precision};
+use crate::frame::Frame;
+use crate::real::Precision;
 
 /// What one Lloyd iteration did, as faiss's `ClusteringIterationStats` reports it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -50,6 +51,56 @@ impl IterationStats {
             seconds,
             empty_cells_split: r.empty_cells_split,
             device_seconds: r.device_seconds,
+        }
+    }
+}
+
+/// How a fit ran, the same for every result: its iterations, whether it converged, its
+/// history (faiss's `ClusteringIterationStats`), the device and the set-up time.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FitSummary {
+    /// Iterations performed (steps, for CLVQ; chunks, for mini-batch K-means).
+    pub iterations_run: usize,
+    /// Whether the run stopped on its stop rule rather than on its budget.
+    pub converged: bool,
+    /// Empty cells re-seeded over the run.
+    pub empty_cells_split: usize,
+    /// One entry per iteration (empty where the method has no per-iteration error).
+    pub history: Vec<IterationStats>,
+    /// The device that ran it: `cpu` or the GPU adapter's name.
+    pub device: String,
+    /// Seconds spent before the first iteration (sampling, sorting, upload).
+    pub setup_seconds: f64,
+}
+
+impl FitSummary {
+    /// The summary of a run whose iterations are `history`.
+    pub(crate) fn of(
+        history: Vec<IterationStats>,
+        converged: bool,
+        device: String,
+        setup_seconds: f64,
+    ) -> Self {
+        FitSummary {
+            iterations_run: history.len(),
+            converged,
+            empty_cells_split: history.iter().map(|s| s.empty_cells_split).sum(),
+            history,
+            device,
+            setup_seconds,
+        }
+    }
+
+    /// Median wall-clock milliseconds per iteration (0 when nothing ran).
+    pub fn ms_per_iteration(&self) -> f64 {
+        median_ms_per_iteration(&self.history)
+    }
+
+    /// Scales the history's errors by `factor` (a quantizer mapped by an affine change).
+    pub(crate) fn scale_errors(&mut self, factor: f64) {
+        for h in &mut self.history {
+            h.mse *= factor;
+            h.distortion *= factor;
         }
     }
 }
@@ -119,7 +170,7 @@ pub(crate) fn run(
             history.push(stats);
         }
     }
-    let centroids = precision.round(frame.to_caller(&backend.centroids()?));
+    let centroids = precision.round(backend.caller_centroids(frame)?);
     let (cells, mse) = measure(backend, &centroids, total_mass, frame)?;
     Ok(Outcome {
         centroids,
@@ -160,7 +211,7 @@ pub(crate) fn measure(
 pub(crate) fn map_affine(
     centroids: &mut [f64],
     errors: [&mut f64; 2],
-    history: &mut [IterationStats],
+    summary: &mut FitSummary,
     loc: f64,
     scale: f64,
 ) {
@@ -171,10 +222,7 @@ pub(crate) fn map_affine(
     for e in errors {
         *e *= sq;
     }
-    for h in history {
-        h.mse *= sq;
-        h.distortion *= sq;
-    }
+    summary.scale_errors(sq);
 }
 
 /// Median of the per-iteration times, in milliseconds (0 when nothing ran).

@@ -161,9 +161,15 @@ pub enum Error {
          `apt-get install mesa-vulkan-drivers`) or use --device cpu"
     )]
     NoAdapter(String),
-    /// The GPU backend cannot serve this request.
+    /// The GPU backend failed or cannot serve this request.
     #[error("GPU backend: {0}")]
     Gpu(String),
+    /// The device ran out of memory; the message says what was being built.
+    #[error("out of device memory: {0}; use fewer points or --device cpu")]
+    OutOfDeviceMemory(String),
+    /// A request this device or backend does not serve (the message names the alternative).
+    #[error("not supported: {0}")]
+    Unsupported(String),
     /// A file could not be read or written.
     #[error("{path}: {source}")]
     Io {

@@ -13,69 +13,200 @@
 
 use rayon::prelude::*;
 
-/// Real scalars the library takes as input: f32 and f64.
-pub trait Real: Copy + Send + Sync + 'static + private::Sealed {
-    /// The precision of this type.
-    const PRECISION: Precision;
-    /// The value in f64 (exact for both).
-    fn to_f64(self) -> f64;
-}
+use crate::error::{Error, Result};
+use crate::exact_sum::ExactSum;
+use crate::real::Real;
 
-impl Real for f32 {
-    const PRECISION: Precision = Precision::F32;
-    #[inline(always)]
-    fn to_f64(self) -> f64 {
-        f64::from(self)
-    }
-}
+/// Rows per parallel task of [`Extent::of`].
+const ROWS_PER_TASK: usize = 4096;
 
-impl Real for f64 {
-    const PRECISION: Precision = Precision::F64;
-    #[inline(always)]
-    fn to_f64(self) -> f64 {
-        self
-    }
-}
-
-mod private {
-    pub trait Sealed {}
-    impl Sealed for f32 {}
-    impl Sealed for f64 {}
-}
-
-/// The precision of results: that of the caller's data.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Precision {
-    /// Values are float32 (centroids rounded to it, `.npy` files written as float32).
-    #[default]
-    F32,
-    /// Values are float64.
-    F64,
-}
-
-impl Precision {
-    /// `values` rounded to this precision.
-    pub(crate) fn round(self, mut values: Vec<f64>) -> Vec<f64> {
-        if self == Precision::F32 {
-            for v in &mut values {
-                *v = f64::from(*v as f32);
-            }
-        }
-        values
-    }
-}
-
-/// Rows per partial sum of the origin: fixed, so the origin's bits do not depend on the
-/// number of threads.
-const ROWS_PER_SUM: usize = 4096;
-
-/// Where the kernels' coordinates come from: see the module documentation.
+/// The frame of a computation: see the module documentation. Built from an [`Extent`], so
+/// that every part of a fit split over machines can agree on it exactly.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) struct Frame {
+pub struct Frame {
     /// The origin, in units scaled by 2^e_p.
     origin: Vec<f64>,
     e_p: i32,
     e_q: i32,
+    /// Weights are multiplied by 2^e_w, which brings the largest into [0.5, 1).
+    e_w: i32,
+}
+
+/// What a frame is made from, summarised so that summaries of parts merge exactly into the
+/// summary of the whole: the number of rows, each coordinate's exact (weighted) sum, the exact
+/// total weight, each coordinate's least and greatest value and the largest weight. The
+/// frame's origin is the rows' (weighted) mean, from the exact sums rounded once; its unit
+/// the largest deviation from it; merging in any order, however the rows were
+/// split, gives the same frame to the bit.
+///
+/// ```
+/// use lloyd::Extent;
+/// let data = [1.0f64, 2.0, 3.0, 4.0, 5.0, 6.0];
+/// let whole = Extent::of(&data, 2)?;
+/// let mut parts = Extent::of(&data[4..], 2)?;
+/// parts.merge(&Extent::of(&data[..4], 2)?)?;
+/// assert_eq!(parts.frame(), whole.frame());
+/// # Ok::<(), lloyd::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct Extent {
+    dim: usize,
+    rows: u64,
+    /// Whether the rows came with weights (parts of one kind only merge with their kind).
+    weighted: bool,
+    /// Σ w·x per coordinate (w = 1 without weights) and Σ w, exactly.
+    sums: Vec<ExactSum>,
+    mass: ExactSum,
+    lo: Vec<f64>,
+    hi: Vec<f64>,
+    /// The largest weight seen (0 without weights).
+    max_weight: f64,
+}
+
+impl Extent {
+    /// The extent of `data` (row-major, `dim` columns, f32 or f64), which must be finite.
+    pub fn of<T: Real>(data: &[T], dim: usize) -> Result<Self> {
+        crate::data::check_points(data, dim)?;
+        Ok(Self::of_checked(data, dim, None))
+    }
+
+    /// [`Extent::of`] for weighted rows (weights checked by the caller): the frame also
+    /// fixes the power of two the weights are scaled by.
+    pub fn of_weighted<T: Real>(data: &[T], dim: usize, weights: Option<&[f32]>) -> Result<Self> {
+        let n = crate::data::check_points(data, dim)?;
+        if let Some(w) = weights {
+            crate::data::check_weights(w, n)?;
+        }
+        Ok(Self::of_checked(data, dim, weights))
+    }
+
+    fn empty(dim: usize, weighted: bool) -> Self {
+        Extent {
+            weighted,
+            mass: ExactSum::default(),
+            max_weight: 0.0,
+            dim,
+            rows: 0,
+            sums: vec![ExactSum::default(); dim],
+            lo: vec![f64::INFINITY; dim],
+            hi: vec![f64::NEG_INFINITY; dim],
+        }
+    }
+
+    /// [`Extent::of_weighted`] for data and weights already checked.
+    pub(crate) fn of_checked<T: Real>(data: &[T], dim: usize, weights: Option<&[f32]>) -> Self {
+        let weighted = weights.is_some();
+        data.par_chunks(dim * ROWS_PER_TASK)
+            .enumerate()
+            .map(|(task, rows)| {
+                let mut e = Self::empty(dim, weighted);
+                let first = task * ROWS_PER_TASK;
+                for (i, row) in rows.chunks_exact(dim).enumerate() {
+                    let w = weights.map(|w| w[first + i]);
+                    for (j, x) in row.iter().enumerate() {
+                        let x = x.to_f64();
+                        match w {
+                            Some(w) => e.sums[j].add_product(w, x),
+                            None => e.sums[j].add(x),
+                        }
+                        e.lo[j] = e.lo[j].min(x);
+                        e.hi[j] = e.hi[j].max(x);
+                    }
+                    match w {
+                        Some(w) => {
+                            e.mass.add(f64::from(w));
+                            e.max_weight = e.max_weight.max(f64::from(w));
+                        }
+                        None => e.mass.add(1.0),
+                    }
+                }
+                e.rows = (rows.len() / dim) as u64;
+                e
+            })
+            .reduce(
+                || Self::empty(dim, weighted),
+                |mut a, b| {
+                    a.absorb(&b);
+                    a
+                },
+            )
+    }
+
+    /// Adds the extent of other rows of the same dimension.
+    pub fn merge(&mut self, other: &Extent) -> Result<()> {
+        if other.dim != self.dim {
+            return Err(Error::DimensionMismatch {
+                expected: self.dim,
+                got: other.dim,
+            });
+        }
+        if other.weighted != self.weighted {
+            return Err(Error::InvalidArgument(
+                "an extent of weighted rows merges only with extents of weighted rows".into(),
+            ));
+        }
+        self.absorb(other);
+        Ok(())
+    }
+
+    fn absorb(&mut self, other: &Extent) {
+        self.rows += other.rows;
+        self.mass.merge(&other.mass);
+        self.max_weight = self.max_weight.max(other.max_weight);
+        for j in 0..self.dim {
+            self.sums[j].merge(&other.sums[j]);
+            self.lo[j] = self.lo[j].min(other.lo[j]);
+            self.hi[j] = self.hi[j].max(other.hi[j]);
+        }
+    }
+
+    /// Widens the bounds to hold `points` (starting centroids, say) without moving the mean.
+    pub fn including<T: Real>(mut self, points: &[T]) -> Self {
+        for row in points.chunks_exact(self.dim) {
+            for (j, x) in row.iter().enumerate() {
+                self.lo[j] = self.lo[j].min(x.to_f64());
+                self.hi[j] = self.hi[j].max(x.to_f64());
+            }
+        }
+        self
+    }
+
+    /// Rows summarised.
+    pub fn rows(&self) -> u64 {
+        self.rows
+    }
+
+    /// The frame: origin at the rows' mean, unit the largest deviation of any row (or point
+    /// included) from it.
+    pub fn frame(&self) -> Frame {
+        let bound = self
+            .lo
+            .iter()
+            .chain(&self.hi)
+            .filter(|v| v.is_finite())
+            .fold(0.0f64, |m, v| m.max(v.abs()));
+        let e_p = exponent_to_unit(bound);
+        let origin: Vec<f64> = self
+            .sums
+            .iter()
+            .map(|s| match self.mass.value() {
+                m if m > 0.0 => s.scaled(e_p) / m,
+                _ => 0.0,
+            })
+            .collect();
+        let dev = (0..self.dim)
+            .filter(|&j| self.lo[j] <= self.hi[j])
+            .map(|j| {
+                let lo = (libm::scalbn(self.lo[j], e_p) - origin[j]).abs();
+                let hi = (libm::scalbn(self.hi[j], e_p) - origin[j]).abs();
+                lo.max(hi)
+            })
+            .fold(0.0f64, f64::max);
+        Frame {
+            e_w: exponent_to_unit(self.max_weight),
+            ..Frame::with_origin(origin, e_p, dev)
+        }
+    }
 }
 
 /// The exponent e such that `m · 2^e` lies in [0.5, 1) (0 for m = 0).
@@ -88,13 +219,6 @@ fn exponent_to_unit(m: f64) -> i32 {
     -e
 }
 
-/// The largest |value| of a slice, in f64.
-fn max_abs<T: Real>(data: &[T]) -> f64 {
-    data.par_iter()
-        .map(|v| v.to_f64().abs())
-        .reduce(|| 0.0, f64::max)
-}
-
 impl Frame {
     /// The frame that changes nothing: the origin at 0, no scaling.
     pub(crate) fn identity(dim: usize) -> Self {
@@ -102,33 +226,51 @@ impl Frame {
             origin: vec![0.0; dim],
             e_p: 0,
             e_q: 0,
+            e_w: 0,
         }
     }
 
-    /// The frame of `data` (row-major, `dim` columns): origin at the (weighted) mean, unit
-    /// the largest deviation of the data and of `extra` points (initial centroids, say) from
-    /// it. `data` must be finite and non-empty, `weights` valid.
+    /// The frame of `data` (row-major, `dim` columns): origin at the mean, unit the
+    /// largest deviation of the data and of `extra` points (initial centroids, say) from it.
+    /// `data` must be finite and non-empty.
     pub(crate) fn of_data<T: Real, U: Real>(
         data: &[T],
         dim: usize,
         weights: Option<&[f32]>,
         extra: &[U],
     ) -> Self {
-        let e_p = exponent_to_unit(max_abs(data).max(max_abs(extra)));
-        let origin = mean(data, dim, weights, e_p);
-        let dev =
-            data_deviation(data, dim, &origin, e_p).max(data_deviation(extra, dim, &origin, e_p));
-        Self::with_origin(origin, e_p, dev)
+        Extent::of_checked(data, dim, weights)
+            .including(extra)
+            .frame()
     }
 
     /// The frame of a codebook that will encode `data`: origin at the centroids' mean, unit
     /// the largest deviation of centroids and data from it (so that neither overflows).
     pub(crate) fn of_codebook<T: Real, U: Real>(centroids: &[T], dim: usize, data: &[U]) -> Self {
-        let e_p = exponent_to_unit(max_abs(centroids).max(max_abs(data)));
-        let origin = mean(centroids, dim, None, e_p);
-        let dev = data_deviation(centroids, dim, &origin, e_p)
-            .max(data_deviation(data, dim, &origin, e_p));
-        Self::with_origin(origin, e_p, dev)
+        let data = Extent::of_checked(data, dim, None);
+        let mut e = Extent::of_checked(centroids, dim, None);
+        for j in 0..dim {
+            e.lo[j] = e.lo[j].min(data.lo[j]);
+            e.hi[j] = e.hi[j].max(data.hi[j]);
+        }
+        e.frame()
+    }
+
+    /// The dimension of the points.
+    pub fn dim(&self) -> usize {
+        self.origin.len()
+    }
+
+    /// The caller's weights in this frame's unit (at most 1 for the weights it was built
+    /// from), exact.
+    pub(crate) fn weights_to_device(&self, w: &[f32]) -> Vec<f64> {
+        let unit = self.weight_unit();
+        w.iter().map(|&v| f64::from(v) * unit).collect()
+    }
+
+    /// The factor (a power of two) weights are multiplied by in this frame.
+    pub(crate) fn weight_unit(&self) -> f64 {
+        libm::scalbn(1.0, self.e_w)
     }
 
     fn with_origin(origin: Vec<f64>, e_p: i32, dev: f64) -> Self {
@@ -136,6 +278,7 @@ impl Frame {
             origin,
             e_p,
             e_q: exponent_to_unit(dev),
+            e_w: 0,
         }
     }
 
@@ -187,53 +330,4 @@ impl Frame {
     pub(crate) fn squared_to_caller(&self, v: f64) -> f64 {
         libm::scalbn(v, -2 * (self.e_p + self.e_q))
     }
-}
-
-/// The (weighted) mean of the rows, each value first scaled by 2^e_p, summed in fixed groups
-/// of rows so that the result does not depend on the thread count.
-fn mean<T: Real>(data: &[T], dim: usize, weights: Option<&[f32]>, e_p: i32) -> Vec<f64> {
-    let n = data.len() / dim.max(1);
-    if n == 0 {
-        return vec![0.0; dim];
-    }
-    let partial: Vec<(Vec<f64>, f64)> = (0..n.div_ceil(ROWS_PER_SUM))
-        .into_par_iter()
-        .map(|g| {
-            let mut s = vec![0.0f64; dim];
-            let mut wsum = 0.0f64;
-            for i in g * ROWS_PER_SUM..((g + 1) * ROWS_PER_SUM).min(n) {
-                let w = weights.map_or(1.0, |w| f64::from(w[i]));
-                if w == 0.0 {
-                    continue;
-                }
-                wsum += w;
-                for (acc, x) in s.iter_mut().zip(&data[i * dim..(i + 1) * dim]) {
-                    *acc += w * libm::scalbn(x.to_f64(), e_p);
-                }
-            }
-            (s, wsum)
-        })
-        .collect();
-    let mut sum = vec![0.0f64; dim];
-    let mut total = 0.0f64;
-    for (s, w) in partial {
-        for (a, b) in sum.iter_mut().zip(&s) {
-            *a += b;
-        }
-        total += w;
-    }
-    if total > 0.0 {
-        for a in &mut sum {
-            *a /= total;
-        }
-    }
-    sum
-}
-
-/// The largest |x·2^e_p − origin| over the rows of `data`.
-fn data_deviation<T: Real>(data: &[T], dim: usize, origin: &[f64], e_p: i32) -> f64 {
-    data.par_iter()
-        .enumerate()
-        .map(|(i, x)| (libm::scalbn(x.to_f64(), e_p) - origin[i % dim]).abs())
-        .reduce(|| 0.0, f64::max)
 }

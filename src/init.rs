@@ -4,7 +4,7 @@ use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 
-use crate::backend::cpu_dense::squared_distance;
+use crate::backend::rank::squared_distance;
 
 /// How K-means chooses its starting centroids.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -26,7 +26,7 @@ impl Init {
     /// let init = lloyd::Init::given(&[0.0f32, 1.0, 2.0, 3.0]);
     /// assert_eq!(init, lloyd::Init::Centroids(vec![0.0, 1.0, 2.0, 3.0]));
     /// ```
-    pub fn given<T: crate::frame::Real>(centroids: &[T]) -> Self {
+    pub fn given<T: crate::real::Real>(centroids: &[T]) -> Self {
         Init::Centroids(centroids.iter().map(|v| v.to_f64()).collect())
     }
 }

@@ -1,22 +1,17 @@
 //! K-means on caller data: the machine-learning face of Lloyd's method.
 
+use std::borrow::Cow;
 use std::time::Instant;
 
-use rayon::prelude::*;
-
-use crate::backend::Backend;
-use crate::backend::cpu_1d::Cpu1d;
-use crate::backend::cpu_dense::CpuDense;
 use crate::codebook::Codebook;
 use crate::data::{check_k, check_points, check_schedule, check_weights};
-use crate::device::Device;
-use crate::driver::{self, IterationStats, Observer, Schedule};
+use crate::device::{Device, GpuOptions};
+use crate::driver::{self, FitSummary, Observer, Schedule};
+use crate::engine::{Engine, Start};
 use crate::error::{Error, Result};
-use crate::frame::{Frame, Real};
-use crate::gpu::backend::{GpuLloyd, Layout};
-use crate::gpu::points::ResidentPoints;
+use crate::frame::Frame;
 use crate::init::{Init, kmeans_plus_plus, random_points};
-use crate::target::{Target, resolve};
+use crate::real::Real;
 
 /// A fitted K-means model: the codebook and what the fit found.
 #[derive(Debug, Clone)]
@@ -35,31 +30,15 @@ pub struct KMeansFit {
     pub mse: f64,
     /// `mse / 2`, the ½ convention of numerical probability.
     pub distortion: f64,
-    /// Lloyd iterations performed.
-    pub iterations_run: usize,
-    /// Whether the run stopped on the tolerance.
-    pub converged: bool,
-    /// Empty cells re-seeded over the run.
-    pub empty_cells_split: usize,
-    /// One entry per iteration.
-    pub history: Vec<IterationStats>,
-    /// The device that ran it.
-    pub device: String,
-    /// Seconds spent before the first iteration (initialisation, upload).
-    pub setup_seconds: f64,
-}
-
-impl KMeansFit {
-    /// Median wall-clock milliseconds per Lloyd iteration.
-    pub fn ms_per_iteration(&self) -> f64 {
-        driver::median_ms_per_iteration(&self.history)
-    }
+    /// How the fit ran: iterations, convergence, history, device, set-up time.
+    pub summary: FitSummary,
 }
 
 /// K-means parameters, builder style (after linfa's `KMeansParams`).
 ///
 /// Defaults: `iterations` 100, `tolerance` 1e-4 (relative decrease of the error in one
-/// iteration), `seed` 0, `init` [`Init::RandomPoints`], `device` [`Device::Auto`].
+/// iteration), `seed` 0, `init` [`Init::RandomPoints`], `device` [`Device::Auto`],
+/// `gpu_options` [`GpuOptions::default`].
 ///
 /// Unweighted scalar data (`dim` 1) runs on the 1-D backends, whose cells are intervals;
 /// their centroids come back sorted.
@@ -81,6 +60,7 @@ pub struct KMeans {
     seed: u64,
     init: Init,
     device: Device,
+    gpu_options: GpuOptions,
     observer: Option<Observer>,
 }
 
@@ -94,6 +74,7 @@ impl KMeans {
             seed: 0,
             init: Init::RandomPoints,
             device: Device::Auto,
+            gpu_options: GpuOptions::default(),
             observer: None,
         }
     }
@@ -126,6 +107,13 @@ impl KMeans {
     /// Device to run on.
     pub fn device(mut self, device: Device) -> Self {
         self.device = device;
+        self
+    }
+
+    /// How the GPU backend runs (tile shape, workgroup sums, chunk size); the defaults
+    /// suit a fit.
+    pub fn gpu_options(mut self, options: GpuOptions) -> Self {
+        self.gpu_options = options;
         self
     }
 
@@ -196,7 +184,7 @@ impl KMeans {
             _ => &[],
         };
         let start = Instant::now();
-        let target = resolve(&self.device)?;
+        let engine = Engine::open(&self.device, &self.gpu_options)?;
         // Everything from here on works centred and scaled (see `frame`): shifted or scaled
         // data give the same labels.
         let frame = Frame::of_data(data, dim, weights, given);
@@ -213,57 +201,20 @@ impl KMeans {
             observer: self.observer.clone(),
         };
         let precision = T::PRECISION;
-        let one_d = dim == 1 && weights.is_none();
-        let (out, labels, device, setup_seconds) = match target {
-            // Unweighted scalars take the 1-D backends: cells are intervals, so the CPU needs
-            // O(k log n) per iteration after one sort, and the GPU a binary search per point.
-            Target::Cpu if one_d => {
-                let values = frame.to_device_f64(data);
-                let mut b = Cpu1d::new(values.clone());
-                b.start_from(init);
-                let setup = start.elapsed().as_secs_f64();
-                let out = driver::run(&mut b, &schedule, total_mass, &frame, precision)?;
-                let mut c = frame.to_device_f64(&out.centroids);
-                c.sort_by(f64::total_cmp);
-                let mids: Vec<f64> = c.windows(2).map(|w| 0.5 * (w[0] + w[1])).collect();
-                let labels = interval_labels(&values, &mids);
-                (out, labels, b.device_name(), setup)
-            }
-            Target::Gpu(ctx) if one_d => {
-                let mut sorted = init;
-                sorted.sort_by(f64::total_cmp);
-                let resident = ResidentPoints::upload(&ctx, &points, 1, false)?;
-                let mut b = GpuLloyd::new(ctx, Layout::OneD, resident, 1, &sorted, None)?;
-                let setup = start.elapsed().as_secs_f64();
-                let out = driver::run(&mut b, &schedule, total_mass, &frame, precision)?;
-                // The device's own f32 midpoints, so labels agree with its counts.
-                let mut c32: Vec<f32> = frame
-                    .to_device_f64(&out.centroids)
-                    .iter()
-                    .map(|&v| v as f32)
-                    .collect();
-                c32.sort_by(f32::total_cmp);
-                let mids: Vec<f64> = c32
-                    .windows(2)
-                    .map(|w| f64::from(0.5 * (w[0] + w[1])))
-                    .collect();
-                let values: Vec<f64> = points.iter().map(|&v| f64::from(v)).collect();
-                let labels = interval_labels(&values, &mids);
-                (out, labels, b.device_name(), setup)
-            }
-            Target::Cpu => {
-                let mut b = CpuDense::new(&points, weights, dim, &init);
-                let setup = start.elapsed().as_secs_f64();
-                let out = driver::run(&mut b, &schedule, total_mass, &frame, precision)?;
-                (out, b.labels().to_vec(), b.device_name(), setup)
-            }
-            Target::Gpu(ctx) => {
-                let resident = ResidentPoints::upload(&ctx, &points, dim, true)?;
-                let mut b = GpuLloyd::new(ctx, Layout::Dense, resident, dim, &init, weights)?;
-                let setup = start.elapsed().as_secs_f64();
-                let out = driver::run(&mut b, &schedule, total_mass, &frame, precision)?;
-                (out, b.labels()?, b.device_name(), setup)
-            }
+        // Unweighted scalars take the 1-D backends: cells are intervals, so the CPU needs
+        // O(k log n) per iteration after one sort, and the GPU a binary search per point.
+        let (out, labels, device, setup_seconds) = if dim == 1 && weights.is_none() {
+            let values = frame.to_device_f64(data);
+            let mut b = engine.intervals(values.clone(), Start::Given(init))?;
+            let setup = start.elapsed().as_secs_f64();
+            let out = driver::run(b.as_mut(), &schedule, total_mass, &frame, precision)?;
+            let labels = engine.interval_labels(&values, &frame.to_device_f64(&out.centroids));
+            (out, labels, b.device_name(), setup)
+        } else {
+            let mut b = engine.dense(Cow::Borrowed(&points), weights, &frame, &init)?;
+            let setup = start.elapsed().as_secs_f64();
+            let out = driver::run(b.as_mut(), &schedule, total_mass, &frame, precision)?;
+            (out, b.labels()?, b.device_name(), setup)
         };
         let inertia = out.mse * total_mass;
         Ok(KMeansFit {
@@ -274,20 +225,7 @@ impl KMeans {
             inertia,
             mse: out.mse,
             distortion: 0.5 * out.mse,
-            iterations_run: out.history.len(),
-            converged: out.converged,
-            empty_cells_split: out.history.iter().map(|s| s.empty_cells_split).sum(),
-            history: out.history,
-            device,
-            setup_seconds,
+            summary: FitSummary::of(out.history, out.converged, device, setup_seconds),
         })
     }
-}
-
-/// The cell of each scalar given the midpoints of sorted centroids: the first cell whose upper
-/// midpoint is at or above it, so that ties go to the lower cell as in the 1-D backends.
-fn interval_labels(data: &[f64], mids: &[f64]) -> Vec<u32> {
-    data.par_iter()
-        .map(|&x| mids.partition_point(|&m| m < x) as u32)
-        .collect()
 }

@@ -22,8 +22,6 @@
 #![warn(missing_docs)]
 
 mod backend;
-#[doc(hidden)]
-pub mod bench;
 mod closed_form;
 mod clvq;
 mod codebook;
@@ -31,7 +29,9 @@ mod data;
 mod deterministic;
 mod device;
 mod driver;
+mod engine;
 mod error;
+mod exact_sum;
 mod frame;
 mod gpu;
 mod init;
@@ -43,16 +43,18 @@ mod npy_io;
 mod pq;
 mod quantizer1d;
 mod quantizer_nd;
-mod target;
+mod real;
+mod stats;
 
+pub use backend::BackendLayout;
 pub use clvq::{Clvq, Step};
-pub use codebook::Codebook;
+pub use codebook::{Codebook, Encoder};
 pub use deterministic::{Deterministic1d, DeterministicMethod, Evaluation, Functional};
-pub use device::Device;
-pub use driver::{IterationStats, Observer, median_ms_per_iteration};
+pub use device::{Device, GpuOptions, GpuTile};
+pub use driver::{FitSummary, IterationStats, Observer, median_ms_per_iteration};
+pub use engine::{AdapterSummary, list_adapters};
 pub use error::{Error, Result};
-pub use frame::{Precision, Real};
-pub use gpu::{AdapterSummary, list_adapters};
+pub use frame::{Extent, Frame};
 pub use init::Init;
 pub use kmeans::{KMeans, KMeansFit};
 pub use law::{Law, LawDistribution, sample_distribution};
@@ -60,6 +62,10 @@ pub use minibatch::{MiniBatchFit, MiniBatchKMeans};
 pub use pq::{PqCodebook, PqCodes, ProductQuantizer};
 pub use quantizer_nd::{LloydNd, QuantizerNd};
 pub use quantizer1d::{Lloyd1d, Quantizer1d};
+pub use real::{Precision, Real};
+pub use stats::{LloydStats, LloydUpdate};
+
+pub mod stepper;
 
 /// Reading and writing NumPy `.npy` arrays (atomic writes), for the command line and callers
 /// that move data to and from Python.

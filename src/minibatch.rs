@@ -4,10 +4,10 @@
 
 use std::time::Instant;
 
-use crate::codebook::Codebook;
+use crate::codebook::{Codebook, Encoder};
 use crate::data::check_points;
 use crate::device::Device;
-use crate::driver::{IterationStats, median_ms_per_iteration};
+use crate::driver::{FitSummary, IterationStats};
 use crate::error::{Error, Result};
 use crate::init::kmeans_plus_plus;
 
@@ -18,21 +18,11 @@ pub struct MiniBatchFit {
     pub codebook: Codebook,
     /// Points that reached each centroid over the stream.
     pub counts: Vec<u64>,
-    /// Chunks consumed.
-    pub batches: usize,
     /// Points consumed.
     pub points_seen: u64,
-    /// One entry per chunk: the chunk's error under the centroids entering it.
-    pub history: Vec<IterationStats>,
-    /// The device that assigned the chunks.
-    pub device: String,
-}
-
-impl MiniBatchFit {
-    /// Median milliseconds per chunk.
-    pub fn ms_per_batch(&self) -> f64 {
-        median_ms_per_iteration(&self.history)
-    }
+    /// How the fit ran: one iteration per chunk (`iterations_run` chunks consumed), whose
+    /// history entry is the chunk's error under the centroids entering it.
+    pub summary: FitSummary,
 }
 
 /// Mini-batch K-means parameters, builder style.
@@ -91,7 +81,9 @@ impl MiniBatchKMeans {
         let mut counts = vec![0u64; self.k];
         let mut history = Vec::new();
         let mut points_seen = 0u64;
-        let mut device = String::new();
+        let setup = Instant::now();
+        let mut encoder = Encoder::new(&self.device)?;
+        let setup_seconds = setup.elapsed().as_secs_f64();
         for (batch, chunk) in chunks.into_iter().enumerate() {
             let chunk = chunk?;
             let n = check_points(&chunk, dim)?;
@@ -103,8 +95,8 @@ impl MiniBatchKMeans {
                 return Err(Error::TooManyCentroids { k: self.k, n });
             }
             let cb = Codebook::new(c.iter().map(|&v| v as f32).collect(), dim)?;
-            let (labels, mse, dev) = cb.encode_on(&chunk, &self.device)?;
-            device = dev;
+            let (labels, sse) = encoder.encode(&cb, &chunk)?;
+            let mse = sse / n as f64;
             for (i, &l) in labels.iter().enumerate() {
                 let l = l as usize;
                 counts[l] += 1;
@@ -129,10 +121,8 @@ impl MiniBatchKMeans {
         Ok(MiniBatchFit {
             codebook: Codebook::new(c.iter().map(|&v| v as f32).collect(), dim)?,
             counts,
-            batches: history.len(),
             points_seen,
-            history,
-            device,
+            summary: FitSummary::of(history, false, encoder.device_name(), setup_seconds),
         })
     }
 

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use npyz::{NpyFile, Order, WriterBuilder};
 
 use crate::error::{Error, Result};
-use crate::frame::Precision;
+use crate::real::Precision;
 
 fn npy_err(path: &Path, reason: impl Into<String>) -> Error {
     Error::Npy {

@@ -5,12 +5,13 @@
 use std::path::Path;
 
 use crate::codebook::Codebook;
+use crate::codebook::Encoder;
 use crate::data::check_points;
 use crate::device::Device;
 use crate::error::{Error, Result};
-use crate::frame::{Precision, Real};
 use crate::kmeans::KMeans;
 use crate::npy_io;
+use crate::real::{Precision, Real};
 
 /// Codes of n vectors, row-major `n x m`: `u8` for up to 8 bits, `u16` for up to 16.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -166,7 +167,7 @@ impl ProductQuantizer {
                 .seed(self.seed.wrapping_add(j as u64))
                 .device(self.device.clone())
                 .fit(&sub, dsub)?;
-            device_name = fit.device;
+            device_name = fit.summary.device;
             codebooks.push(fit.codebook);
         }
         Ok(PqCodebook {
@@ -260,13 +261,14 @@ impl PqCodebook {
         let (m, dsub) = (self.m(), self.dsub());
         let mut codes = vec![0u16; n * m];
         let mut sub_mse = Vec::with_capacity(m);
+        // One encoder for every sub-space: they share a shape, so a GPU keeps its buffers.
+        let mut encoder = Encoder::new(&self.device)?;
         for (j, cb) in self.codebooks.iter().enumerate() {
-            let (labels, mse, _) =
-                cb.encode_on(&sub_space(data, self.dim, j, dsub), &self.device)?;
+            let (labels, sse) = encoder.encode(cb, &sub_space(data, self.dim, j, dsub))?;
             for (i, l) in labels.into_iter().enumerate() {
                 codes[i * m + j] = l as u16;
             }
-            sub_mse.push(mse);
+            sub_mse.push(sse / n as f64);
         }
         let codes = if self.bits <= 8 {
             PqCodes::U8(codes.into_iter().map(|c| c as u8).collect())

@@ -6,16 +6,14 @@ use rand_distr::Distribution;
 use serde::Serialize;
 
 use crate::backend::Backend;
-use crate::backend::cpu_1d::{Cpu1d, empirical_quantiles};
 use crate::data::{check_k, check_samples, check_schedule};
-use crate::device::Device;
-use crate::driver::{self, IterationStats, Observer, Schedule};
+use crate::device::{Device, GpuOptions};
+use crate::driver::{self, FitSummary, Observer, Schedule};
+use crate::engine::{Engine, Start};
 use crate::error::{Error, Result};
-use crate::frame::{Frame, Precision};
-use crate::gpu::backend::{GpuLloyd, Layout};
-use crate::gpu::points::ResidentPoints;
+use crate::frame::Frame;
 use crate::law::{Law, sample_distribution};
-use crate::target::{Target, resolve};
+use crate::real::Precision;
 
 /// A quantizer of a real random variable X: N points and the probabilities of their
 /// Voronoi cells (intervals), with its quadratic error.
@@ -29,18 +27,9 @@ pub struct Quantizer1d {
     pub distortion: f64,
     /// `(1/M) Σ (x − x̂)² = 2 × distortion`.
     pub mse: f64,
-    /// Lloyd iterations performed.
-    pub iterations_run: usize,
-    /// Whether the run stopped on the tolerance rather than on the iteration budget.
-    pub converged: bool,
-    /// Empty cells re-seeded over the run.
-    pub empty_cells_split: usize,
-    /// One entry per iteration.
-    pub history: Vec<IterationStats>,
-    /// The device that ran it: `cpu` or the GPU adapter's name.
-    pub device: String,
-    /// Seconds spent before the first iteration (sampling, sorting, upload).
-    pub setup_seconds: f64,
+    /// How the fit ran: iterations, convergence, history, device, set-up time.
+    #[serde(flatten)]
+    pub summary: FitSummary,
 }
 
 impl Quantizer1d {
@@ -70,18 +59,13 @@ impl Quantizer1d {
             .sum()
     }
 
-    /// Median wall-clock milliseconds per Lloyd iteration.
-    pub fn ms_per_iteration(&self) -> f64 {
-        driver::median_ms_per_iteration(&self.history)
-    }
-
     /// The quantizer of `loc + scale · X` from that of X (`scale` > 0): the same cells and
     /// probabilities, centroids moved, errors times `scale²`.
     pub(crate) fn mapped(mut self, loc: f64, scale: f64) -> Self {
         driver::map_affine(
             &mut self.centroids,
             [&mut self.distortion, &mut self.mse],
-            &mut self.history,
+            &mut self.summary,
             loc,
             scale,
         );
@@ -111,6 +95,7 @@ pub struct Lloyd1d {
     tolerance: f64,
     seed: u64,
     device: Device,
+    gpu_options: GpuOptions,
     observer: Option<Observer>,
 }
 
@@ -124,6 +109,7 @@ impl Lloyd1d {
             tolerance: 0.0,
             seed: 0,
             device: Device::Auto,
+            gpu_options: GpuOptions::default(),
             observer: None,
         }
     }
@@ -159,6 +145,12 @@ impl Lloyd1d {
         self
     }
 
+    /// How the GPU backend runs (chunk size, for tests); the defaults suit a fit.
+    pub fn gpu_options(mut self, options: GpuOptions) -> Self {
+        self.gpu_options = options;
+        self
+    }
+
     /// A callback run after each iteration.
     pub fn on_iteration(mut self, observer: Observer) -> Self {
         self.observer = Some(observer);
@@ -179,29 +171,26 @@ impl Lloyd1d {
     /// The optimal quantizer of a built-in law: computed for its standard form
     /// ([`Law::standard_form`]) and mapped back, so that a law far from the origin or at an
     /// extreme scale is quantized as well as N(0, 1), and one whose results f64 cannot hold
-    /// is refused with the reason.
+    /// is refused with the reason. The samples are drawn where the fit runs: on the host for
+    /// the CPU, on the device for a GPU (they never cross the bus).
     pub fn fit_law(&self, law: Law) -> Result<Quantizer1d> {
         self.validate()?;
         let (standard, loc, scale) = law.standard_form()?;
         check_k(self.n, self.samples)?;
         let start = Instant::now();
-        let target = resolve(&self.device)?;
-        self.check_memory(&target)?;
-        let samples = match target {
-            Target::Cpu => Samples::Host(standard.sample(self.samples, self.seed)?),
-            Target::Gpu(_) => Samples::Law(standard),
-        };
-        Ok(self.run(target, samples, start)?.mapped(loc, scale))
+        let engine = Engine::open(&self.device, &self.gpu_options)?;
+        // The CPU keeps each sample, sorted, with its prefix sums (about 40 bytes), a GPU 4
+        // bytes of it (checked against this machine's memory too, as a bound).
+        self.check_memory(if engine.is_gpu() { 4 } else { 40 })?;
+        let backend =
+            engine.law_intervals(&standard, self.samples, self.seed, Start::Quantiles(self.n))?;
+        Ok(self
+            .run(backend, Frame::identity(1), self.samples, start)?
+            .mapped(loc, scale))
     }
 
-    /// Refuses sample counts that cannot fit: the CPU keeps each sample, sorted, with its
-    /// prefix sums (about 40 bytes), a GPU 4 bytes of it (checked against this machine's
-    /// memory too, as a bound).
-    fn check_memory(&self, target: &Target) -> Result<()> {
-        let per_sample = match target {
-            Target::Cpu => 40,
-            Target::Gpu(_) => 4,
-        };
+    /// Refuses sample counts that cannot fit.
+    fn check_memory(&self, per_sample: u128) -> Result<()> {
         crate::memory::check(
             &format!("{} samples (--samples)", self.samples),
             self.samples as u128,
@@ -213,16 +202,10 @@ impl Lloyd1d {
     pub fn fit_distribution<D: Distribution<f64> + Sync>(&self, dist: &D) -> Result<Quantizer1d> {
         self.validate()?;
         check_k(self.n, self.samples)?;
-        let start = Instant::now();
-        let target = resolve(&self.device)?;
-        crate::memory::check(
-            &format!("{} samples (--samples)", self.samples),
-            self.samples as u128,
-            40,
-        )?;
+        self.check_memory(40)?;
         let samples = sample_distribution(dist, self.samples, self.seed);
         check_samples(&samples)?;
-        self.run(target, Samples::Host(samples), start)
+        self.fit_host(&samples)
     }
 
     /// The optimal quantizer of the empirical law of the caller's samples.
@@ -230,24 +213,26 @@ impl Lloyd1d {
         self.validate()?;
         check_samples(samples)?;
         check_k(self.n, samples.len())?;
-        let start = Instant::now();
-        let target = resolve(&self.device)?;
-        self.run(target, Samples::Host(samples.to_vec()), start)
+        self.fit_host(samples)
     }
 
-    fn run(&self, target: Target, samples: Samples, start: Instant) -> Result<Quantizer1d> {
-        // Samples from the host are centred and scaled in f64 first (see `frame`); device
-        // samples of a standard law need nothing.
-        let frame = match &samples {
-            Samples::Host(s) => Frame::of_data(s, 1, None, &[] as &[f64]),
-            Samples::Law(_) => Frame::identity(1),
-        };
-        let samples = match samples {
-            Samples::Host(s) => Samples::Host(frame.to_device_f64(&s)),
-            law => law,
-        };
-        let (backend, m) = backend_1d(target, samples, self.n, self.samples, self.seed)?;
-        let mut backend = backend;
+    /// Samples from the host, centred and scaled in f64 first (see `frame`).
+    fn fit_host(&self, samples: &[f64]) -> Result<Quantizer1d> {
+        let start = Instant::now();
+        let engine = Engine::open(&self.device, &self.gpu_options)?;
+        let frame = Frame::of_data(samples, 1, None, &[] as &[f64]);
+        let values = frame.to_device_f64(samples);
+        let backend = engine.intervals(values, Start::Quantiles(self.n))?;
+        self.run(backend, frame, samples.len(), start)
+    }
+
+    fn run(
+        &self,
+        mut backend: Box<dyn Backend>,
+        frame: Frame,
+        m: usize,
+        start: Instant,
+    ) -> Result<Quantizer1d> {
         let setup_seconds = start.elapsed().as_secs_f64();
         let schedule = Schedule {
             iterations: self.iterations,
@@ -267,70 +252,12 @@ impl Lloyd1d {
             probabilities,
             distortion: 0.5 * out.mse,
             mse: out.mse,
-            iterations_run: out.history.len(),
-            converged: out.converged,
-            empty_cells_split: out.history.iter().map(|s| s.empty_cells_split).sum(),
-            history: out.history,
-            device: backend.device_name(),
-            setup_seconds,
+            summary: FitSummary::of(
+                out.history,
+                out.converged,
+                backend.device_name(),
+                setup_seconds,
+            ),
         })
-    }
-}
-
-/// Where the samples of a 1-D run come from.
-pub(crate) enum Samples {
-    /// Drawn or given on the host.
-    Host(Vec<f64>),
-    /// Drawn on the device (GPU only).
-    Law(Law),
-}
-
-/// The 1-D backend for `target`, loaded with the samples (already in device units) and
-/// centroids at the empirical quantiles; returns it with the number of samples.
-pub(crate) fn backend_1d(
-    target: Target,
-    samples: Samples,
-    n: usize,
-    m: usize,
-    seed: u64,
-) -> Result<(Box<dyn Backend>, usize)> {
-    match (target, samples) {
-        (Target::Cpu, Samples::Host(s)) => {
-            let m = s.len();
-            let mut b = Cpu1d::new(s);
-            let init = b.quantile_centroids(n);
-            b.start_from(init);
-            Ok((Box::new(b), m))
-        }
-        (Target::Cpu, Samples::Law(law)) => {
-            backend_1d(Target::Cpu, Samples::Host(law.sample(m, seed)?), n, m, seed)
-        }
-        (Target::Gpu(ctx), Samples::Host(s)) => {
-            let m = s.len();
-            let s32: Vec<f32> = s.iter().map(|&v| v as f32).collect();
-            let mut sorted: Vec<f64> = s32.iter().map(|&v| f64::from(v)).collect();
-            sorted.sort_unstable_by(f64::total_cmp);
-            let init = empirical_quantiles(&sorted, n);
-            let points = ResidentPoints::upload(&ctx, &s32, 1, false)?;
-            Ok((
-                Box::new(GpuLloyd::new(ctx, Layout::OneD, points, 1, &init, None)?),
-                m,
-            ))
-        }
-        (Target::Gpu(ctx), Samples::Law(law)) => {
-            let points = ResidentPoints::generate(&ctx, &law, m, seed)?;
-            // The starting quantiles come from the first samples (at most 2^16), sorted here.
-            let mut head: Vec<f64> = points
-                .head(&ctx, 1 << 16)?
-                .iter()
-                .map(|&v| f64::from(v))
-                .collect();
-            head.sort_unstable_by(f64::total_cmp);
-            let init = empirical_quantiles(&head, n);
-            Ok((
-                Box::new(GpuLloyd::new(ctx, Layout::OneD, points, 1, &init, None)?),
-                m,
-            ))
-        }
     }
 }

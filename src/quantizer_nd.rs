@@ -6,19 +6,14 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use crate::backend::Backend;
-use crate::data::check_k;
-use crate::device::Device;
-use crate::driver::{self, IterationStats, Schedule, median_ms_per_iteration};
+use crate::data::{check_k, check_schedule};
+use crate::device::{Device, GpuOptions};
+use crate::driver::{self, FitSummary, Schedule};
+use crate::engine::Engine;
 use crate::error::{Error, Result};
-use crate::frame::{Frame, Precision};
-use crate::gpu::backend::{GpuLloyd, Layout};
-use crate::gpu::context::GpuContext;
-use crate::gpu::points::ResidentPoints;
-use crate::init::Init;
-use crate::kmeans::KMeans;
+use crate::frame::Frame;
 use crate::law::Law;
-use crate::target::{Target, resolve};
+use crate::real::Precision;
 
 /// A quantizer of a random vector: N points in ℝᵈ with the probabilities of their Voronoi
 /// cells.
@@ -34,13 +29,10 @@ pub struct QuantizerNd {
     pub distortion: f64,
     /// `(1/M) Σ |x − x̂|² = 2 × distortion`.
     pub mse: f64,
-    /// Lloyd iterations run.
-    pub iterations_run: usize,
-    /// One entry per iteration (the error of the centroids entering it, on that iteration's
-    /// samples).
-    pub history: Vec<IterationStats>,
-    /// The device that ran it.
-    pub device: String,
+    /// How the fit ran; the history holds the error of the centroids entering each
+    /// iteration, on that iteration's samples.
+    #[serde(flatten)]
+    pub summary: FitSummary,
 }
 
 impl QuantizerNd {
@@ -58,17 +50,12 @@ impl QuantizerNd {
             .sum()
     }
 
-    /// Median milliseconds per iteration.
-    pub fn ms_per_iteration(&self) -> f64 {
-        median_ms_per_iteration(&self.history)
-    }
-
     /// The quantizer of `loc + scale · X` (every coordinate) from that of X.
     fn mapped(mut self, loc: f64, scale: f64) -> Self {
         driver::map_affine(
             &mut self.centroids,
             [&mut self.distortion, &mut self.mse],
-            &mut self.history,
+            &mut self.summary,
             loc,
             scale,
         );
@@ -198,11 +185,10 @@ fn voronoi_cell(c: &[f64], i: usize, r: f64) -> Vec<(f64, f64)> {
 /// Defaults: M = 100 000 samples, 50 iterations, seed 0, a fixed sample set, device
 /// [`Device::Auto`].
 ///
-/// On the CPU the samples are drawn on the host and the first fit starts from N of them at
-/// random. On a GPU they are drawn on the device (Philox4x32-10, as for
-/// [`crate::Lloyd1d::fit_law`]), fresh ones too, so they never cross the bus, and the first
-/// N samples are the starting centroids; the two devices therefore see different samples of
-/// the same law.
+/// On the CPU the samples are drawn on the host; on a GPU they are drawn on the device
+/// (Philox4x32-10, as for [`crate::Lloyd1d::fit_law`]), fresh ones too, so they never cross
+/// the bus. On both the first N samples are the starting centroids, and every iteration is
+/// one assignment pass; the two devices see different samples of the same law.
 ///
 /// ```
 /// use lloyd::{Device, LloydNd};
@@ -220,6 +206,7 @@ pub struct LloydNd {
     seed: u64,
     fresh: bool,
     device: Device,
+    gpu_options: GpuOptions,
 }
 
 impl LloydNd {
@@ -233,6 +220,7 @@ impl LloydNd {
             seed: 0,
             fresh: false,
             device: Device::Auto,
+            gpu_options: GpuOptions::default(),
         }
     }
 
@@ -266,6 +254,12 @@ impl LloydNd {
         self
     }
 
+    /// How the GPU backend runs; the defaults suit a fit.
+    pub fn gpu_options(mut self, options: GpuOptions) -> Self {
+        self.gpu_options = options;
+        self
+    }
+
     /// The quantizer of N(0, I_d).
     pub fn fit_normal(&self) -> Result<QuantizerNd> {
         self.fit_law(Law::standard_normal())
@@ -286,101 +280,34 @@ impl LloydNd {
             return Err(Error::ZeroSamples);
         }
         check_k(self.n, self.samples)?;
-        let target = resolve(&self.device)?;
+        check_schedule(self.iterations, 0.0)?;
+        let engine = Engine::open(&self.device, &self.gpu_options)?;
         // Samples of d coordinates: f64 draws and their f32 copy on the CPU, f32 on a GPU.
-        let per_value = if matches!(target, Target::Cpu) { 16 } else { 4 };
         crate::memory::check(
             &format!("{} samples of dimension {}", self.samples, self.dim),
             (self.samples as u128).saturating_mul(self.dim as u128),
-            per_value,
+            if engine.is_gpu() { 4 } else { 16 },
         )?;
-        if let Target::Gpu(ctx) = target {
-            return self.fit_on_device(ctx, &law);
-        }
-        let draw = |seed: u64| -> Result<Vec<f32>> {
-            Ok(law
-                .sample(self.samples * self.dim, seed)?
-                .into_iter()
-                .map(|v| v as f32)
-                .collect())
-        };
-        let base = KMeans::new(self.n).tolerance(0.0).device(Device::Cpu);
-        let data = draw(self.seed)?;
-        let (fit, history) = if !self.fresh {
-            let fit = base
-                .iterations(self.iterations)
-                .seed(self.seed)
-                .fit(&data, self.dim)?;
-            let h = fit.history.clone();
-            (fit, h)
-        } else {
-            let mut fit = base
-                .clone()
-                .iterations(1)
-                .seed(self.seed)
-                .fit(&data, self.dim)?;
-            let mut history = fit.history.clone();
-            for t in 1..self.iterations {
-                let batch = draw(self.seed.wrapping_add(t as u64))?;
-                let init = Init::Centroids(fit.codebook.centroids().to_vec());
-                // The centroids carry over in full precision.
-                fit = base
-                    .clone()
-                    .iterations(1)
-                    .init(init)
-                    .fit(&batch, self.dim)?;
-                let mut s = fit.history[0].clone();
-                s.iteration = t;
-                history.push(s);
-            }
-            (fit, history)
-        };
-        let total: f64 = fit.cell_weights.iter().sum();
-        Ok(QuantizerNd {
-            centroids: fit.codebook.centroids().to_vec(),
-            dim: self.dim,
-            probabilities: fit.cell_weights.iter().map(|w| w / total).collect(),
-            distortion: fit.distortion,
-            mse: fit.mse,
-            iterations_run: history.len(),
-            history,
-            device: fit.device,
-        })
-    }
-
-    /// The GPU run: samples drawn on the device (Philox4x32-10, as in 1-D), so they never
-    /// cross the bus, fresh ones each iteration when asked; the first N samples are the
-    /// starting centroids.
-    fn fit_on_device(&self, ctx: std::sync::Arc<GpuContext>, law: &Law) -> Result<QuantizerNd> {
         let (m, d) = (self.samples, self.dim);
-        let points = ResidentPoints::generate_points(&ctx, law, m, d, self.seed, true)?;
-        let init: Vec<f64> = points
-            .head(&ctx, self.n * d)?
-            .iter()
-            .map(|&v| f64::from(v))
-            .collect();
-        let mut b = GpuLloyd::new(ctx, Layout::Dense, points, d, &init, None)?;
-        if self.fresh {
-            b.draw_fresh(law, self.seed)?;
-        }
-        // Fresh or not, the iterations run in batches on the device; with fresh samples the
-        // last iteration's samples also describe the centroids returned.
+        let start = std::time::Instant::now();
+        let mut b = engine.law_dense(&law, m, d, self.seed, self.n, self.fresh)?;
+        let setup_seconds = start.elapsed().as_secs_f64();
+        // Fresh or not, the iterations run through the driver; with fresh samples the last
+        // iteration's samples also describe the centroids returned.
         let schedule = Schedule {
             iterations: self.iterations,
             tolerance: 0.0,
             observer: None,
         };
         let frame = Frame::identity(d);
-        let out = driver::run(&mut b, &schedule, m as f64, &frame, Precision::F64)?;
+        let out = driver::run(b.as_mut(), &schedule, m as f64, &frame, Precision::F64)?;
         Ok(QuantizerNd {
             centroids: out.centroids,
             dim: d,
             probabilities: out.cells.mass.iter().map(|w| w / m as f64).collect(),
             distortion: 0.5 * out.mse,
             mse: out.mse,
-            iterations_run: out.history.len(),
-            history: out.history,
-            device: b.device_name(),
+            summary: FitSummary::of(out.history, out.converged, b.device_name(), setup_seconds),
         })
     }
 }

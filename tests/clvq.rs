@@ -82,6 +82,6 @@ fn parameter_rules() {
     let gamma = rand_distr::Gamma::new(2.0, 1.0).unwrap();
     assert!(matches!(
         Clvq::new(2).device(Device::Gpu).fit_distribution(&gamma),
-        Err(Error::Gpu(_))
+        Err(Error::Unsupported(_))
     ));
 }

@@ -53,14 +53,14 @@ fn newton_converges_for_large_n_where_lloyd_crawls() {
         for n in [50usize, 500, 1000] {
             let q = Deterministic1d::new(n).fit(law).unwrap();
             assert!(
-                q.converged,
+                q.summary.converged,
                 "{law:?} N {n}: {} iterations",
-                q.iterations_run
+                q.summary.iterations_run
             );
             assert!(
-                q.iterations_run < 200,
+                q.summary.iterations_run < 200,
                 "{law:?} N {n}: {}",
-                q.iterations_run
+                q.summary.iterations_run
             );
             assert!(q.centroids.windows(2).all(|w| w[0] < w[1]));
             assert!((q.probabilities.iter().sum::<f64>() - 1.0).abs() < 1e-12);
@@ -77,11 +77,11 @@ fn newton_converges_for_large_n_where_lloyd_crawls() {
         .fit(Law::standard_normal())
         .unwrap();
     assert!(
-        !lloyd.converged,
+        !lloyd.summary.converged,
         "Lloyd should still crawl after 200 iterations"
     );
     assert!(newton.distortion <= lloyd.distortion);
-    for w in lloyd.history.windows(2) {
+    for w in lloyd.summary.history.windows(2) {
         assert!(w[1].distortion <= w[0].distortion * (1.0 + 1e-14));
     }
 }

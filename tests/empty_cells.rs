@@ -49,11 +49,11 @@ fn splits_take_when_a_cell_holds_copies_of_one_point() {
                 fit.counts
             );
             assert!(
-                fit.empty_cells_split <= 5,
+                fit.summary.empty_cells_split <= 5,
                 "{what}: {} splits",
-                fit.empty_cells_split
+                fit.summary.empty_cells_split
             );
-            assert!(fit.converged, "{what}");
+            assert!(fit.summary.converged, "{what}");
             assert!(
                 fit.inertia <= 127.69 * 1.01,
                 "{what}: inertia {}",
@@ -65,7 +65,11 @@ fn splits_take_when_a_cell_holds_copies_of_one_point() {
         // cells at the end.
         if let [cpu, gpu] = &runs[..] {
             let splits = |f: &lloyd::KMeansFit| -> Vec<usize> {
-                f.history.iter().map(|h| h.empty_cells_split).collect()
+                f.summary
+                    .history
+                    .iter()
+                    .map(|h| h.empty_cells_split)
+                    .collect()
             };
             assert_eq!(splits(gpu), splits(cpu), "seed {seed}");
             assert_eq!(gpu.counts, cpu.counts, "seed {seed}");
@@ -92,13 +96,13 @@ fn cells_of_identical_points_are_not_split() {
                 .fit(&data, 2)
                 .unwrap();
             let what = format!("{dev}, tolerance {tolerance}");
-            assert!(fit.converged, "{what}");
+            assert!(fit.summary.converged, "{what}");
             assert!(
-                fit.iterations_run <= 2,
+                fit.summary.iterations_run <= 2,
                 "{what}: {} iterations",
-                fit.iterations_run
+                fit.summary.iterations_run
             );
-            assert_eq!(fit.empty_cells_split, 0, "{what}");
+            assert_eq!(fit.summary.empty_cells_split, 0, "{what}");
             assert_eq!(fit.inertia, 0.0, "{what}");
             assert_eq!(fit.counts.iter().filter(|&&c| c > 0).count(), 5, "{what}");
             assert!(fit.codebook.centroids().iter().all(|v| v.is_finite()));
@@ -137,8 +141,12 @@ fn a_fixed_point_stops_the_fit_at_tolerance_zero() {
             .device(dev.clone())
             .fit(&data, 4)
             .unwrap();
-        assert!(fit.converged, "{dev}");
-        assert!(fit.iterations_run < 300, "{dev}: {}", fit.iterations_run);
+        assert!(fit.summary.converged, "{dev}");
+        assert!(
+            fit.summary.iterations_run < 300,
+            "{dev}: {}",
+            fit.summary.iterations_run
+        );
         // Stopped at the fixed point: one more iteration from the result changes nothing.
         let again = KMeans::new(5)
             .init(lloyd::Init::Centroids(fit.codebook.centroids().to_vec()))
@@ -157,5 +165,8 @@ fn a_fixed_point_stops_the_fit_at_tolerance_zero() {
         .device(Device::Cpu)
         .fit(&data, 2)
         .unwrap();
-    assert_eq!((fit.iterations_run, fit.converged), (3, false));
+    assert_eq!(
+        (fit.summary.iterations_run, fit.summary.converged),
+        (3, false)
+    );
 }

@@ -5,24 +5,27 @@ mod common;
 
 use common::gpu::gpu;
 use common::{cpu_steps_over_blocks, gaussian};
-use lloyd::bench::{Stepper, gpu_samples};
-use lloyd::{Device, Law};
+use lloyd::stepper::{Stepper, gpu_samples};
+use lloyd::{Device, GpuOptions, Law};
 
-fn small_bindings() {
-    // SAFETY-free: every test of this binary sets the same value before any GPU work.
-    unsafe { std::env::set_var("LLOYD_GPU_MAX_CHUNK_BYTES", "4096") };
+/// Storage bindings capped at 4 KiB.
+fn small_bindings() -> GpuOptions {
+    GpuOptions {
+        max_chunk_bytes: Some(4096),
+        ..GpuOptions::default()
+    }
 }
 
 #[test]
 fn dense_input_split_across_bindings_matches_the_cpu() {
-    small_bindings();
+    let small = small_bindings();
     let Some(dev) = gpu() else { return };
     let (n, d, k) = (3001usize, 5usize, 7usize);
     let data = gaussian(n, d, 5);
     let init: Vec<f32> = data[..k * d].to_vec();
-    let mut g = Stepper::kmeans(&data, d, k, 0, &init, &dev).unwrap();
+    let mut g = Stepper::kmeans_with_options(&data, d, k, 0, &init, &dev, &small).unwrap();
     let mut c = Stepper::kmeans(&data, d, k, 0, &init, &Device::Cpu).unwrap();
-    assert!(g.chunks() >= 14, "{} chunks", g.chunks());
+    assert!(g.layout().chunks >= 14, "{:?}", g.layout());
     for _ in 0..3 {
         let (eg, ec) = (g.step().unwrap(), c.step().unwrap());
         assert!((eg - ec).abs() <= 1e-6 * ec, "{eg} vs {ec}");
@@ -71,7 +74,7 @@ fn mirror(law: Law, i: u64, seed: u64) -> f64 {
 
 #[test]
 fn device_samples_match_a_cpu_mirror_across_chunks() {
-    small_bindings();
+    let small = small_bindings();
     let Some(dev) = gpu() else { return };
     for law in [
         Law::standard_normal(),
@@ -86,7 +89,7 @@ fn device_samples_match_a_cpu_mirror_across_chunks() {
         },
     ] {
         let m = 5000; // 5 chunks of 1024
-        let s = gpu_samples(law, m, 0x1_0000_0007, &dev).unwrap();
+        let s = gpu_samples(law, m, 0x1_0000_0007, &dev, &small).unwrap();
         assert_eq!(s.len(), m);
         for (i, v) in s.iter().enumerate() {
             let want = mirror(law, i as u64, 0x1_0000_0007);
@@ -97,7 +100,7 @@ fn device_samples_match_a_cpu_mirror_across_chunks() {
         }
         assert_eq!(
             s,
-            gpu_samples(law, m, 0x1_0000_0007, &dev).unwrap(),
+            gpu_samples(law, m, 0x1_0000_0007, &dev, &small).unwrap(),
             "same seed, same samples"
         );
     }
@@ -107,7 +110,7 @@ fn device_samples_match_a_cpu_mirror_across_chunks() {
 /// same stream drawn in one piece: the fit matches the CPU on the samples read back.
 #[test]
 fn d_dimensional_samples_drawn_across_bindings() {
-    small_bindings();
+    let small = small_bindings();
     let Some(dev) = gpu() else { return };
     let (n, d, m, seed) = (5usize, 3usize, 2003usize, 9u64);
     let q = lloyd::LloydNd::new(n, d)
@@ -115,9 +118,10 @@ fn d_dimensional_samples_drawn_across_bindings() {
         .iterations(4)
         .seed(seed)
         .device(dev.clone())
+        .gpu_options(small)
         .fit_normal()
         .unwrap();
-    let all = gpu_samples(Law::standard_normal(), m * d, seed, &dev).unwrap();
+    let all = gpu_samples(Law::standard_normal(), m * d, seed, &dev, &small).unwrap();
     let c = lloyd::KMeans::new(n)
         .init(lloyd::Init::given(&all[..n * d]))
         .iterations(4)
@@ -134,7 +138,7 @@ fn d_dimensional_samples_drawn_across_bindings() {
 /// M·d values of the stream, every chunk its own part of it.
 #[test]
 fn fresh_d_dimensional_samples_across_bindings() {
-    small_bindings();
+    let small = small_bindings();
     let Some(dev) = gpu() else { return };
     let (n, d, m, seed, t) = (4usize, 3usize, 1501usize, 2u64, 5usize);
     let q = lloyd::LloydNd::new(n, d)
@@ -143,9 +147,10 @@ fn fresh_d_dimensional_samples_across_bindings() {
         .seed(seed)
         .fresh_samples(true)
         .device(dev.clone())
+        .gpu_options(small)
         .fit_normal()
         .unwrap();
-    let stream = gpu_samples(Law::standard_normal(), t * m * d, seed, &dev).unwrap();
+    let stream = gpu_samples(Law::standard_normal(), t * m * d, seed, &dev, &small).unwrap();
     let centroids = cpu_steps_over_blocks(&stream, m * d, n, d);
     for (a, b) in q.centroids.iter().zip(&centroids) {
         assert!((a - b).abs() < 1e-5, "{a} vs {b}");

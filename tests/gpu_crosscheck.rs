@@ -4,7 +4,8 @@ mod common;
 
 use common::gpu::gpu;
 use common::{blobs, brute_labels, cpu_steps_over_blocks, gaussian};
-use lloyd::bench::{KernelChoice, Stepper};
+use lloyd::GpuOptions;
+use lloyd::stepper::Stepper;
 use lloyd::{Codebook, Device, Init, KMeans, Law, Lloyd1d};
 
 fn rel(a: f64, b: f64, scale: f64) -> f64 {
@@ -57,25 +58,26 @@ fn one_d_quantizer_matches_the_cpu() {
 #[test]
 fn dense_step_matches_exact_reduction() {
     let Some(dev) = gpu() else { return };
-    check_dense_step(&dev, &KernelChoice::default());
+    check_dense_step(&dev, &GpuOptions::default());
 }
 
 /// The same check for every tile shape of the d-D kernel.
 #[test]
 fn every_tile_shape_matches_exact_reduction() {
     let Some(dev) = gpu() else { return };
-    for tile in lloyd::bench::tile_shapes() {
+    for tile in GpuOptions::tile_shapes() {
         for local_sums in [false, true] {
-            let choice = KernelChoice {
-                tile: Some(tile.clone()),
-                local_sums: Some(local_sums),
+            let choice = GpuOptions {
+                tile: Some(tile),
+                local_sums,
+                ..GpuOptions::default()
             };
             check_dense_step(&dev, &choice);
         }
     }
 }
 
-fn check_dense_step(dev: &Device, choice: &KernelChoice) {
+fn check_dense_step(dev: &Device, choice: &GpuOptions) {
     for (n, d, k) in [
         (1usize, 1usize, 1usize),
         (1003, 3, 2),
@@ -88,16 +90,16 @@ fn check_dense_step(dev: &Device, choice: &KernelChoice) {
         let data = gaussian(n, d, (n * d) as u64);
         let init: Vec<f32> = data[..k * d].to_vec();
         let mut cpu = Stepper::kmeans(&data, d, k, 0, &init, &Device::Cpu).unwrap();
-        let mut gpu = Stepper::kmeans_with_kernel(&data, d, k, 0, &init, dev, choice).unwrap();
-        if choice.local_sums == Some(true) && k <= 64 && k * (7 + 3 * d) <= 1024 {
+        let mut gpu = Stepper::kmeans_with_options(&data, d, k, 0, &init, dev, choice).unwrap();
+        if choice.local_sums && k <= 64 && k * (7 + 3 * d) <= 1024 {
             // Every adapter this runs on has room for 1 024 words beside the tiles.
             assert!(
-                gpu.local_sums(),
+                gpu.layout().local_sums,
                 "n{n} d{d} k{k}: workgroup accumulators unused"
             );
         }
-        if choice.local_sums == Some(false) {
-            assert!(!gpu.local_sums());
+        if !choice.local_sums {
+            assert!(!gpu.layout().local_sums);
         }
         cpu.assign_reduce().unwrap();
         gpu.assign_reduce().unwrap();
@@ -169,7 +171,7 @@ fn kmeans_fit_matches_the_cpu_on_separated_data() {
     let g = p.device(dev).fit(&data, 6).unwrap();
     assert_eq!(g.labels, c.labels);
     assert_eq!(g.counts, c.counts);
-    assert_eq!(g.iterations_run, c.iterations_run);
+    assert_eq!(g.summary.iterations_run, c.summary.iterations_run);
     for (a, b) in g.codebook.centroids().iter().zip(c.codebook.centroids()) {
         assert!(rel(*a, *b, 1.0) < 1e-6, "{a} vs {b}");
     }
@@ -179,7 +181,7 @@ fn kmeans_fit_matches_the_cpu_on_separated_data() {
         g.inertia,
         c.inertia
     );
-    assert!(g.device.contains('('), "{}", g.device);
+    assert!(g.summary.device.contains('('), "{}", g.summary.device);
 }
 
 #[test]
@@ -217,8 +219,8 @@ fn empty_cells_follow_the_cpu_policy() {
     let p = KMeans::new(4).init(Init::given(&init)).iterations(50);
     let c = p.clone().device(Device::Cpu).fit(&data, 2).unwrap();
     let g = p.device(dev).fit(&data, 2).unwrap();
-    assert_eq!(g.empty_cells_split, c.empty_cells_split);
-    assert!(g.empty_cells_split >= 2);
+    assert_eq!(g.summary.empty_cells_split, c.summary.empty_cells_split);
+    assert!(g.summary.empty_cells_split >= 2);
     assert_eq!(g.counts, c.counts);
     assert!(g.codebook.centroids().iter().all(|v| v.is_finite()));
     for (a, b) in g.codebook.centroids().iter().zip(c.codebook.centroids()) {
@@ -241,8 +243,8 @@ fn same_seed_bitwise_same_gpu_result() {
     let (a, b) = (q(), q());
     assert_eq!(a.centroids, b.centroids);
     assert_eq!(a.probabilities, b.probabilities);
-    let ha: Vec<f64> = a.history.iter().map(|s| s.mse).collect();
-    let hb: Vec<f64> = b.history.iter().map(|s| s.mse).collect();
+    let ha: Vec<f64> = a.summary.history.iter().map(|s| s.mse).collect();
+    let hb: Vec<f64> = b.summary.history.iter().map(|s| s.mse).collect();
     assert_eq!(ha, hb);
 
     let data = gaussian(7001, 9, 1);
@@ -380,7 +382,14 @@ fn d_dimensional_quantizer_and_mini_batches_match_the_cpu() {
         (&again.centroids, &again.probabilities, again.distortion),
         "same seed, same quantizer"
     );
-    let samples = lloyd::bench::gpu_samples(Law::standard_normal(), m * d, seed, &dev).unwrap();
+    let samples = lloyd::stepper::gpu_samples(
+        Law::standard_normal(),
+        m * d,
+        seed,
+        &dev,
+        &GpuOptions::default(),
+    )
+    .unwrap();
     let c = KMeans::new(n)
         .init(Init::given(&samples[..n * d]))
         .iterations(15)
@@ -396,14 +405,21 @@ fn d_dimensional_quantizer_and_mini_batches_match_the_cpu() {
     // device's stream. The same iterations on the CPU, one block at a time.
     let fresh = p.clone().fresh_samples(true);
     let gf = fresh.clone().device(dev.clone()).fit_normal().unwrap();
-    let stream = lloyd::bench::gpu_samples(Law::standard_normal(), 15 * m * d, seed, &dev).unwrap();
+    let stream = lloyd::stepper::gpu_samples(
+        Law::standard_normal(),
+        15 * m * d,
+        seed,
+        &dev,
+        &GpuOptions::default(),
+    )
+    .unwrap();
     let centroids = cpu_steps_over_blocks(&stream, m * d, n, d);
     for (a, b) in gf.centroids.iter().zip(&centroids) {
         assert!((a - b).abs() < 1e-5, "fresh: {a} vs {b}");
     }
     // And close to the CPU's own fresh run, which draws other samples of the same law.
     let cf = fresh.device(Device::Cpu).fit_normal().unwrap();
-    assert_eq!(gf.history.len(), 15);
+    assert_eq!(gf.summary.history.len(), 15);
     assert!(
         rel(gf.distortion, cf.distortion, 1e-12) < 0.05,
         "{} vs {}",
@@ -451,7 +467,7 @@ fn clvq_mini_batches_on_the_device_match_the_cpu_method() {
             q.mse
         );
     }
-    assert!(g.device.contains('('));
+    assert!(g.summary.device.contains('('));
     let again = lloyd::Clvq::new(2)
         .steps(3000)
         .batch(1024)

@@ -6,7 +6,7 @@ mod common;
 
 use common::gpu::gpu;
 use common::{blobs, gaussian};
-use lloyd::bench::{Stepper, read_backs};
+use lloyd::stepper::{Stepper, read_backs};
 use lloyd::{Device, Init, KMeans, Lloyd1d};
 
 /// Host round-trips made by `f` on this thread.
@@ -32,14 +32,17 @@ fn read_backs_do_not_grow_with_the_iterations() {
     };
     let (short, few) = fit(2, 0.0);
     let (long, many) = fit(60, 0.0);
-    assert_eq!((short.iterations_run, long.iterations_run), (2, 60));
+    assert_eq!(
+        (short.summary.iterations_run, long.summary.iterations_run),
+        (2, 60)
+    );
     assert_eq!(
         few, many,
         "read-backs: {few} for 2 iterations, {many} for 60"
     );
     // A stop rule costs no extra round-trip either: the device applies it.
     let (tolerant, with_rule) = fit(60, 1e-3);
-    assert!(tolerant.converged && tolerant.iterations_run > 2);
+    assert!(tolerant.summary.converged && tolerant.summary.iterations_run > 2);
     assert_eq!(with_rule, few);
 
     let q = |iterations: usize| {
@@ -69,17 +72,20 @@ fn the_device_stops_where_the_cpu_stops() {
             .tolerance(tolerance);
         let c = p.clone().device(Device::Cpu).fit(&data, d).unwrap();
         let g = p.device(dev.clone()).fit(&data, d).unwrap();
-        assert!(c.converged && g.converged);
-        assert_eq!(g.iterations_run, c.iterations_run, "n {n} d {d} k {k}");
+        assert!(c.summary.converged && g.summary.converged);
+        assert_eq!(
+            g.summary.iterations_run, c.summary.iterations_run,
+            "n {n} d {d} k {k}"
+        );
         assert_eq!(g.labels, c.labels);
     }
     let s: Vec<f64> = gaussian(30_011, 1, 5).into_iter().map(f64::from).collect();
     let p = Lloyd1d::new(6).iterations(500).tolerance(1e-5);
     let c = p.clone().device(Device::Cpu).fit_samples(&s).unwrap();
     let g = p.device(dev).fit_samples(&s).unwrap();
-    assert!(c.converged && g.converged);
-    assert_eq!(g.iterations_run, c.iterations_run);
-    assert!(g.iterations_run < 500);
+    assert!(c.summary.converged && g.summary.converged);
+    assert_eq!(g.summary.iterations_run, c.summary.iterations_run);
+    assert!(g.summary.iterations_run < 500);
 }
 
 /// Batched iterations on the device give bitwise what single steps give on the device.
@@ -98,7 +104,7 @@ fn a_batch_equals_its_steps() {
         .device(dev.clone())
         .fit(&data, d)
         .unwrap();
-    assert!(fit.empty_cells_split >= 3);
+    assert!(fit.summary.empty_cells_split >= 3);
     let mut s = Stepper::kmeans(&data, d, k, 0, &init, &dev).unwrap();
     let mut errors = Vec::new();
     for _ in 0..12 {
@@ -111,7 +117,12 @@ fn a_batch_equals_its_steps() {
         .map(|&v| f64::from(v as f32))
         .collect();
     assert_eq!(fit.codebook.centroids(), &stepped[..]);
-    let batched: Vec<f64> = fit.history.iter().map(|h| h.mse * n as f64).collect();
+    let batched: Vec<f64> = fit
+        .summary
+        .history
+        .iter()
+        .map(|h| h.mse * n as f64)
+        .collect();
     for (a, b) in batched.iter().zip(&errors) {
         assert!((a - b).abs() <= 1e-12 * b.abs(), "{a} vs {b}");
     }
@@ -131,11 +142,11 @@ fn one_d_empty_cells_are_split_and_sorted_on_the_device() {
         let p = Lloyd1d::new(n).iterations(6).tolerance(0.0);
         let c = p.clone().device(Device::Cpu).fit_samples(&s).unwrap();
         let g = p.device(dev.clone()).fit_samples(&s).unwrap();
-        assert!(c.empty_cells_split > 0, "no empty cell to split");
+        assert!(c.summary.empty_cells_split > 0, "no empty cell to split");
         let splits = |h: &[lloyd::IterationStats]| -> Vec<usize> {
             h.iter().map(|i| i.empty_cells_split).collect()
         };
-        assert_eq!(splits(&g.history), splits(&c.history));
+        assert_eq!(splits(&g.summary.history), splits(&c.summary.history));
         assert!(g.centroids.windows(2).all(|w| w[0] <= w[1]));
         for (a, b) in g.centroids.iter().zip(&c.centroids) {
             assert!((a - b).abs() < 1e-5 * (1.0 + b.abs()), "{a} vs {b}");

@@ -151,13 +151,13 @@ fn history_is_reported_and_error_does_not_grow() {
         .device(Device::Cpu)
         .fit(&data, 6)
         .unwrap();
-    assert_eq!(fit.history.len(), fit.iterations_run);
-    for (i, s) in fit.history.iter().enumerate() {
+    assert_eq!(fit.summary.history.len(), fit.summary.iterations_run);
+    for (i, s) in fit.summary.history.iter().enumerate() {
         assert_eq!(s.iteration, i);
         assert!(s.seconds >= 0.0);
         assert!((s.distortion * 2.0 - s.mse).abs() < 1e-15);
     }
-    for w in fit.history.windows(2) {
+    for w in fit.summary.history.windows(2) {
         if w[0].empty_cells_split == 0 {
             assert!(
                 w[1].mse <= w[0].mse * (1.0 + 1e-6),
@@ -186,7 +186,11 @@ fn empty_cells_are_split_not_nan() {
         .fit(&data, 2)
         .unwrap();
     assert!(fit.codebook.centroids().iter().all(|v| v.is_finite()));
-    assert!(fit.empty_cells_split >= 2, "{}", fit.empty_cells_split);
+    assert!(
+        fit.summary.empty_cells_split >= 2,
+        "{}",
+        fit.summary.empty_cells_split
+    );
     assert!(fit.counts.iter().all(|&c| c > 0), "{:?}", fit.counts);
     assert!(fit.mse < 0.01, "{}", fit.mse);
 

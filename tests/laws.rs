@@ -151,7 +151,7 @@ fn the_exact_method_converges_for_every_n() {
             .into_par_iter()
             .filter(|&n| {
                 let q = Deterministic1d::new(n).fit(law).unwrap();
-                !q.converged || !q.centroids.windows(2).all(|w| w[0] < w[1])
+                !q.summary.converged || !q.centroids.windows(2).all(|w| w[0] < w[1])
             })
             .collect();
         assert!(
@@ -189,7 +189,7 @@ fn every_cell_of_the_exact_normal_quantizer_is_at_its_mean() {
     let q = Deterministic1d::new(1000)
         .fit(Law::standard_normal())
         .unwrap();
-    assert!(q.converged);
+    assert!(q.summary.converged);
     let x = &q.centroids;
     let n = x.len();
     let pdf = |t: f64| (-0.5 * t * t).exp();

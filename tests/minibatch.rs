@@ -19,7 +19,7 @@ fn streamed_chunks_reach_the_full_kmeans_centroids_on_separated_data() {
         .fit(&data, 4, 1000, 2)
         .unwrap();
     assert_eq!(mb.points_seen, 40_000);
-    assert_eq!(mb.batches, 40);
+    assert_eq!(mb.summary.iterations_run, 40);
     assert_eq!(mb.counts.iter().sum::<u64>(), 40_000);
     // every full-batch centroid has a mini-batch centroid close by
     for c in full.codebook.centroids().chunks_exact(4) {
@@ -32,7 +32,7 @@ fn streamed_chunks_reach_the_full_kmeans_centroids_on_separated_data() {
         // Sculley's rate 1/v keeps the early, partly wrong assignments in the mean: close, not equal.
         assert!(best < 0.15, "{best}");
     }
-    assert!(mb.history.last().unwrap().mse < 1.3 * full.mse);
+    assert!(mb.summary.history.last().unwrap().mse < 1.3 * full.mse);
     let again = MiniBatchKMeans::new(5)
         .seed(3)
         .device(Device::Cpu)

@@ -1,6 +1,6 @@
 //! One small test per parameter rule: bad input gets its own error, never a panic or a NaN.
 
-use lloyd::{Codebook, Device, Error, Init, KMeans, Law, Lloyd1d};
+use lloyd::{Codebook, Device, Error, Init, KMeans, Law, Lloyd1d, LloydNd};
 
 const DATA: [f32; 8] = [0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0];
 
@@ -25,6 +25,11 @@ fn zero_iterations() {
     ));
     assert!(matches!(
         Lloyd1d::new(2).iterations(0).fit_law(Law::default()),
+        Err(Error::ZeroIterations)
+    ));
+    // The d-D quantizer too, on every device (it ran zero iterations and returned its start).
+    assert!(matches!(
+        LloydNd::new(2, 2).iterations(0).fit_normal(),
         Err(Error::ZeroIterations)
     ));
 }

@@ -92,7 +92,7 @@ fn lloyd_never_increases_the_distortion_and_keeps_order() {
             .device(Device::Cpu)
             .fit_law(law)
             .unwrap();
-        for w in q.history.windows(2) {
+        for w in q.summary.history.windows(2) {
             assert!(
                 w[1].mse <= w[0].mse * (1.0 + 1e-12),
                 "{law:?}: {} > {}",
@@ -100,7 +100,7 @@ fn lloyd_never_increases_the_distortion_and_keeps_order() {
                 w[0].mse
             );
         }
-        assert!(q.mse <= q.history.last().unwrap().mse * (1.0 + 1e-12));
+        assert!(q.mse <= q.summary.history.last().unwrap().mse * (1.0 + 1e-12));
         assert!(
             q.centroids.windows(2).all(|w| w[0] < w[1]),
             "{law:?} not sorted"

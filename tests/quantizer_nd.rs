@@ -53,7 +53,7 @@ fn fresh_samples_variant_and_svg_picture() {
         .device(Device::Cpu)
         .fit_normal()
         .unwrap();
-    assert_eq!(q.iterations_run, 30);
+    assert_eq!(q.summary.iterations_run, 30);
     let fixed = LloydNd::new(12, 2)
         .samples(20_000)
         .iterations(30)

@@ -10,7 +10,7 @@
 
 use std::arch::x86_64::*;
 
-use super::cpu_dense::{LANES, finish_lanes};
+use super::rank::{LANES, finish_lanes};
 /// Points processed together (their accumulators live in registers).
 const GROUP: usize = 8;
 

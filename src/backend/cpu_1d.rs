@@ -113,6 +113,23 @@ pub(crate) fn empirical_quantiles(sorted: &[f64], n: usize) -> Vec<f64> {
         .collect()
 }
 
+/// The cell of `x` under sorted `centroids`: the first whose upper midpoint (`mid` of it and
+/// the next) is at or above `x`, so that a point on a midpoint goes to the lower cell. The one
+/// nearest-cell search of the 1-D code (CLVQ's steps, labels), as `assign_1d.wgsl` is on a GPU.
+#[inline]
+pub(crate) fn nearest_sorted(centroids: &[f64], x: f64, mid: impl Fn(f64, f64) -> f64) -> usize {
+    let (mut lo, mut hi) = (0usize, centroids.len() - 1);
+    while lo < hi {
+        let m = (lo + hi) / 2;
+        if x <= mid(centroids[m], centroids[m + 1]) {
+            hi = m;
+        } else {
+            lo = m + 1;
+        }
+    }
+    lo
+}
+
 /// First index `p >= lo` with `sorted[p] > mid`, searched outward from `hint`: when the
 /// boundary moved little since the last iteration this touches a handful of cache lines.
 pub(crate) fn boundary(sorted: &[f64], lo: usize, hint: usize, mid: f64) -> usize {

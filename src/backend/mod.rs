@@ -6,12 +6,17 @@
 
 #[cfg(target_arch = "x86_64")]
 pub(crate) mod avx512;
+pub(crate) mod cell_sums;
 pub(crate) mod cpu_1d;
 pub(crate) mod cpu_dense;
 pub(crate) mod empty_cells;
 pub(crate) mod exact;
+pub(crate) mod fresh;
+pub(crate) mod rank;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
+use crate::frame::Frame;
+use crate::law::Law;
 
 /// Per-cell summary of one assignment pass over the points.
 #[derive(Debug, Clone, PartialEq)]
@@ -30,6 +35,24 @@ impl CellStats {
             counts: vec![0; k],
             mass: vec![0.0; k],
             sse: vec![0.0; k],
+        }
+    }
+}
+
+/// How a backend holds its points.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BackendLayout {
+    /// Buffers the points were split into (one storage binding each on a GPU; 1 on the CPU).
+    pub chunks: usize,
+    /// Whether the GPU d-D kernel accumulates cells in workgroup memory first.
+    pub local_sums: bool,
+}
+
+impl Default for BackendLayout {
+    fn default() -> Self {
+        BackendLayout {
+            chunks: 1,
+            local_sums: false,
         }
     }
 }
@@ -74,11 +97,42 @@ pub(crate) trait Backend {
     fn update(&mut self) -> Result<Update>;
     /// The current centroids, row-major `k x d`.
     fn centroids(&mut self) -> Result<Vec<f64>>;
+    /// The current centroids in the caller's units of `frame`. A backend whose update went
+    /// through the caller's units keeps them, so that nothing is rounded twice.
+    fn caller_centroids(&mut self, frame: &Frame) -> Result<Vec<f64>> {
+        Ok(frame.to_caller(&self.centroids()?))
+    }
     /// Replaces the centroids (row-major `k x d`, as many as before); the next
     /// [`Backend::assign_reduce`] measures against them.
     fn set_centroids(&mut self, centroids: &[f64]) -> Result<()>;
     /// The per-cell summary of the last [`Backend::assign_reduce`].
     fn cell_stats(&mut self) -> Result<CellStats>;
+    /// The nearest centroid of each point in the last [`Backend::assign_reduce`], in point
+    /// order (backends that keep labels: the d-D ones).
+    fn labels(&mut self) -> Result<Vec<u32>> {
+        Err(Error::Unsupported(
+            "this backend keeps no labels (1-D cells are intervals of sorted samples)".into(),
+        ))
+    }
+    /// How the backend holds its points, for reports and tests.
+    fn layout(&self) -> BackendLayout {
+        BackendLayout::default()
+    }
+    /// CLVQ in mini-batches drawn from `law` on the device: each of `steps` steps draws a
+    /// batch the size of the points, assigns it and moves every centroid by
+    /// `gamma(step) · count / batch` of the way to its batch mean.
+    fn stochastic_steps(
+        &mut self,
+        law: &Law,
+        seed: u64,
+        steps: usize,
+        gamma: &dyn Fn(usize) -> f64,
+    ) -> Result<()> {
+        let _ = (law, seed, steps, gamma);
+        Err(Error::Unsupported(
+            "device-side CLVQ steps run on a GPU backend".into(),
+        ))
+    }
     /// Device time of the last [`Backend::assign_reduce`] from timestamp queries, where the
     /// device has them.
     fn device_seconds(&mut self) -> Result<Option<f64>> {
@@ -89,6 +143,11 @@ pub(crate) trait Backend {
     fn report_interval(&self) -> usize {
         1
     }
+    /// Called at the start of every iteration [`Backend::iterate`] runs (not before a lone
+    /// [`Backend::assign_reduce`]): where a backend with fresh samples draws them.
+    fn begin_iteration(&mut self) -> Result<()> {
+        Ok(())
+    }
     /// Runs up to `count` whole iterations (assign, reduce, update) and reports each. The
     /// default goes step by step; a device backend may queue them all and report once, and
     /// may stop early after an iteration that meets the driver's stop rule for `tolerance`
@@ -98,6 +157,7 @@ pub(crate) trait Backend {
         let mut out: Vec<StepRecord> = Vec::new();
         while out.len() < count {
             let start = std::time::Instant::now();
+            self.begin_iteration()?;
             self.assign_reduce()?;
             let sse = self.sse()?;
             let device_seconds = self.device_seconds()?;

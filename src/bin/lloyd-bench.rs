@@ -9,8 +9,9 @@ use std::time::Instant;
 
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
-use lloyd::bench::{KernelChoice, Stepper};
+use lloyd::stepper::Stepper;
 use lloyd::{Device, Law, ProductQuantizer};
+use lloyd::{GpuOptions, GpuTile};
 
 #[path = "lloyd_bench/plot.rs"]
 mod plot;
@@ -223,12 +224,16 @@ fn run(a: &Args) -> Result<(), String> {
     let wants = |kind: &str| a.kinds.iter().any(|k| k == kind);
     let ms = if wants("lloyd1d") { ms } else { Vec::new() };
     let kn = if wants("kmeans") { kn } else { Vec::new() };
-    let tiles: Vec<Option<String>> = if a.tiles.iter().any(|t| t == "all") {
-        lloyd::bench::tile_shapes().into_iter().map(Some).collect()
+    let options = GpuOptions::from_vars(|k| std::env::var(k).ok()).map_err(|e| e.to_string())?;
+    let tiles: Vec<Option<GpuTile>> = if a.tiles.iter().any(|t| t == "all") {
+        GpuOptions::tile_shapes().into_iter().map(Some).collect()
     } else if a.tiles.is_empty() {
-        vec![None]
+        vec![options.tile]
     } else {
-        a.tiles.iter().cloned().map(Some).collect()
+        a.tiles
+            .iter()
+            .map(|t| t.parse().map(Some).map_err(|e: lloyd::Error| e.to_string()))
+            .collect::<Result<_, _>>()?
     };
     let jobs = methods.len() * (ns.len() * ms.len() * seeds.len() + kn.len() * kd.len() * kk.len());
     let bar = if a.quiet || !std::io::stderr().is_terminal() {
@@ -296,11 +301,11 @@ fn run(a: &Args) -> Result<(), String> {
                         };
                         bar.set_message(format!("k-means {label} n={n} d={d} k={k}"));
                         let t = Instant::now();
-                        let choice = KernelChoice {
-                            tile: tile.clone(),
-                            local_sums: None,
+                        let choice = GpuOptions {
+                            tile: *tile,
+                            ..options
                         };
-                        let mut s = Stepper::kmeans_with_kernel(&data, d, k, 0, &[], dev, &choice)
+                        let mut s = Stepper::kmeans_with_options(&data, d, k, 0, &[], dev, &choice)
                             .map_err(|e| e.to_string())?;
                         let setup_ms = t.elapsed().as_secs_f64() * 1e3;
                         let (wall, device) = time_steps(&mut s, 1, kmeans_iterations)?;

@@ -162,6 +162,14 @@ pub struct Common {
     pub quiet: bool,
 }
 
+impl Common {
+    /// The GPU options the environment names (`LLOYD_GPU_TILE`, `LLOYD_GPU_LOCAL_SUMS`,
+    /// `LLOYD_GPU_MAX_CHUNK_BYTES`): read here, by the binary, never by the library.
+    pub fn gpu_options(&self) -> Result<lloyd::GpuOptions, lloyd::Error> {
+        lloyd::GpuOptions::from_vars(|k| std::env::var(k).ok())
+    }
+}
+
 pub fn parse_device(s: &str) -> Result<Device, String> {
     s.parse()
 }

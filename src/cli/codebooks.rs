@@ -44,6 +44,7 @@ pub fn kmeans(a: &KmeansArgs) -> Result<(), Error> {
 fn kmeans_typed<T: Real>(a: &KmeansArgs, data: &[T], dim: usize) -> Result<(), Error> {
     let (bar, observer) = progress(a.iterations, a.common.quiet);
     let params = KMeans::new(a.k)
+        .gpu_options(a.common.gpu_options()?)
         .iterations(a.iterations)
         .tolerance(a.tolerance)
         .seed(a.seed)
@@ -79,13 +80,13 @@ fn kmeans_typed<T: Real>(a: &KmeansArgs, data: &[T], dim: usize) -> Result<(), E
             "mse": fit.mse,
             "distortion": fit.distortion,
             "inertia": fit.inertia,
-            "iterations": fit.iterations_run,
-            "converged": fit.converged,
-            "empty_cells_split": fit.empty_cells_split,
+            "iterations": fit.summary.iterations_run,
+            "converged": fit.summary.converged,
+            "empty_cells_split": fit.summary.empty_cells_split,
             "counts": fit.counts,
-            "device": fit.device,
-            "ms_per_iteration": fit.ms_per_iteration(),
-            "setup_ms": fit.setup_seconds * 1e3,
+            "device": fit.summary.device,
+            "ms_per_iteration": fit.summary.ms_per_iteration(),
+            "setup_ms": fit.summary.setup_seconds * 1e3,
         });
         println!("{out}");
     } else {
@@ -94,10 +95,10 @@ fn kmeans_typed<T: Real>(a: &KmeansArgs, data: &[T], dim: usize) -> Result<(), E
             fit.labels.len(),
             a.k,
             fit.mse,
-            fit.iterations_run,
-            fit.device,
-            fit.ms_per_iteration(),
-            fit.empty_cells_split,
+            fit.summary.iterations_run,
+            fit.summary.device,
+            fit.summary.ms_per_iteration(),
+            fit.summary.empty_cells_split,
             a.output
                 .as_ref()
                 .map(|p| format!("; centroids in {}", p.display()))

@@ -38,6 +38,7 @@ pub fn quantize(a: &QuantizeArgs) -> Result<(), Error> {
     }
     let (bar, observer) = progress(a.iterations, a.common.quiet);
     let mut params = Lloyd1d::new(a.n)
+        .gpu_options(a.common.gpu_options()?)
         .samples(a.samples)
         .iterations(a.iterations)
         .tolerance(a.tolerance)
@@ -104,12 +105,12 @@ pub fn quantize(a: &QuantizeArgs) -> Result<(), Error> {
             "probabilities": q.probabilities,
             "distortion": q.distortion,
             "mse": q.mse,
-            "iterations": q.iterations_run,
-            "converged": q.converged,
-            "empty_cells_split": q.empty_cells_split,
-            "device": q.device,
-            "ms_per_iteration": q.ms_per_iteration(),
-            "setup_ms": q.setup_seconds * 1e3,
+            "iterations": q.summary.iterations_run,
+            "converged": q.summary.converged,
+            "empty_cells_split": q.summary.empty_cells_split,
+            "device": q.summary.device,
+            "ms_per_iteration": q.summary.ms_per_iteration(),
+            "setup_ms": q.summary.setup_seconds * 1e3,
         });
         println!("{out}");
     } else {
@@ -124,10 +125,10 @@ pub fn quantize(a: &QuantizeArgs) -> Result<(), Error> {
         );
         println!(
             "{} iterations on {}, {:.3} ms per iteration (median), setup {:.1} ms",
-            q.iterations_run,
-            q.device,
-            q.ms_per_iteration(),
-            q.setup_seconds * 1e3
+            q.summary.iterations_run,
+            q.summary.device,
+            q.summary.ms_per_iteration(),
+            q.summary.setup_seconds * 1e3
         );
     }
     Ok(())
@@ -142,6 +143,7 @@ pub fn quantize_nd(a: &QuantizeNdArgs) -> Result<(), Error> {
     }
     let law = QuantizeArgs::parse_default_with(a.law).law();
     let q = LloydNd::new(a.n, a.d)
+        .gpu_options(a.common.gpu_options()?)
         .samples(a.samples)
         .iterations(a.iterations)
         .fresh_samples(a.fresh)
@@ -171,8 +173,8 @@ pub fn quantize_nd(a: &QuantizeNdArgs) -> Result<(), Error> {
             "distortion {:.8e}   mse {:.8e}   {} iterations on {}{}",
             q.distortion,
             q.mse,
-            q.iterations_run,
-            q.device,
+            q.summary.iterations_run,
+            q.summary.device,
             a.svg
                 .as_ref()
                 .map(|p| format!("; cells in {}", p.display()))

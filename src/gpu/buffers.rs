@@ -7,44 +7,85 @@ use wgpu::util::DeviceExt;
 use super::context::GpuContext;
 use crate::error::{Error, Result};
 
-/// Mirrors `Params` in `shaders/common.wgsl`.
-#[repr(C)]
-#[derive(Clone, Copy, Default, Pod, Zeroable)]
-pub(crate) struct Params {
-    pub n: u32,
-    pub k: u32,
-    pub dim: u32,
-    pub stride: u32,
-    pub scale_x: f32,
-    pub scale_e: f32,
-    pub scale_w: f32,
-    pub use_local: u32,
-    pub sorted: u32,
-    pub weighted: u32,
-    pub seed_lo: u32,
-    pub seed_hi: u32,
-    pub base_lo: u32,
-    pub base_hi: u32,
-    pub law: u32,
-    pub p0: f32,
-    pub p1: f32,
-    pub tolerance: f32,
-    pub encode_only: u32,
-    pub draw_lo: u32,
-    pub draw_hi: u32,
-    pub pad: [u32; 2],
+/// A struct shared by the host and the kernels, declared once: the Rust definition, and
+/// [`Params::wgsl`], its WGSL declaration, which every kernel gets in its prelude. Fields are
+/// `u32` or `f32` (4 bytes each, so both layouts are the plain sequence of fields).
+macro_rules! shared_struct {
+    ($(#[$m:meta])* struct $name:ident { $($(#[$fm:meta])* $field:ident: $ty:ident,)* }) => {
+        $(#[$m])*
+        #[repr(C)]
+        #[derive(Clone, Copy, Default, Pod, Zeroable)]
+        pub(crate) struct $name {
+            $($(#[$fm])* pub $field: $ty,)*
+        }
+
+        impl $name {
+            /// The WGSL declaration of this struct.
+            pub(crate) fn wgsl() -> String {
+                let mut s = format!("struct {} {{\n", stringify!($name));
+                $(s.push_str(&format!("    {}: {},\n", stringify!($field), stringify!($ty)));)*
+                s.push_str("}\n");
+                s
+            }
+        }
+    };
 }
 
-/// Largest number of points of dimension `dim` one chunk may hold.
-pub(crate) fn chunk_capacity(ctx: &GpuContext, dim: usize) -> usize {
+shared_struct! {
+    /// The parameter block of every kernel (`params` at binding 0).
+    struct Params {
+        /// Points in this chunk.
+        n: u32,
+        /// Centroids.
+        k: u32,
+        /// Coordinates per point.
+        dim: u32,
+        /// Words per cell in the accumulators ([`super::layout::cell_stride`]).
+        stride: u32,
+        /// 2^s for coordinates (times weights) in the fixed-point sums.
+        scale_x: f32,
+        /// 2^s for squared errors (times weights).
+        scale_e: f32,
+        /// 2^s for weights.
+        scale_w: f32,
+        /// 1 when the cells are accumulated in workgroup memory first.
+        use_local: u32,
+        /// 1-D: 1 when the centroids must stay sorted (re-sorted after a split).
+        sorted: u32,
+        /// 1 when per-point weights are bound.
+        weighted: u32,
+        /// Generation: the seed.
+        seed_lo: u32,
+        seed_hi: u32,
+        /// Index of this chunk's first point (value, for generation) in the whole.
+        base_lo: u32,
+        base_hi: u32,
+        /// Generation: 0 normal, 1 uniform, 2 exponential, 3 log-normal.
+        law: u32,
+        /// Generation: the law's parameters; CLVQ's update: the step and the batch size.
+        p0: f32,
+        p1: f32,
+        /// The stop rule of a batch of iterations (0: run them all).
+        tolerance: f32,
+        /// d-D: 1 to skip the coordinate sums (labels, counts and errors only).
+        encode_only: u32,
+        /// Generation: values one iteration of a batch moves the stream on by (fresh
+        /// samples each iteration; 0 for a single draw).
+        draw_lo: u32,
+        draw_hi: u32,
+        pad0: u32,
+        pad1: u32,
+    }
+}
+
+/// Largest number of points of dimension `dim` one chunk may hold: one storage binding, or
+/// `max_bytes` where the options ask for less.
+pub(crate) fn chunk_capacity(ctx: &GpuContext, dim: usize, max_bytes: Option<u64>) -> usize {
     let mut bytes = ctx
         .limits
         .max_storage_buffer_binding_size
         .min(ctx.limits.max_buffer_size);
-    if let Some(cap) = std::env::var("LLOYD_GPU_MAX_CHUNK_BYTES")
-        .ok()
-        .and_then(|v| v.parse::<u64>().ok())
-    {
+    if let Some(cap) = max_bytes {
         bytes = bytes.min(cap.max(4 * dim as u64));
     }
     let align = u64::from(ctx.limits.min_storage_buffer_offset_alignment).max(4);
@@ -120,9 +161,7 @@ pub(crate) fn guarded<T>(ctx: &GpuContext, what: &str, f: impl FnOnce() -> T) ->
     let v = pollster::block_on(validation.pop());
     let o = pollster::block_on(oom.pop());
     if let Some(e) = o {
-        return Err(Error::Gpu(format!(
-            "{what}: out of device memory ({e}); use fewer points or --device cpu"
-        )));
+        return Err(Error::OutOfDeviceMemory(format!("{what} ({e})")));
     }
     if let Some(e) = v {
         return Err(Error::Gpu(format!("{what}: {e}")));

@@ -4,7 +4,11 @@
 
 /// Words per cell in the statistics copied out for the host: count, mass (3), error (3).
 pub(crate) const STAT_WORDS: usize = 7;
-/// Words per cell before the coordinate sums in the accumulators: count, mass (3), sse (3).
+/// Offsets of a cell's words in the accumulators: count, mass (3), sse (3), then the
+/// coordinate sums (3 each), then the extremes.
+pub(crate) const CELL_COUNT: usize = 0;
+pub(crate) const CELL_MASS: usize = 1;
+pub(crate) const CELL_SSE: usize = 4;
 pub(crate) const CELL_SUMS: usize = 7;
 /// Words per cell after the sums: the extreme points the empty-cell policy needs.
 pub(crate) const EXTREME_WORDS: usize = 4;
@@ -26,6 +30,9 @@ pub(crate) const HISTORY_RECORD: usize = 4;
 /// The bit of a record's split word that says the update moved a centroid.
 pub(crate) const MOVED_BIT: u32 = 1 << 31;
 
+/// Invocations per workgroup of the per-cell kernels (`update.wgsl`): one cell each.
+pub(crate) const CELL_WORKGROUP: usize = 64;
+
 /// Words per cell of the accumulators in dimension `dim`.
 pub(crate) fn cell_stride(dim: usize) -> usize {
     CELL_SUMS + 3 * dim + EXTREME_WORDS
@@ -35,7 +42,13 @@ pub(crate) fn cell_stride(dim: usize) -> usize {
 pub(crate) fn wgsl_prelude() -> String {
     let u = |name: &str, v: usize| format!("const {name}: u32 = {v}u;\n");
     [
+        super::buffers::Params::wgsl(),
+        u("CELL_COUNT", CELL_COUNT),
+        u("CELL_MASS", CELL_MASS),
+        u("CELL_SSE", CELL_SSE),
+        u("CELL_SUMS", CELL_SUMS),
         u("STAT_WORDS", STAT_WORDS),
+        u("CELL_WORKGROUP", CELL_WORKGROUP),
         u("EXTREME_WORDS", EXTREME_WORDS),
         u("LOCAL_CELLS_1D", LOCAL_CELLS_1D),
         u("LOCAL_STRIDE_1D", LOCAL_STRIDE_1D),
@@ -47,4 +60,32 @@ pub(crate) fn wgsl_prelude() -> String {
         u("HISTORY_RECORD", HISTORY_RECORD),
     ]
     .concat()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The prelude declares the parameter block field by field as the host lays it out: 4
+    /// bytes a field, in order, so the WGSL struct and the Rust one have the same size.
+    #[test]
+    fn the_parameter_block_is_declared_from_the_host_struct() {
+        let p = wgsl_prelude();
+        let fields = p
+            .split("struct Params {")
+            .nth(1)
+            .and_then(|rest| rest.split('}').next())
+            .expect("Params in the prelude");
+        let count = fields.lines().filter(|l| l.contains(':')).count();
+        assert_eq!(
+            4 * count,
+            std::mem::size_of::<super::super::buffers::Params>()
+        );
+        assert!(p.contains("const CELL_SUMS: u32 = 7u;"));
+        // Nothing in the shader files declares them a second time.
+        for (name, src) in super::super::shaders::all() {
+            assert_eq!(src.matches("struct Params").count(), 1, "{name}");
+            assert_eq!(src.matches("const CELL_SUMS").count(), 1, "{name}");
+        }
+    }
 }

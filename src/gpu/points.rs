@@ -49,9 +49,15 @@ pub(crate) fn generation_params(law: &crate::law::Law, n: usize, seed: u64, star
 
 impl ResidentPoints {
     /// Uploads row-major points (and their labels buffers when `labels` is set).
-    pub(crate) fn upload(ctx: &GpuContext, data: &[f32], dim: usize, labels: bool) -> Result<Self> {
+    pub(crate) fn upload(
+        ctx: &GpuContext,
+        data: &[f32],
+        dim: usize,
+        labels: bool,
+        max_chunk_bytes: Option<u64>,
+    ) -> Result<Self> {
         let n = data.len() / dim;
-        let cap = chunk_capacity(ctx, dim);
+        let cap = chunk_capacity(ctx, dim, max_chunk_bytes);
         let bound = data.iter().fold(0.0f64, |m, &v| m.max(f64::from(v).abs()));
         let chunks = guarded(ctx, "uploading the points", || {
             (0..n)
@@ -78,8 +84,9 @@ impl ResidentPoints {
         law: &crate::law::Law,
         m: usize,
         seed: u64,
+        max_chunk_bytes: Option<u64>,
     ) -> Result<Self> {
-        Self::generate_points(ctx, law, m, 1, seed, false)
+        Self::generate_points(ctx, law, m, 1, seed, false, max_chunk_bytes)
     }
 
     /// Draws `m` points of `dim` independent coordinates of a law on the device: value `i`
@@ -92,9 +99,10 @@ impl ResidentPoints {
         dim: usize,
         seed: u64,
         labels: bool,
+        max_chunk_bytes: Option<u64>,
     ) -> Result<Self> {
         let bound = law_code(law).3;
-        let cap = chunk_capacity(ctx, dim);
+        let cap = chunk_capacity(ctx, dim, max_chunk_bytes);
         let chunks = guarded(ctx, "generating the samples", || {
             let mut chunks = Vec::new();
             for start in (0..m).step_by(cap) {

@@ -1,26 +1,17 @@
 //! Shapes of the d-D assignment kernel's tiles: the kernel (`shaders/assign_dense.wgsl`) is
 //! written once over the constants BP, BC, BK, TM, TN, and each shape is that text with its
 //! own constants. Which shape is fastest depends on the GPU, so a shape can be named at run
-//! time (`LLOYD_GPU_TILE=128x128x8x8`: BP x BC x TM x TN) and timed with `lloyd-bench`.
-
-use std::fmt;
+//! time ([`crate::GpuOptions::tile`]; `LLOYD_GPU_TILE=128x128x8x8` to the binaries: BP x BC x TM
+//! x TN) and timed with `lloyd-bench`.
 
 use super::context::GpuContext;
 use super::shaders;
+use crate::device::GpuOptions;
 use crate::error::{Error, Result};
 
-/// One shape of the d-D kernel's tiles.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Tile {
-    /// Points per block.
-    pub bp: u32,
-    /// Centroids per block.
-    pub bc: u32,
-    /// Points per invocation.
-    pub tm: u32,
-    /// Centroids per invocation.
-    pub tn: u32,
-}
+/// One shape of the d-D kernel's tiles (its parsing and printing live with the public
+/// type).
+pub(crate) use crate::device::GpuTile as Tile;
 
 /// Coordinates per slice staged through workgroup memory (every shape).
 const BK: u32 = 8;
@@ -37,84 +28,17 @@ pub(crate) struct DenseKernel {
 }
 
 impl DenseKernel {
-    /// `LLOYD_GPU_TILE` or the preferred shape ([`Tile::chosen`]); workgroup accumulators
-    /// unless `LLOYD_GPU_LOCAL_SUMS=0` (a switch for timing both).
-    pub(crate) fn chosen(ctx: &GpuContext) -> Result<Self> {
+    /// The options' tile, or the preferred shape ([`Tile::chosen`]), and their choice of
+    /// workgroup accumulators.
+    pub(crate) fn chosen(ctx: &GpuContext, options: &GpuOptions) -> Result<Self> {
         Ok(DenseKernel {
-            tile: Tile::chosen(ctx)?,
-            local_sums: std::env::var("LLOYD_GPU_LOCAL_SUMS").map_or(true, |v| v.trim() != "0"),
+            tile: Tile::chosen(ctx, options.tile)?,
+            local_sums: options.local_sums,
         })
     }
 }
 
-/// The shape the kernel file itself holds: 12.8 KB of workgroup memory, within the 16 KB
-/// every WebGPU adapter offers, so the fallback everywhere.
-pub(crate) const DEFAULT: Tile = Tile {
-    bp: 64,
-    bc: 64,
-    tm: 4,
-    tn: 4,
-};
-
-/// The shape taken where the adapter allows it (25.6 KB of workgroup memory): the classic
-/// SGEMM tiling (128 x 128 blocks, 8 x 8 per invocation) reads workgroup memory once per
-/// four multiply-adds instead of two. On lavapipe it ran 1.2x to 1.9x faster than DEFAULT
-/// for k from 64 to 1024 (n = 2e4, d = 64); on GPUs `gpu_session.sh` times every shape.
-pub(crate) const PREFERRED: Tile = Tile {
-    bp: 128,
-    bc: 128,
-    tm: 8,
-    tn: 8,
-};
-
-/// The shapes worth timing on a new GPU: 4 x 4 blocks read workgroup memory once per two
-/// multiply-adds, 8 x 8 blocks once per four.
-pub(crate) const CANDIDATES: [Tile; 4] = [
-    DEFAULT,
-    PREFERRED,
-    Tile {
-        bp: 128,
-        bc: 64,
-        tm: 8,
-        tn: 4,
-    },
-    Tile {
-        bp: 64,
-        bc: 128,
-        tm: 4,
-        tn: 8,
-    },
-];
-
-impl fmt::Display for Tile {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}x{}x{}x{}", self.bp, self.bc, self.tm, self.tn)
-    }
-}
-
-impl std::str::FromStr for Tile {
-    type Err = Error;
-
-    fn from_str(s: &str) -> Result<Self> {
-        let bad = || {
-            Error::Gpu(format!(
-                "tile `{s}`: expected BPxBCxTMxTN such as {DEFAULT}, with TM dividing BP and TN \
-                 dividing BC"
-            ))
-        };
-        let v: Vec<u32> = s
-            .split('x')
-            .map(|p| p.trim().parse::<u32>().map_err(|_| bad()))
-            .collect::<Result<_>>()?;
-        let [bp, bc, tm, tn] = v[..] else {
-            return Err(bad());
-        };
-        if tm == 0 || tn == 0 || bp % tm != 0 || bc % tn != 0 {
-            return Err(bad());
-        }
-        Ok(Tile { bp, bc, tm, tn })
-    }
-}
+pub(crate) use crate::device::{DEFAULT, PREFERRED};
 
 impl Tile {
     /// Invocations per workgroup.
@@ -165,13 +89,10 @@ impl Tile {
         Ok(())
     }
 
-    /// The shape named by `LLOYD_GPU_TILE` (an error if the adapter cannot run it), else
-    /// [`PREFERRED`] where the adapter can run it, else [`DEFAULT`].
-    pub(crate) fn chosen(ctx: &GpuContext) -> Result<Tile> {
-        if let Ok(s) = std::env::var("LLOYD_GPU_TILE")
-            && !s.trim().is_empty()
-        {
-            let tile: Tile = s.parse()?;
+    /// The shape asked for (an error if the adapter cannot run it), else [`PREFERRED`]
+    /// where the adapter can run it, else [`DEFAULT`].
+    pub(crate) fn chosen(ctx: &GpuContext, asked: Option<Tile>) -> Result<Tile> {
+        if let Some(tile) = asked {
             tile.check(ctx)?;
             return Ok(tile);
         }
@@ -312,6 +233,7 @@ fn replace_region(src: &str, marker: &str, lines: &[String]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::device::CANDIDATES;
 
     #[test]
     fn names_round_trip_and_bad_ones_are_refused() {

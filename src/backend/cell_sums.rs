@@ -1,0 +1,292 @@
+//! Per-cell sufficient statistics of one assignment pass, counted in fixed point so that
+//! they add exactly: statistics of parts merge into those of the whole with the same bits,
+//! whatever the split, the order or the thread count (the GPU's reductions are fixed point
+//! for the same reason).
+//!
+//! Every contribution is a value in [−1, 1] of the frame (a weighted coordinate, a weight,
+//! a weighted squared error scaled by a power of two), rounded once to a multiple of 2⁻⁶⁴
+//! and summed in an i128, which holds 2⁶³ such values. The rounding is 2⁻⁶⁵ of the frame's
+//! unit at most: far below the f32 the points are kept in.
+
+use super::CellStats;
+use super::empty_cells::Extremes;
+use crate::error::{Error, Result};
+
+/// Fraction bits of every fixed-point sum.
+pub(crate) const FRACTION_BITS: i32 = 64;
+
+/// `round(v · 2⁶⁴)` for |v| ≤ 2¹⁸, without a software float-to-i128 conversion: v·2³² splits
+/// into an integer and a remainder, each exact in f64, each rounded by the 1.5·2⁵² trick.
+#[inline(always)]
+pub(crate) fn fixed(v: f64) -> i128 {
+    const ROUND: f64 = 6_755_399_441_055_744.0;
+    const HALF: f64 = 4_294_967_296.0;
+    let a = v * HALF;
+    let hi = (a + ROUND) - ROUND;
+    let lo = ((a - hi) * HALF + ROUND) - ROUND;
+    (i128::from(hi as i64) << 32) + i128::from(lo as i64)
+}
+
+/// A fixed-point sum back in f64 (one rounding), times 2^e.
+#[inline]
+pub(crate) fn unfixed(v: i128, e: i32) -> f64 {
+    libm::scalbn(v as f64, e - FRACTION_BITS)
+}
+
+/// A cell's extreme point: its squared distance and its row in the whole data.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Extreme {
+    pub dist: f64,
+    pub row: u64,
+}
+
+impl Extreme {
+    const NONE: Extreme = Extreme {
+        dist: f64::NAN,
+        row: u64::MAX,
+    };
+
+    fn is_none(&self) -> bool {
+        self.row == u64::MAX
+    }
+
+    /// Farthest: the larger distance, the lower row on ties.
+    #[inline(always)]
+    fn farther(&self, dist: f64, row: u64) -> bool {
+        self.is_none() || dist > self.dist || (dist == self.dist && row < self.row)
+    }
+
+    /// Nearest: the smaller distance, the higher row on ties.
+    #[inline(always)]
+    fn nearer(&self, dist: f64, row: u64) -> bool {
+        self.is_none() || dist < self.dist || (dist == self.dist && row > self.row)
+    }
+}
+
+/// The exponent s with 2^s above every squared distance between points of the frame (|x| ≤ 1)
+/// and `centroids` (frame units): weighted squared errors times 2^−s lie in [0, 1].
+pub(crate) fn error_exponent(centroids: &[f64], dim: usize) -> i32 {
+    let b = centroids.iter().fold(1.0f64, |m, v| m.max(v.abs()));
+    let (_, e) = libm::frexp(dim as f64 * (1.0 + b) * (1.0 + b));
+    e
+}
+
+/// Counts, weights, coordinate sums and squared errors of each cell in fixed point, with
+/// each cell's farthest and nearest points (for the empty-cell policy).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct CellSums {
+    pub dim: usize,
+    pub counts: Vec<u64>,
+    /// Σ w, weights in the frame's unit.
+    pub mass: Vec<i128>,
+    /// Σ w·x, `k x dim`.
+    pub sums: Vec<i128>,
+    /// Σ w·‖x − c‖² · 2^−error_exp.
+    pub errors: Vec<i128>,
+    pub error_exp: i32,
+    pub far: Vec<Extreme>,
+    pub near: Vec<Extreme>,
+    /// The far and near points themselves, `k x dim` (filled by [`CellSums::fill_points`]).
+    pub far_points: Vec<f32>,
+    pub near_points: Vec<f32>,
+}
+
+impl CellSums {
+    pub(crate) fn zeros(k: usize, dim: usize, error_exp: i32) -> Self {
+        CellSums {
+            dim,
+            counts: vec![0; k],
+            mass: vec![0; k],
+            sums: vec![0; k * dim],
+            errors: vec![0; k],
+            error_exp,
+            far: vec![Extreme::NONE; k],
+            near: vec![Extreme::NONE; k],
+            far_points: Vec::new(),
+            near_points: Vec::new(),
+        }
+    }
+
+    pub(crate) fn k(&self) -> usize {
+        self.counts.len()
+    }
+
+    /// Adds point `x` (frame units) of weight `w` (the frame's unit, at most 1) in cell `l`
+    /// at squared distance `dist`; `row` is its index in the whole data.
+    #[inline(always)]
+    pub(crate) fn add(&mut self, l: usize, x: &[f32], w: Option<f64>, dist: f64, row: u64) {
+        let dim = self.dim;
+        self.counts[l] += 1;
+        let scale = libm::scalbn(1.0, -self.error_exp);
+        let s = &mut self.sums[l * dim..(l + 1) * dim];
+        match w {
+            None => {
+                self.mass[l] += 1i128 << FRACTION_BITS;
+                self.errors[l] += fixed(dist * scale);
+                for (acc, &v) in s.iter_mut().zip(x) {
+                    *acc += fixed(f64::from(v));
+                }
+            }
+            Some(w) => {
+                self.mass[l] += fixed(w);
+                self.errors[l] += fixed(w * dist * scale);
+                for (acc, &v) in s.iter_mut().zip(x) {
+                    *acc += fixed(w * f64::from(v));
+                }
+            }
+        }
+        if self.far[l].farther(dist, row) {
+            self.far[l] = Extreme { dist, row };
+        }
+        if self.near[l].nearer(dist, row) {
+            self.near[l] = Extreme { dist, row };
+        }
+    }
+
+    /// Adds the statistics of other points against the same centroids.
+    pub(crate) fn merge(&mut self, other: &CellSums) -> Result<()> {
+        if other.dim != self.dim || other.k() != self.k() || other.error_exp != self.error_exp {
+            return Err(Error::InvalidArgument(
+                "statistics of different centroids cannot be merged".into(),
+            ));
+        }
+        let filled = !self.far_points.is_empty() && !other.far_points.is_empty();
+        let dim = self.dim;
+        for j in 0..self.k() {
+            self.counts[j] += other.counts[j];
+            self.mass[j] += other.mass[j];
+            self.errors[j] += other.errors[j];
+            for t in 0..dim {
+                self.sums[j * dim + t] += other.sums[j * dim + t];
+            }
+            let (f, n) = (other.far[j], other.near[j]);
+            if !f.is_none() && self.far[j].farther(f.dist, f.row) {
+                self.far[j] = f;
+                if filled {
+                    self.far_points[j * dim..(j + 1) * dim]
+                        .copy_from_slice(&other.far_points[j * dim..(j + 1) * dim]);
+                }
+            }
+            if !n.is_none() && self.near[j].nearer(n.dist, n.row) {
+                self.near[j] = n;
+                if filled {
+                    self.near_points[j * dim..(j + 1) * dim]
+                        .copy_from_slice(&other.near_points[j * dim..(j + 1) * dim]);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Copies each cell's far and near points out of `data` (frame units), whose first row is
+    /// row `first` of the whole.
+    pub(crate) fn fill_points(&mut self, data: &[f32], first: u64) {
+        let dim = self.dim;
+        let k = self.k();
+        let row = |e: &Extreme| {
+            let i = (e.row - first) as usize;
+            &data[i * dim..(i + 1) * dim]
+        };
+        self.far_points = vec![0.0; k * dim];
+        self.near_points = vec![0.0; k * dim];
+        for j in 0..k {
+            if !self.far[j].is_none() {
+                self.far_points[j * dim..(j + 1) * dim].copy_from_slice(row(&self.far[j]));
+                self.near_points[j * dim..(j + 1) * dim].copy_from_slice(row(&self.near[j]));
+            }
+        }
+    }
+
+    /// The cells as the driver reports them: weights and errors divided by `weight_unit`
+    /// (the power of two the weights were multiplied by), errors in squared frame units.
+    pub(crate) fn cell_stats(&self, weight_unit: f64) -> CellStats {
+        CellStats {
+            counts: self.counts.clone(),
+            mass: self
+                .mass
+                .iter()
+                .map(|&m| unfixed(m, 0) / weight_unit)
+                .collect(),
+            sse: self
+                .errors
+                .iter()
+                .map(|&e| unfixed(e, self.error_exp) / weight_unit)
+                .collect(),
+        }
+    }
+
+    /// Σ w‖x − c‖² over every cell, summed exactly and rounded once (squared frame units,
+    /// weights in the frame's unit).
+    pub(crate) fn total_error(&self) -> f64 {
+        unfixed(self.errors.iter().sum(), self.error_exp)
+    }
+
+    /// The split policy's view of the cells (points filled).
+    pub(crate) fn extremes(&self) -> Extremes {
+        let dim = self.dim;
+        Extremes {
+            splittable: (0..self.k())
+                .map(|j| {
+                    !self.far[j].is_none()
+                        && self.far_points[j * dim..(j + 1) * dim]
+                            != self.near_points[j * dim..(j + 1) * dim]
+                })
+                .collect(),
+            far: self.far_points.iter().map(|&v| f64::from(v)).collect(),
+        }
+    }
+
+    /// The cells' means (frame units); cells without weight keep their `old` centroid. Then
+    /// the shared empty-cell policy. Returns the centroids and the number of splits.
+    pub(crate) fn means_and_splits(&self, old: &[f64]) -> (Vec<f64>, usize) {
+        let dim = self.dim;
+        let mut c = old.to_vec();
+        for (j, &m) in self.mass.iter().enumerate() {
+            if m > 0 {
+                let m = m as f64;
+                for t in 0..dim {
+                    c[j * dim + t] = self.sums[j * dim + t] as f64 / m;
+                }
+            }
+        }
+        let any_empty = self.mass.iter().any(|&m| m <= 0);
+        let splits = if any_empty {
+            let stats = CellStats {
+                counts: self.counts.clone(),
+                mass: self.mass.iter().map(|&m| m as f64).collect(),
+                sse: Vec::new(),
+            };
+            super::empty_cells::split_empty_cells(&mut c, dim, &stats, &self.extremes())
+        } else {
+            0
+        };
+        (c, splits)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fixed_rounds_to_the_nearest_multiple() {
+        for v in [
+            0.0,
+            1.0,
+            -1.0,
+            0.5,
+            1e-30,
+            -3.25e-10,
+            0.123_456_789_012_345_68,
+        ] {
+            let want = (v * 2f64.powi(64)).round();
+            // Exact where v·2⁶⁴ is an integer f64 holds; otherwise within one unit.
+            let got = fixed(v) as f64;
+            assert!((got - want).abs() <= 1.0, "{v}: {got} vs {want}");
+        }
+        assert_eq!(fixed(1.0), 1i128 << 64);
+        assert_eq!(fixed(-0.75), -(3i128 << 62));
+        assert_eq!(fixed(2f64.powi(-64)), 1);
+        assert_eq!(fixed(2f64.powi(-66)), 0);
+    }
+}

@@ -1,0 +1,261 @@
+//! The f32 ranking of centroids for each point: the best and the gap to the runner-up, from
+//! a blocked SIMD matrix product (‖c‖² − 2x·c; ‖x‖² does not change the arg-min) and a
+//! vectorised arg-min. [`super::cpu_dense::assign_dense`] certifies what it cannot decide.
+
+use rayon::prelude::*;
+
+use super::cpu_dense::{DenseCentroids, ROWS};
+
+/// Centroids per tile of the distance product; `ROWS * TILE` floats stay in L2.
+const TILE: usize = 512;
+/// Lanes of the portable arg-min (and of an AVX-512 register of f32).
+pub(crate) const LANES: usize = 16;
+
+/// The f32 ranking: each point's best centroid and the gap to its runner-up (infinite with
+/// one centroid).
+pub(crate) fn rank(data: &[f32], centroids: &DenseCentroids, labels: &mut [u32], gaps: &mut [f32]) {
+    let dim = centroids.dim;
+    #[cfg(target_arch = "x86_64")]
+    if super::avx512::available() {
+        let packed = super::avx512::pack(&centroids.c32, &centroids.norms, dim);
+        // Tasks of ~64 KiB of points: small dimensions get many rows per task, so the pool's
+        // per-task cost stays small against the work.
+        let rows = (16_384 / dim).clamp(ROWS, 4096);
+        labels
+            .par_chunks_mut(rows)
+            .zip(gaps.par_chunks_mut(rows))
+            .enumerate()
+            .for_each(|(block, (lab, gap))| {
+                let r0 = block * rows;
+                let x = &data[r0 * dim..(r0 + lab.len()) * dim];
+                // SAFETY: the CPU has AVX-512F (checked above); x holds lab.len() rows.
+                unsafe { super::avx512::assign_rows(x, dim, &packed, lab, gap) };
+            });
+        return;
+    }
+    rank_gemm(data, centroids, labels, gaps);
+}
+
+/// The portable ranking: a blocked SIMD matrix product (the `gemm` crate dispatches to the
+/// CPU's vector width at run time) and a lane-parallel arg-min.
+pub(crate) fn rank_gemm(
+    data: &[f32],
+    centroids: &DenseCentroids,
+    labels: &mut [u32],
+    gaps: &mut [f32],
+) {
+    let (dim, k) = (centroids.dim, centroids.k());
+    let tile = TILE.min(k);
+    labels
+        .par_chunks_mut(ROWS)
+        .zip(gaps.par_chunks_mut(ROWS))
+        .enumerate()
+        .for_each_init(
+            || {
+                (
+                    vec![0.0f32; ROWS * tile],
+                    vec![(f32::INFINITY, f32::INFINITY); ROWS],
+                )
+            },
+            |(dots, best), (block, (lab, gap))| {
+                let r0 = block * ROWS;
+                let rows = lab.len();
+                let x = &data[r0 * dim..(r0 + rows) * dim];
+                best[..rows].fill((f32::INFINITY, f32::INFINITY));
+                for t0 in (0..k).step_by(tile) {
+                    let nt = tile.min(k - t0);
+                    let c = &centroids.c32[t0 * dim..(t0 + nt) * dim];
+                    // SAFETY: every pointer/stride pair addresses inside its slice:
+                    // dots is rows x nt (row stride nt), x is rows x dim (row stride dim),
+                    // c read as its transpose dim x nt (column stride dim).
+                    unsafe {
+                        gemm::gemm(
+                            rows,
+                            nt,
+                            dim,
+                            dots.as_mut_ptr(),
+                            1,
+                            nt as isize,
+                            false,
+                            x.as_ptr(),
+                            1,
+                            dim as isize,
+                            c.as_ptr(),
+                            dim as isize,
+                            1,
+                            0.0,
+                            1.0,
+                            false,
+                            false,
+                            false,
+                            gemm::Parallelism::None,
+                        );
+                    }
+                    for r in 0..rows {
+                        let (j, v, second) = argmin_shifted(
+                            &dots[r * nt..(r + 1) * nt],
+                            &centroids.norms[t0..t0 + nt],
+                        );
+                        let (bv, bs) = best[r];
+                        if t0 == 0 || v < bv {
+                            best[r] = (v, second.min(bv));
+                            lab[r] = (t0 + j) as u32;
+                        } else {
+                            best[r] = (bv, bs.min(v));
+                        }
+                    }
+                }
+                for r in 0..rows {
+                    gap[r] = best[r].1 - best[r].0;
+                }
+            },
+        );
+}
+
+/// ‖x‖² in f32 with eight independent partial sums.
+pub(crate) fn squared_norm(a: &[f32]) -> f32 {
+    let mut acc = [0.0f32; 8];
+    let mut ca = a.chunks_exact(8);
+    for x in &mut ca {
+        for l in 0..8 {
+            acc[l] += x[l] * x[l];
+        }
+    }
+    acc.iter().sum::<f32>() + ca.remainder().iter().map(|v| v * v).sum::<f32>()
+}
+
+/// Exact squared Euclidean distance, in f32 with eight independent partial sums.
+pub(crate) fn squared_distance(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0.0f32; 8];
+    let mut ca = a.chunks_exact(8);
+    let mut cb = b.chunks_exact(8);
+    for (x, y) in (&mut ca).zip(&mut cb) {
+        for l in 0..8 {
+            let t = x[l] - y[l];
+            acc[l] += t * t;
+        }
+    }
+    let mut tail = 0.0f32;
+    for (x, y) in ca.remainder().iter().zip(cb.remainder()) {
+        tail += (x - y) * (x - y);
+    }
+    acc.iter().sum::<f32>() + tail
+}
+
+/// `argmin_j norms[j] - 2 dots[j]`, lowest index on ties: (index, value, runner-up value).
+fn argmin_shifted(dots: &[f32], norms: &[f32]) -> (usize, f32, f32) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU has AVX-512F, checked just above.
+            return unsafe { argmin_avx512(dots, norms) };
+        }
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU has AVX2, checked just above.
+            return unsafe { argmin_avx2(dots, norms) };
+        }
+    }
+    argmin_lanes(dots, norms)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn argmin_avx512(dots: &[f32], norms: &[f32]) -> (usize, f32, f32) {
+    argmin_lanes(dots, norms)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn argmin_avx2(dots: &[f32], norms: &[f32]) -> (usize, f32, f32) {
+    argmin_lanes(dots, norms)
+}
+
+/// Sixteen independent running minima and runners-up (vertical compare-and-select, which
+/// vectorises), then [`finish_lanes`], then the tail.
+#[inline(always)]
+fn argmin_lanes(dots: &[f32], norms: &[f32]) -> (usize, f32, f32) {
+    let mut val = [f32::INFINITY; LANES];
+    let mut second = [f32::INFINITY; LANES];
+    let mut idx = [u32::MAX; LANES];
+    let whole = dots.len() / LANES * LANES;
+    for base in (0..whole).step_by(LANES) {
+        let d = &dots[base..base + LANES];
+        let nrm = &norms[base..base + LANES];
+        for l in 0..LANES {
+            let v = nrm[l] - 2.0 * d[l];
+            let better = v < val[l];
+            // Plain compare-and-select (f32::min's NaN rules would stop vectorisation).
+            let runner = if v < second[l] { v } else { second[l] };
+            second[l] = if better { val[l] } else { runner };
+            val[l] = if better { v } else { val[l] };
+            idx[l] = if better { (base + l) as u32 } else { idx[l] };
+        }
+    }
+    let (mut j, mut v, mut s) = finish_lanes(&val, &idx, &second);
+    for t in whole..dots.len() {
+        let x = norms[t] - 2.0 * dots[t];
+        if x < v || j == usize::MAX {
+            s = v;
+            v = x;
+            j = t;
+        } else {
+            s = s.min(x);
+        }
+    }
+    // Every value was +inf or NaN (only possible with overflowing data): keep cell 0.
+    (if j == usize::MAX { 0 } else { j }, v, s)
+}
+
+/// The lanes' running minima as one: the smallest value (lowest index among equal values;
+/// `usize::MAX` when no lane holds one) and the smallest value left once that entry is
+/// removed.
+pub(crate) fn finish_lanes(
+    val: &[f32; LANES],
+    idx: &[u32; LANES],
+    second: &[f32; LANES],
+) -> (usize, f32, f32) {
+    let mut best = (f32::INFINITY, usize::MAX, LANES);
+    for l in 0..LANES {
+        let i = if idx[l] == u32::MAX {
+            usize::MAX
+        } else {
+            idx[l] as usize
+        };
+        if i != usize::MAX && (val[l] < best.0 || (val[l] == best.0 && i < best.1)) {
+            best = (val[l], i, l);
+        }
+    }
+    let mut runner_up = f32::INFINITY;
+    for l in 0..LANES {
+        runner_up = runner_up.min(second[l]);
+        if l != best.2 {
+            runner_up = runner_up.min(val[l]);
+        }
+    }
+    (best.1, best.0, runner_up)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The lanes' merge keeps the lowest index among equal minima and the runner-up.
+    #[test]
+    fn lanes_merge_to_the_best_and_the_runner_up() {
+        let mut val = [f32::INFINITY; LANES];
+        let mut idx = [u32::MAX; LANES];
+        let mut second = [f32::INFINITY; LANES];
+        val[3] = 1.0;
+        idx[3] = 35;
+        second[3] = 4.0;
+        val[9] = 1.0;
+        idx[9] = 9;
+        val[5] = 2.0;
+        idx[5] = 5;
+        assert_eq!(finish_lanes(&val, &idx, &second), (9, 1.0, 1.0));
+        val[9] = 3.0;
+        assert_eq!(finish_lanes(&val, &idx, &second), (35, 1.0, 2.0));
+        let (j, v, s) = argmin_lanes(&[0.5, 0.25, 1.0], &[1.0, 1.0, 1.0]);
+        assert_eq!((j, v, s), (2, -1.0, 0.0));
+    }
+}

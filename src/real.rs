@@ -1,0 +1,53 @@
+//! The scalars the library takes (f32 and f64) and the precision of its results.
+
+/// Real scalars the library takes as input: f32 and f64.
+pub trait Real: Copy + Send + Sync + 'static + private::Sealed {
+    /// The precision of this type.
+    const PRECISION: Precision;
+    /// The value in f64 (exact for both).
+    fn to_f64(self) -> f64;
+}
+
+impl Real for f32 {
+    const PRECISION: Precision = Precision::F32;
+    #[inline(always)]
+    fn to_f64(self) -> f64 {
+        f64::from(self)
+    }
+}
+
+impl Real for f64 {
+    const PRECISION: Precision = Precision::F64;
+    #[inline(always)]
+    fn to_f64(self) -> f64 {
+        self
+    }
+}
+
+mod private {
+    pub trait Sealed {}
+    impl Sealed for f32 {}
+    impl Sealed for f64 {}
+}
+
+/// The precision of results: that of the caller's data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Precision {
+    /// Values are float32 (centroids rounded to it, `.npy` files written as float32).
+    #[default]
+    F32,
+    /// Values are float64.
+    F64,
+}
+
+impl Precision {
+    /// `values` rounded to this precision.
+    pub(crate) fn round(self, mut values: Vec<f64>) -> Vec<f64> {
+        if self == Precision::F32 {
+            for v in &mut values {
+                *v = f64::from(*v as f32);
+            }
+        }
+        values
+    }
+}

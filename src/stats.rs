@@ -1,0 +1,220 @@
+//! Lloyd statistics as a public value: what one assignment pass over some points says about
+//! each cell, in a form whose parts merge exactly into the whole. Streaming fits, the Python
+//! bindings and fits spread over a cluster are built on it.
+
+use crate::backend::cell_sums::{CellSums, error_exponent};
+use crate::backend::cpu_dense::reduce_dense;
+use crate::codebook::Encoder;
+use crate::data::{check_points, check_weight_values};
+use crate::error::{Error, Result};
+use crate::frame::Frame;
+use crate::real::Real;
+
+/// The per-cell sufficient statistics of one assignment pass of points (and weights) to
+/// centroids: counts, weights, coordinate sums and squared errors, with each cell's farthest
+/// and nearest point for the empty-cell policy.
+///
+/// Sums are kept in fixed point in a [`Frame`] every part agrees on, so [`LloydStats::merge`]
+/// is exact: statistics of any split of the points, merged in any order, equal the
+/// statistics of the whole to the bit, and [`LloydStats::update`] then gives the same
+/// centroids a [`crate::KMeans`] fit on the CPU computes in its iteration. One Lloyd
+/// iteration over data split in parts reads:
+///
+/// ```
+/// use lloyd::{Extent, LloydStats};
+/// let data = [0.0f64, 0.1, 0.2, 5.0, 5.1, 5.3];
+/// let parts = [&data[..4], &data[4..]];
+/// // Everyone agrees on the frame first (one pass, merged exactly).
+/// let mut extent = Extent::of(parts[0], 1)?;
+/// extent.merge(&Extent::of(parts[1], 1)?)?;
+/// let frame = extent.including(&[0.0, 1.0]).frame();
+/// let centroids = vec![0.0, 1.0];
+/// // Each part's statistics, then their sum.
+/// let mut stats = LloydStats::compute(&frame, parts[0], None, &centroids, 0)?;
+/// stats.merge(&LloydStats::compute(&frame, parts[1], None, &centroids, 4)?)?;
+/// assert_eq!(stats.counts(), &[3, 3]);
+/// let next = stats.update()?;
+/// assert!((next.centroids[1] - 5.1333).abs() < 1e-3);
+/// # Ok::<(), lloyd::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct LloydStats {
+    frame: Frame,
+    /// The centroids the points were assigned to, in frame units.
+    centroids: Vec<f64>,
+    weighted: bool,
+    cells: CellSums,
+}
+
+/// What [`LloydStats::update`] returns.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LloydUpdate {
+    /// The new centroids, row-major `k x d`: each cell's weighted mean, empty cells re-seeded
+    /// on the farthest points of populated ones (as a fit does), the rest unchanged.
+    pub centroids: Vec<f64>,
+    /// Empty cells re-seeded.
+    pub empty_cells_split: usize,
+    /// Whether any centroid changed: an update that moves nothing has reached the fixed
+    /// point.
+    pub moved: bool,
+}
+
+impl LloydStats {
+    /// Assigns each row of `data` (row-major, the frame's dimension, f32 or f64) to its
+    /// nearest centroid (`centroids`, row-major `k x d`, ties to the lowest index) and sums
+    /// each cell. `weights` (one per row, finite, non-negative; all zero is allowed for a
+    /// part) must not exceed those the frame's [`crate::Extent`] saw, nor the rows its
+    /// bounds. `first_row` is the index of `data`'s first row in the whole data: ties
+    /// between extreme points go by it, so that any split merges to the whole.
+    pub fn compute<T: Real>(
+        frame: &Frame,
+        data: &[T],
+        weights: Option<&[f32]>,
+        centroids: &[f64],
+        first_row: u64,
+    ) -> Result<Self> {
+        Self::compute_on(
+            &mut Encoder::cpu(),
+            frame,
+            data,
+            weights,
+            centroids,
+            first_row,
+        )
+    }
+
+    /// [`LloydStats::compute`] with the assignment on `encoder`'s device (a GPU, say); the
+    /// sums are formed on the host in the same fixed point, so statistics computed on one
+    /// device merge exactly with each other. A GPU measures distances in f32, so its labels
+    /// near ties and its errors may differ from the CPU's in the last bits.
+    pub fn compute_on<T: Real>(
+        encoder: &mut Encoder,
+        frame: &Frame,
+        data: &[T],
+        weights: Option<&[f32]>,
+        centroids: &[f64],
+        first_row: u64,
+    ) -> Result<Self> {
+        let dim = frame.dim();
+        let n = check_points(data, dim)?;
+        check_points(centroids, dim).map_err(|e| {
+            Error::InvalidArgument(format!("the centroids are not a k x {dim} matrix: {e}"))
+        })?;
+        let w = match weights {
+            Some(w) => {
+                check_weight_values(w, n)?;
+                let scaled = frame.weights_to_device(w);
+                if scaled.iter().any(|&v| v > 1.0) {
+                    return Err(Error::InvalidArgument(
+                        "a weight is larger than any the frame's extent saw: build the frame \
+                         with Extent::of_weighted over every part's weights"
+                            .into(),
+                    ));
+                }
+                Some(scaled)
+            }
+            None => None,
+        };
+        let points = frame.to_device_f32(data);
+        if let Some(i) = points.iter().position(|v| v.abs() > 1.0) {
+            return Err(Error::InvalidArgument(format!(
+                "row {} lies outside the frame's bounds: build the frame from an Extent \
+                 that saw every part",
+                i / dim
+            )));
+        }
+        let c = frame.to_device_f64(centroids);
+        let (labels, dist) = encoder.inner.assign(&points, &c, dim)?;
+        let cells = reduce_dense(
+            &points,
+            w.as_deref(),
+            dim,
+            c.len() / dim,
+            &labels,
+            &dist,
+            error_exponent(&c, dim),
+            first_row,
+        );
+        Ok(LloydStats {
+            frame: frame.clone(),
+            centroids: c,
+            weighted: weights.is_some(),
+            cells,
+        })
+    }
+
+    /// Adds the statistics of other points against the same centroids in the same frame:
+    /// exact, so the order and the split do not matter.
+    pub fn merge(&mut self, other: &LloydStats) -> Result<()> {
+        if other.frame != self.frame
+            || other.centroids != self.centroids
+            || other.weighted != self.weighted
+        {
+            return Err(Error::InvalidArgument(
+                "only statistics of the same centroids, frame and weighting merge".into(),
+            ));
+        }
+        self.cells.merge(&other.cells)
+    }
+
+    /// Number of cells k.
+    pub fn k(&self) -> usize {
+        self.cells.k()
+    }
+
+    /// Dimension of the points.
+    pub fn dim(&self) -> usize {
+        self.frame.dim()
+    }
+
+    /// Points in each cell.
+    pub fn counts(&self) -> &[u64] {
+        &self.cells.counts
+    }
+
+    /// Total weight in each cell (the counts without weights).
+    pub fn cell_weights(&self) -> Vec<f64> {
+        self.cells.cell_stats(self.frame.weight_unit()).mass
+    }
+
+    /// Weighted sum of squared distances of each cell's points to its centroid.
+    pub fn cell_errors(&self) -> Vec<f64> {
+        let s = self.cells.cell_stats(self.frame.weight_unit());
+        s.sse
+            .iter()
+            .map(|&e| self.frame.squared_to_caller(e))
+            .collect()
+    }
+
+    /// Weighted sum of squared distances to the nearest centroid, over every cell
+    /// (scikit-learn's `inertia_`), summed exactly and rounded once.
+    pub fn inertia(&self) -> f64 {
+        self.frame
+            .squared_to_caller(self.cells.total_error() / self.frame.weight_unit())
+    }
+
+    /// The centroids the points were assigned to (the caller's units, as given).
+    pub fn centroids(&self) -> Vec<f64> {
+        self.frame.to_caller(&self.centroids)
+    }
+
+    /// One Lloyd update: each centroid moves to its cell's weighted mean, and empty cells are
+    /// re-seeded by the policy a fit uses (each takes the farthest point of the next
+    /// populated cell that can be split, most points first).
+    pub fn update(&self) -> Result<LloydUpdate> {
+        let (c, splits) = self.cells.means_and_splits(&self.centroids);
+        let centroids = self.frame.to_caller(&c);
+        // Compared as the next pass will see them, as a fit compares them.
+        let moved = self.frame.to_device_f64(&centroids) != self.centroids;
+        if let Some(v) = centroids.iter().find(|v| !v.is_finite()) {
+            return Err(Error::OutOfRange(format!(
+                "a centroid came out as {v}, beyond f64"
+            )));
+        }
+        Ok(LloydUpdate {
+            centroids,
+            empty_cells_split: splits,
+            moved,
+        })
+    }
+}
