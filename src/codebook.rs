@@ -141,6 +141,46 @@ impl Codebook {
         Ok((labels, sse / n as f64, encoder.device_name()))
     }
 
+    /// The Euclidean distance of each row of `data` to every centroid, row-major `n x k`
+    /// (scikit-learn's `transform`), computed in f64 from the differences (no cancellation,
+    /// exact up to the rounding of each term).
+    ///
+    /// ```
+    /// let cb = lloyd::Codebook::new(vec![0.0, 0.0, 3.0, 4.0], 2)?;
+    /// assert_eq!(cb.distances(&[0.0f32, 0.0])?, vec![0.0, 5.0]);
+    /// # Ok::<(), lloyd::Error>(())
+    /// ```
+    pub fn distances<T: Real>(&self, data: &[T]) -> Result<Vec<f64>> {
+        use rayon::prelude::*;
+        self.check_data(data)?;
+        let (k, dim) = (self.k(), self.dim);
+        let mut out = vec![0.0f64; data.len() / dim * k];
+        out.par_chunks_mut(k)
+            .zip(data.par_chunks(dim))
+            .for_each(|(o, x)| {
+                for (j, d) in o.iter_mut().enumerate() {
+                    let c = self.centroid(j);
+                    // Scaled by the largest difference, so squares neither overflow nor
+                    // underflow whatever the data's magnitude.
+                    let m = x
+                        .iter()
+                        .zip(c)
+                        .fold(0.0f64, |m, (a, b)| m.max((a.to_f64() - b).abs()));
+                    *d = if m == 0.0 || !m.is_finite() {
+                        m
+                    } else {
+                        m * x
+                            .iter()
+                            .zip(c)
+                            .map(|(a, b)| ((a.to_f64() - b) / m).powi(2))
+                            .sum::<f64>()
+                            .sqrt()
+                    };
+                }
+            });
+        Ok(out)
+    }
+
     /// The centroids named by `labels`, row-major.
     pub fn decode<L: Copy + Into<u64>>(&self, labels: &[L]) -> Result<Vec<f64>> {
         let k = self.k();

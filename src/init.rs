@@ -12,9 +12,12 @@ pub enum Init {
     /// k distinct points drawn uniformly (scipy's `minit='points'`, faiss's default).
     #[default]
     RandomPoints,
-    /// k-means++ (Arthur & Vassilvitskii): each next centroid drawn with probability
-    /// proportional to its squared distance to the nearest one chosen so far.
+    /// Greedy k-means++ (scikit-learn's default): each next centroid is the best of
+    /// 2 + ⌊ln k⌋ points drawn with probability proportional to their (weighted) squared
+    /// distance to the nearest one chosen so far, the one leaving the smallest total.
     KMeansPlusPlus,
+    /// The plain k-means++ of Arthur & Vassilvitskii: one point drawn per step.
+    KMeansPlusPlusPlain,
     /// The caller's centroids, row-major `k x d`.
     Centroids(Vec<f64>),
 }
@@ -60,27 +63,67 @@ fn rows_of(data: &[f32], dim: usize, picks: &[usize]) -> Vec<f64> {
         .collect()
 }
 
-/// k-means++ seeding; weights (when given) multiply the squared distances, as in
-/// scikit-learn.
+/// Rows per partial sum of the greedy k-means++ potentials: fixed, so the sums (and the
+/// centroids chosen) do not depend on the thread count.
+const ROWS_PER_SUM: usize = 2048;
+
+/// The candidates greedy k-means++ draws at each step: 2 + ⌊ln k⌋, as scikit-learn.
+pub(crate) fn greedy_candidates(k: usize) -> usize {
+    2 + (k as f64).ln().floor() as usize
+}
+
+/// Greedy k-means++ (Arthur & Vassilvitskii; scikit-learn's default): the first centroid
+/// drawn in proportion to the weights, then at each step `candidates` points drawn in
+/// proportion to w · D² (D the distance to the nearest centroid chosen so far), keeping the
+/// one that leaves the smallest potential Σ w · D². One candidate is the plain k-means++.
 pub(crate) fn kmeans_plus_plus(
     data: &[f32],
     weights: Option<&[f32]>,
     dim: usize,
     k: usize,
     seed: u64,
+    candidates: usize,
 ) -> Vec<f64> {
     let n = data.len() / dim;
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let w = |i: usize| weights.map_or(1.0, |w| f64::from(w[i]));
+    let row = |i: usize| &data[i * dim..(i + 1) * dim];
     let first = pick_weighted(&mut rng, n, w, w);
     let mut chosen = vec![first];
-    let row = |i: usize| &data[i * dim..(i + 1) * dim];
     let mut d2: Vec<f64> = (0..n)
         .into_par_iter()
         .map(|i| f64::from(squared_distance(row(i), row(first))))
         .collect();
     while chosen.len() < k {
-        let next = pick_weighted(&mut rng, n, |i| w(i) * d2[i], w);
+        let picks: Vec<usize> = (0..candidates.max(1))
+            .map(|_| pick_weighted(&mut rng, n, |i| w(i) * d2[i], w))
+            .collect();
+        // Each candidate's potential, summed over fixed groups of rows in order.
+        let partial: Vec<Vec<f64>> = (0..n.div_ceil(ROWS_PER_SUM))
+            .into_par_iter()
+            .map(|g| {
+                let mut pot = vec![0.0f64; picks.len()];
+                let rows = g * ROWS_PER_SUM..((g + 1) * ROWS_PER_SUM).min(n);
+                for (i, &di) in d2.iter().enumerate().take(rows.end).skip(rows.start) {
+                    for (p, &c) in pot.iter_mut().zip(&picks) {
+                        let e = f64::from(squared_distance(row(i), row(c)));
+                        *p += w(i) * e.min(di);
+                    }
+                }
+                pot
+            })
+            .collect();
+        let mut potential = vec![0.0f64; picks.len()];
+        for p in &partial {
+            for (a, b) in potential.iter_mut().zip(p) {
+                *a += b;
+            }
+        }
+        // The lowest potential, the earliest candidate on ties.
+        let best = (0..picks.len())
+            .min_by(|&a, &b| potential[a].total_cmp(&potential[b]).then(a.cmp(&b)))
+            .expect("at least one candidate");
+        let next = picks[best];
         chosen.push(next);
         d2.par_iter_mut().enumerate().for_each(|(i, d)| {
             let e = f64::from(squared_distance(row(i), row(next)));

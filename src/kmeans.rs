@@ -10,7 +10,7 @@ use crate::driver::{self, FitSummary, Observer, Schedule};
 use crate::engine::{Engine, Start};
 use crate::error::{Error, Result};
 use crate::frame::Frame;
-use crate::init::{Init, kmeans_plus_plus, random_points};
+use crate::init::{Init, greedy_candidates, kmeans_plus_plus, random_points};
 use crate::real::Real;
 
 /// A fitted K-means model: the codebook and what the fit found.
@@ -191,7 +191,17 @@ impl KMeans {
         let points = frame.to_device_f32(data);
         let init: Vec<f64> = match &self.init {
             Init::RandomPoints => random_points(&points, weights, dim, self.k, self.seed),
-            Init::KMeansPlusPlus => kmeans_plus_plus(&points, weights, dim, self.k, self.seed),
+            Init::KMeansPlusPlus => kmeans_plus_plus(
+                &points,
+                weights,
+                dim,
+                self.k,
+                self.seed,
+                greedy_candidates(self.k),
+            ),
+            Init::KMeansPlusPlusPlain => {
+                kmeans_plus_plus(&points, weights, dim, self.k, self.seed, 1)
+            }
             Init::Centroids(c) => frame.to_device_f64(c),
         };
         let total_mass = weights.map_or(n as f64, |w| w.iter().map(|&v| f64::from(v)).sum());

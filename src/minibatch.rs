@@ -9,7 +9,7 @@ use crate::data::check_points;
 use crate::device::Device;
 use crate::driver::{FitSummary, IterationStats};
 use crate::error::{Error, Result};
-use crate::init::kmeans_plus_plus;
+use crate::init::{greedy_candidates, kmeans_plus_plus};
 
 /// The result of a mini-batch fit.
 #[derive(Debug, Clone)]
@@ -89,7 +89,14 @@ impl MiniBatchKMeans {
             let n = check_points(&chunk, dim)?;
             let start = Instant::now();
             let c = centroids.get_or_insert_with(|| {
-                kmeans_plus_plus(&chunk, None, dim, self.k.min(n), self.seed)
+                kmeans_plus_plus(
+                    &chunk,
+                    None,
+                    dim,
+                    self.k.min(n),
+                    self.seed,
+                    greedy_candidates(self.k),
+                )
             });
             if c.len() != self.k * dim {
                 return Err(Error::TooManyCentroids { k: self.k, n });

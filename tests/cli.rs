@@ -274,3 +274,79 @@ fn pq_train_encode_decode_on_npy_files() {
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("not divisible by m = 3"));
 }
+
+/// `--init FILE.npy` starts from the file's centroids: the fit equals the library's from the
+/// same start, and a file of the wrong shape is one error line.
+#[test]
+fn kmeans_starts_from_a_file_of_centroids() {
+    let dir = std::env::temp_dir().join(format!("lloyd-init-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let data = common::blobs(600, 3, 4, 11);
+    let (x, c, bad) = (dir.join("x.npy"), dir.join("c.npy"), dir.join("bad.npy"));
+    lloyd::npy::write_f32(&x, &[600, 3], &data).unwrap();
+    let init: Vec<f32> = data[..4 * 3].to_vec();
+    lloyd::npy::write_f32(&c, &[4, 3], &init).unwrap();
+    lloyd::npy::write_f32(&bad, &[4, 2], &data[..8]).unwrap();
+    let out = dir.join("out.npy");
+    let args = |init: &std::path::Path| {
+        lloyd(&[
+            "kmeans",
+            "--input",
+            x.to_str().unwrap(),
+            "--k",
+            "4",
+            "--init",
+            init.to_str().unwrap(),
+            "--device",
+            "cpu",
+            "--output",
+            out.to_str().unwrap(),
+            "--quiet",
+        ])
+    };
+    let o = args(&c);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let fit = lloyd::KMeans::new(4)
+        .init(lloyd::Init::given(&init))
+        .device(lloyd::Device::Cpu)
+        .fit(&data, 3)
+        .unwrap();
+    let (_, got) = lloyd::npy::read_f64(&out).unwrap();
+    assert_eq!(&got[..], fit.codebook.centroids());
+    let o = args(&bad);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("dimension 2"), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// `encode --distances` writes the (n, k) distances beside the labels.
+#[test]
+fn encode_writes_distances() {
+    let dir = std::env::temp_dir().join(format!("lloyd-dist-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (x, c) = (dir.join("x.npy"), dir.join("c.npy"));
+    let (l, d) = (dir.join("l.npy"), dir.join("d.npy"));
+    lloyd::npy::write_f32(&x, &[3, 1], &[0.0, 1.0, 5.0]).unwrap();
+    lloyd::npy::write_f32(&c, &[2, 1], &[0.0, 4.0]).unwrap();
+    let p = |p: &std::path::Path| p.to_str().unwrap().to_string();
+    let o = lloyd(&[
+        "encode",
+        "--codebook",
+        &p(&c),
+        "--input",
+        &p(&x),
+        "--output",
+        &p(&l),
+        "--distances",
+        &p(&d),
+        "--device",
+        "cpu",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let (shape, v) = lloyd::npy::read_f64(&d).unwrap();
+    assert_eq!(shape, vec![3, 2]);
+    assert_eq!(v, vec![0.0, 4.0, 1.0, 3.0, 5.0, 1.0]);
+    std::fs::remove_dir_all(&dir).unwrap();
+}

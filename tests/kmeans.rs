@@ -254,3 +254,52 @@ fn scalar_data_takes_the_interval_path_and_matches_the_dense_one() {
         assert_eq!(*l, want, "point {i} = {}", data[i]);
     }
 }
+
+/// `distances` is scikit-learn's `transform`: Euclidean distances to every centroid, whose
+/// arg-min is the label, exact at any offset or scale.
+#[test]
+fn distances_to_every_centroid() {
+    let data = gaussian(301, 5, 9);
+    let fit = KMeans::new(7)
+        .seed(1)
+        .device(Device::Cpu)
+        .fit(&data, 5)
+        .unwrap();
+    let cb = &fit.codebook;
+    let d = cb.distances(&data).unwrap();
+    assert_eq!(d.len(), 301 * 7);
+    for i in 0..301 {
+        let row = &d[i * 7..(i + 1) * 7];
+        for (j, &v) in row.iter().enumerate() {
+            let want: f64 = (0..5)
+                .map(|t| (f64::from(data[i * 5 + t]) - cb.centroid(j)[t]).powi(2))
+                .sum::<f64>()
+                .sqrt();
+            assert!(
+                (v - want).abs() <= 1e-12 * want.max(1e-300),
+                "{v} vs {want}"
+            );
+        }
+        let best = (0..7).min_by(|&a, &b| row[a].total_cmp(&row[b])).unwrap();
+        assert_eq!(best as u32, fit.labels[i], "point {i}");
+    }
+    // Far away and huge: no overflow, no cancellation.
+    let big: Vec<f64> = data
+        .iter()
+        .map(|&v| (f64::from(v) + 1e4) * 2f64.powi(500))
+        .collect();
+    let cbig: Vec<f64> = cb
+        .centroids()
+        .iter()
+        .map(|&v| (v + 1e4) * 2f64.powi(500))
+        .collect();
+    let cbig = lloyd::Codebook::from_f64(cbig, 5).unwrap();
+    let db = cbig.distances(&big).unwrap();
+    for (a, b) in db.iter().zip(&d) {
+        assert!(a.is_finite());
+        assert!(
+            (a / 2f64.powi(500) - b).abs() <= 1e-9 * b.max(1e-3),
+            "{a} vs {b}"
+        );
+    }
+}

@@ -225,11 +225,32 @@ pub struct QuantizeArgs {
     pub common: Common,
 }
 
-#[derive(Clone, Copy, ValueEnum)]
+/// How `lloyd kmeans` starts: a named method, or the centroids of a `.npy` file.
+#[derive(Clone, Debug)]
 pub enum InitName {
     Random,
-    #[value(name = "kmeans++")]
+    /// Greedy k-means++ (scikit-learn's).
     KmeansPlusPlus,
+    /// The plain k-means++, one candidate per step.
+    KmeansPlusPlusPlain,
+    /// Centroids of shape (k, d) from a file.
+    File(PathBuf),
+}
+
+/// `random`, `kmeans++`, `kmeans++-plain`, or the path of a `.npy` file of centroids.
+pub fn parse_init(s: &str) -> Result<InitName, String> {
+    match s {
+        "random" => Ok(InitName::Random),
+        "kmeans++" => Ok(InitName::KmeansPlusPlus),
+        "kmeans++-plain" => Ok(InitName::KmeansPlusPlusPlain),
+        path if path.ends_with(".npy") || std::path::Path::new(path).exists() => {
+            Ok(InitName::File(PathBuf::from(path)))
+        }
+        _ => Err(format!(
+            "unknown initialisation `{s}`: use random, kmeans++, kmeans++-plain or a .npy file \
+             of shape (k, d)"
+        )),
+    }
 }
 
 #[derive(clap::Args)]
@@ -249,8 +270,9 @@ pub struct KmeansArgs {
     /// Seed of the initialisation.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// Initialisation.
-    #[arg(long, value_enum, default_value = "random")]
+    /// Initialisation: random, kmeans++ (greedy, scikit-learn's), kmeans++-plain, or a .npy
+    /// file of shape (k, d) holding the starting centroids.
+    #[arg(long, default_value = "random", value_parser = parse_init)]
     pub init: InitName,
     /// Per-point weights: a .npy of shape (n,).
     #[arg(long)]
@@ -276,6 +298,10 @@ pub struct EncodeArgs {
     /// Where to write the labels (uint32 .npy).
     #[arg(long)]
     pub output: PathBuf,
+    /// Also write the Euclidean distance of every vector to every centroid (float64 .npy,
+    /// shape (n, k); scikit-learn's `transform`).
+    #[arg(long)]
+    pub distances: Option<PathBuf>,
     #[command(flatten)]
     pub common: Common,
 }

@@ -48,9 +48,20 @@ fn kmeans_typed<T: Real>(a: &KmeansArgs, data: &[T], dim: usize) -> Result<(), E
         .iterations(a.iterations)
         .tolerance(a.tolerance)
         .seed(a.seed)
-        .init(match a.init {
+        .init(match &a.init {
             InitName::Random => Init::RandomPoints,
             InitName::KmeansPlusPlus => Init::KMeansPlusPlus,
+            InitName::KmeansPlusPlusPlain => Init::KMeansPlusPlusPlain,
+            InitName::File(path) => {
+                let (values, d) = npy::read_matrix(path)?;
+                if d != dim {
+                    return Err(Error::InvalidArgument(format!(
+                        "--init {}: centroids of dimension {d}, the data has {dim}",
+                        path.display()
+                    )));
+                }
+                Init::Centroids(values.to_f64())
+            }
         })
         .device(a.common.device.clone());
     let params = match observer {
@@ -117,8 +128,20 @@ pub fn encode(a: &EncodeArgs) -> Result<(), Error> {
             got: dim,
         });
     }
+    if let Some(d) = &a.distances
+        && same_file(d, &a.output)
+    {
+        return Err(Error::InvalidArgument(format!(
+            "--output and --distances both name {}: give each its own file",
+            d.display()
+        )));
+    }
     let (labels, mse, device) = typed!(&values, data => cb.encode_on(data, &a.common.device))?;
     npy::write_labels(&a.output, &labels)?;
+    if let Some(path) = &a.distances {
+        let d = typed!(&values, data => cb.distances(data))?;
+        npy::write_f64(path, &[labels.len(), cb.k()], &d)?;
+    }
     if a.common.json {
         println!(
             "{}",
