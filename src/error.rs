@@ -13,6 +13,9 @@ pub enum Error {
     /// Zero Lloyd iterations were asked for.
     #[error("the number of iterations must be at least 1, got 0")]
     ZeroIterations,
+    /// Zero restarts of K-means were asked for.
+    #[error("the number of restarts (n_init) must be at least 1, got 0")]
+    ZeroRestarts,
     /// The relative tolerance is negative or not finite.
     #[error("the tolerance must be a finite number >= 0, got {0}")]
     InvalidTolerance(f64),

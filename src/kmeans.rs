@@ -37,7 +37,8 @@ pub struct KMeansFit {
 /// K-means parameters, builder style (after linfa's `KMeansParams`).
 ///
 /// Defaults: `iterations` 100, `tolerance` 1e-4 (relative decrease of the error in one
-/// iteration), `seed` 0, `init` [`Init::RandomPoints`], `device` [`Device::Auto`],
+/// iteration), `seed` 0, `init` [`Init::RandomPoints`], `restarts` 1, `device`
+/// [`Device::Auto`],
 /// `gpu_options` [`GpuOptions::default`].
 ///
 /// Unweighted scalar data (`dim` 1) runs on the 1-D backends, whose cells are intervals;
@@ -59,6 +60,7 @@ pub struct KMeans {
     tolerance: f64,
     seed: u64,
     init: Init,
+    restarts: usize,
     device: Device,
     gpu_options: GpuOptions,
     observer: Option<Observer>,
@@ -73,6 +75,7 @@ impl KMeans {
             tolerance: 1e-4,
             seed: 0,
             init: Init::RandomPoints,
+            restarts: 1,
             device: Device::Auto,
             gpu_options: GpuOptions::default(),
             observer: None,
@@ -104,6 +107,13 @@ impl KMeans {
         self
     }
 
+    /// Runs the fit from this many starts (seeds `seed`, `seed + 1`, …) and keeps the one
+    /// with the lowest inertia: scikit-learn's `n_init`, faiss's `nredo`.
+    pub fn restarts(mut self, restarts: usize) -> Self {
+        self.restarts = restarts;
+        self
+    }
+
     /// Device to run on.
     pub fn device(mut self, device: Device) -> Self {
         self.device = device;
@@ -128,6 +138,9 @@ impl KMeans {
         if self.k == 0 {
             return Err(Error::ZeroCentroids);
         }
+        if self.restarts == 0 {
+            return Err(Error::ZeroRestarts);
+        }
         check_schedule(self.iterations, self.tolerance)
     }
 
@@ -148,6 +161,9 @@ impl KMeans {
         self.fit_inner(data, dim, Some(weights))
     }
 
+    /// Every restart from its own seed (seed, seed + 1, …), keeping the fit with the lowest
+    /// inertia (the first on ties). Given centroids start every restart the same way, so they
+    /// run once.
     fn fit_inner<T: Real>(
         &self,
         data: &[T],
@@ -155,6 +171,30 @@ impl KMeans {
         weights: Option<&[f32]>,
     ) -> Result<KMeansFit> {
         self.validate()?;
+        let runs = match self.init {
+            Init::Centroids(_) => 1,
+            _ => self.restarts,
+        };
+        let mut best: Option<KMeansFit> = None;
+        for r in 0..runs {
+            let one = KMeans {
+                seed: self.seed.wrapping_add(r as u64),
+                ..self.clone()
+            };
+            let fit = one.fit_once(data, dim, weights)?;
+            if best.as_ref().is_none_or(|b| fit.inertia < b.inertia) {
+                best = Some(fit);
+            }
+        }
+        Ok(best.expect("at least one run"))
+    }
+
+    fn fit_once<T: Real>(
+        &self,
+        data: &[T],
+        dim: usize,
+        weights: Option<&[f32]>,
+    ) -> Result<KMeansFit> {
         let n = check_points(data, dim)?;
         check_k(self.k, n)?;
         if let Some(w) = weights {

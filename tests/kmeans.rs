@@ -303,3 +303,29 @@ fn distances_to_every_centroid() {
         );
     }
 }
+
+/// Restarts keep the best of the single fits from seeds seed, seed + 1, …: exactly it.
+#[test]
+fn restarts_keep_the_best_start() {
+    let data = blobs(2000, 3, 12, 5);
+    let single = |seed: u64| {
+        KMeans::new(12)
+            .seed(seed)
+            .device(Device::Cpu)
+            .fit(&data, 3)
+            .unwrap()
+    };
+    let inertias: Vec<f64> = (7..12).map(|s| single(s).inertia).collect();
+    let best = inertias.iter().copied().fold(f64::INFINITY, f64::min);
+    let fit = KMeans::new(12)
+        .seed(7)
+        .restarts(5)
+        .device(Device::Cpu)
+        .fit(&data, 3)
+        .unwrap();
+    assert_eq!(fit.inertia, best, "{inertias:?}");
+    assert!(
+        inertias.iter().any(|&i| i > best),
+        "the starts should differ: {inertias:?}"
+    );
+}

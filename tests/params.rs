@@ -232,3 +232,11 @@ fn messages_are_one_readable_line() {
     );
     assert!(!Error::ZeroCentroids.to_string().contains('\n'));
 }
+
+#[test]
+fn zero_restarts() {
+    assert!(matches!(
+        cpu(1).restarts(0).fit(&DATA, 2),
+        Err(Error::ZeroRestarts)
+    ));
+}

@@ -274,6 +274,10 @@ pub struct KmeansArgs {
     /// file of shape (k, d) holding the starting centroids.
     #[arg(long, default_value = "random", value_parser = parse_init)]
     pub init: InitName,
+    /// Starts to run (seeds SEED, SEED + 1, …), keeping the fit with the lowest inertia
+    /// (scikit-learn's n_init).
+    #[arg(long = "n-init", default_value_t = 1)]
+    pub n_init: usize,
     /// Per-point weights: a .npy of shape (n,).
     #[arg(long)]
     pub weights: Option<PathBuf>,

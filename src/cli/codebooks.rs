@@ -48,6 +48,7 @@ fn kmeans_typed<T: Real>(a: &KmeansArgs, data: &[T], dim: usize) -> Result<(), E
         .iterations(a.iterations)
         .tolerance(a.tolerance)
         .seed(a.seed)
+        .restarts(a.n_init)
         .init(match &a.init {
             InitName::Random => Init::RandomPoints,
             InitName::KmeansPlusPlus => Init::KMeansPlusPlus,
