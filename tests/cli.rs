@@ -350,3 +350,57 @@ fn encode_writes_distances() {
     assert_eq!(v, vec![0.0, 4.0, 1.0, 3.0, 5.0, 1.0]);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// `kmeans --json` and `quantize --json` carry the per-iteration history, in the same shape.
+#[test]
+fn json_carries_the_history() {
+    let o = lloyd(&[
+        "quantize",
+        "--n",
+        "4",
+        "--samples",
+        "2000",
+        "--iterations",
+        "3",
+        "--device",
+        "cpu",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let q: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let h = q["history"].as_array().unwrap();
+    assert_eq!(h.len(), 3);
+    for key in [
+        "iteration",
+        "mse",
+        "distortion",
+        "seconds",
+        "empty_cells_split",
+    ] {
+        assert!(h[0].get(key).is_some(), "{key} in {}", h[0]);
+    }
+    let dir = std::env::temp_dir().join(format!("lloyd-hist-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let x = dir.join("x.npy");
+    lloyd::npy::write_f32(&x, &[400, 2], &common::blobs(400, 2, 3, 1)).unwrap();
+    let o = lloyd(&[
+        "kmeans",
+        "--input",
+        x.to_str().unwrap(),
+        "--k",
+        "3",
+        "--device",
+        "cpu",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let k: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let kh = k["history"].as_array().unwrap();
+    assert_eq!(kh.len() as u64, k["iterations"].as_u64().unwrap());
+    assert!(k["converged"].is_boolean());
+    assert_eq!(
+        kh[0].as_object().unwrap().keys().collect::<Vec<_>>(),
+        h[0].as_object().unwrap().keys().collect::<Vec<_>>()
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -99,6 +99,7 @@ fn kmeans_typed<T: Real>(a: &KmeansArgs, data: &[T], dim: usize) -> Result<(), E
             "device": fit.summary.device,
             "ms_per_iteration": fit.summary.ms_per_iteration(),
             "setup_ms": fit.summary.setup_seconds * 1e3,
+            "history": fit.summary.history,
         });
         println!("{out}");
     } else {

@@ -111,6 +111,7 @@ pub fn quantize(a: &QuantizeArgs) -> Result<(), Error> {
             "device": q.summary.device,
             "ms_per_iteration": q.summary.ms_per_iteration(),
             "setup_ms": q.summary.setup_seconds * 1e3,
+            "history": q.summary.history,
         });
         println!("{out}");
     } else {
