@@ -404,3 +404,47 @@ fn json_carries_the_history() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// `quantize-nd --json` has every key `quantize --json` has, centroids as rows of d values.
+#[test]
+fn quantize_nd_json_has_the_keys_of_quantize() {
+    let run = |args: &[&str]| -> serde_json::Value {
+        let o = lloyd(args);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        serde_json::from_str(&stdout(&o)).unwrap()
+    };
+    let one = run(&[
+        "quantize",
+        "--n",
+        "4",
+        "--samples",
+        "2000",
+        "--iterations",
+        "2",
+        "--device",
+        "cpu",
+        "--json",
+    ]);
+    let nd = run(&[
+        "quantize-nd",
+        "--d",
+        "3",
+        "--n",
+        "4",
+        "--samples",
+        "2000",
+        "--iterations",
+        "2",
+        "--device",
+        "cpu",
+        "--json",
+    ]);
+    for key in one.as_object().unwrap().keys() {
+        assert!(nd.get(key).is_some(), "quantize-nd lacks `{key}`: {nd}");
+    }
+    assert_eq!(nd["d"], 3);
+    let rows = nd["centroids"].as_array().unwrap();
+    assert_eq!(rows.len(), 4);
+    assert!(rows.iter().all(|r| r.as_array().unwrap().len() == 3));
+    assert!(nd["converged"].is_boolean());
+}

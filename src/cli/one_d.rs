@@ -155,7 +155,27 @@ pub fn quantize_nd(a: &QuantizeNdArgs) -> Result<(), Error> {
         q.save_svg(path)?;
     }
     if a.common.json {
-        println!("{}", serde_json::to_string(&q).expect("plain data"));
+        // The keys and shapes of the other commands: centroids as rows, `d` the dimension.
+        let rows: Vec<&[f64]> = (0..a.n).map(|i| q.centroid(i)).collect();
+        let out = json!({
+            "law": format!("{law:?}"),
+            "n": a.n,
+            "d": a.d,
+            "samples": a.samples,
+            "seed": a.seed,
+            "centroids": rows,
+            "probabilities": q.probabilities,
+            "distortion": q.distortion,
+            "mse": q.mse,
+            "iterations": q.summary.iterations_run,
+            "converged": q.summary.converged,
+            "empty_cells_split": q.summary.empty_cells_split,
+            "device": q.summary.device,
+            "ms_per_iteration": q.summary.ms_per_iteration(),
+            "setup_ms": q.summary.setup_seconds * 1e3,
+            "history": q.summary.history,
+        });
+        println!("{out}");
     } else {
         println!(
             "Optimal {}-point quantizer of {:?} in dimension {}",
