@@ -115,8 +115,11 @@ impl Clvq {
         if self.n == 0 {
             return Err(Error::ZeroCentroids);
         }
-        if self.steps == 0 || self.batch == 0 {
+        if self.steps == 0 {
             return Err(Error::ZeroIterations);
+        }
+        if self.batch == 0 {
+            return Err(Error::ZeroBatch);
         }
         if self.evaluation_samples < self.n {
             return Err(Error::TooManyCentroids {

@@ -13,6 +13,9 @@ pub enum Error {
     /// Zero Lloyd iterations were asked for.
     #[error("the number of iterations must be at least 1, got 0")]
     ZeroIterations,
+    /// A CLVQ step of zero samples.
+    #[error("the CLVQ batch (samples per step) must be at least 1, got 0")]
+    ZeroBatch,
     /// Zero restarts of K-means were asked for.
     #[error("the number of restarts (n_init) must be at least 1, got 0")]
     ZeroRestarts,

@@ -448,3 +448,39 @@ fn quantize_nd_json_has_the_keys_of_quantize() {
     assert!(rows.iter().all(|r| r.as_array().unwrap().len() == 3));
     assert!(nd["converged"].is_boolean());
 }
+
+/// CLVQ's step sequence and batch come from the command line; bad ones are one error line.
+#[test]
+fn clvq_steps_and_batch_from_the_command_line() {
+    let run = |extra: &[&str]| {
+        let mut args = vec![
+            "quantize",
+            "--method",
+            "clvq",
+            "--n",
+            "4",
+            "--samples",
+            "20000",
+            "--device",
+            "cpu",
+            "--json",
+        ];
+        args.extend_from_slice(extra);
+        lloyd(&args)
+    };
+    let a = run(&["--clvq-batch", "16", "--clvq-step", "0.05"]);
+    assert!(a.status.success(), "{}", String::from_utf8_lossy(&a.stderr));
+    let b = run(&["--clvq-batch", "16", "--clvq-a", "8", "--clvq-b", "0.5"]);
+    assert!(b.status.success(), "{}", String::from_utf8_lossy(&b.stderr));
+    assert_ne!(stdout(&a), stdout(&b), "the options change the run");
+    for bad in [
+        &["--clvq-batch", "0"][..],
+        &["--clvq-a", "-1"],
+        &["--clvq-step", "2"],
+    ] {
+        let o = run(bad);
+        assert!(!o.status.success(), "{bad:?}");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(err.trim().lines().count(), 1, "{bad:?}: {err}");
+    }
+}

@@ -74,6 +74,10 @@ fn parameter_rules() {
         Err(Error::ZeroIterations)
     ));
     assert!(matches!(
+        Clvq::new(2).batch(0).fit_law(Law::default()),
+        Err(Error::ZeroBatch)
+    ));
+    assert!(matches!(
         Clvq::new(2)
             .step(Step::Constant(0.0))
             .fit_law(Law::default()),

@@ -221,6 +221,18 @@ pub struct QuantizeArgs {
     /// Seed of the samples.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// CLVQ: samples per step (1, the default: the classic one-sample CLVQ).
+    #[arg(long = "clvq-batch", default_value_t = 1)]
+    pub clvq_batch: usize,
+    /// CLVQ: the step sequence γₙ = a / (a + b n), a (default 4N).
+    #[arg(long = "clvq-a", allow_negative_numbers = true)]
+    pub clvq_a: Option<f64>,
+    /// CLVQ: the step sequence's b (default π²/N²).
+    #[arg(long = "clvq-b", allow_negative_numbers = true)]
+    pub clvq_b: Option<f64>,
+    /// CLVQ: a constant step in (0, 1] instead of the decreasing sequence.
+    #[arg(long = "clvq-step", allow_negative_numbers = true, conflicts_with_all = ["clvq_a", "clvq_b"])]
+    pub clvq_step: Option<f64>,
     #[command(flatten)]
     pub common: Common,
 }
@@ -327,6 +339,20 @@ pub struct DecodeArgs {
 }
 
 impl QuantizeArgs {
+    /// CLVQ with the step and batch the options name (the library's defaults otherwise).
+    pub fn clvq(&self) -> lloyd::Clvq {
+        let base = lloyd::Clvq::new(self.n).batch(self.clvq_batch);
+        let nf = self.n.max(1) as f64;
+        match (self.clvq_step, self.clvq_a, self.clvq_b) {
+            (Some(g), _, _) => base.step(lloyd::Step::Constant(g)),
+            (None, None, None) => base,
+            (None, a, b) => base.step(lloyd::Step::Decreasing {
+                a: a.unwrap_or(4.0 * nf),
+                b: b.unwrap_or(std::f64::consts::PI.powi(2) / (nf * nf)),
+            }),
+        }
+    }
+
     /// The main job's parameters: the 10-point quantizer of N(0, 1).
     pub fn parse_default() -> Self {
         #[derive(Parser)]

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 
-use lloyd::{Clvq, Deterministic1d, Error, IterationStats, Lloyd1d, LloydNd, Observer, npy};
+use lloyd::{Deterministic1d, Error, IterationStats, Lloyd1d, LloydNd, Observer, npy};
 
 use super::args::{Method1d, QuantizeArgs, QuantizeNdArgs};
 
@@ -56,7 +56,7 @@ pub fn quantize(a: &QuantizeArgs) -> Result<(), Error> {
             0,
         ),
         (None, Method1d::Clvq) => (
-            Clvq::new(a.n)
+            a.clvq()
                 .steps(a.samples)
                 .seed(a.seed)
                 .device(a.common.device.clone())
