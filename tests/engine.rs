@@ -75,3 +75,24 @@ fn gpu_statistics_merge_exactly() {
     }
     assert!((whole.inertia() - cpu.inertia()).abs() <= 1e-5 * cpu.inertia());
 }
+
+/// GPU statistics against centroids far outside the frame (one that did not include them),
+/// through one reused encoder, agree with the CPU's.
+#[test]
+fn gpu_statistics_of_centroids_far_outside_the_frame() {
+    let Some(dev) = gpu() else { return };
+    let (n, dim) = (2000, 3);
+    let data: Vec<f64> = common::gaussian(n, dim, 4)
+        .iter()
+        .map(|&v| f64::from(v))
+        .collect();
+    let frame = Extent::of(&data, dim).unwrap().frame();
+    let mut enc = Encoder::new(&dev).unwrap();
+    for shift in [0.0, 50.0, 3000.0, 1e6, 1e9] {
+        let c: Vec<f64> = data[..4 * dim].iter().map(|v| v + shift).collect();
+        let g = LloydStats::compute_on(&mut enc, &frame, &data, None, &c, 0).unwrap();
+        let cpu = LloydStats::compute(&frame, &data, None, &c, 0).unwrap();
+        let (gi, ci) = (g.inertia(), cpu.inertia());
+        assert!((gi - ci).abs() <= 1e-5 * ci, "shift {shift}: {gi} vs {ci}");
+    }
+}
