@@ -10,7 +10,7 @@ use lloyd::{
 use super::args::{
     DecodeArgs, EncodeArgs, InitName, KmeansArgs, PqDecodeArgs, PqEncodeArgs, PqTrainArgs,
 };
-use super::one_d::progress;
+use super::one_d::{progress, with_summary};
 
 /// Runs `$body` with `$data` bound to the values of a [`Floats`] as a slice of their own type.
 macro_rules! typed {
@@ -92,16 +92,9 @@ fn kmeans_typed<T: Real>(a: &KmeansArgs, data: &[T], dim: usize) -> Result<(), E
             "mse": fit.mse,
             "distortion": fit.distortion,
             "inertia": fit.inertia,
-            "iterations": fit.summary.iterations_run,
-            "converged": fit.summary.converged,
-            "empty_cells_split": fit.summary.empty_cells_split,
             "counts": fit.counts,
-            "device": fit.summary.device,
-            "ms_per_iteration": fit.summary.ms_per_iteration(),
-            "setup_ms": fit.summary.setup_seconds * 1e3,
-            "history": fit.summary.history,
         });
-        println!("{out}");
+        println!("{}", with_summary(out, &fit.summary));
     } else {
         println!(
             "k-means: n = {}, d = {dim}, k = {}: mse {:.6e} after {} iterations on {} ({:.3} ms per iteration, {} empty cells split){}",

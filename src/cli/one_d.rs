@@ -6,9 +6,27 @@ use std::sync::Arc;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 
-use lloyd::{Deterministic1d, Error, IterationStats, Lloyd1d, LloydNd, Observer, npy};
+use lloyd::{Deterministic1d, Error, FitSummary, IterationStats, Lloyd1d, LloydNd, Observer, npy};
 
 use super::args::{Method1d, QuantizeArgs, QuantizeNdArgs};
+
+/// `out` (a JSON object) with the keys every fitting command reports about its run, in one
+/// shape.
+pub fn with_summary(mut out: serde_json::Value, s: &FitSummary) -> serde_json::Value {
+    let run = json!({
+        "iterations": s.iterations_run,
+        "converged": s.converged,
+        "empty_cells_split": s.empty_cells_split,
+        "device": s.device,
+        "ms_per_iteration": s.ms_per_iteration(),
+        "setup_ms": s.setup_seconds * 1e3,
+        "history": s.history,
+    });
+    if let (Some(o), serde_json::Value::Object(r)) = (out.as_object_mut(), run) {
+        o.extend(r);
+    }
+    out
+}
 
 /// A progress bar on standard error and the observer that moves it; both hidden when
 /// standard error is not a terminal or with --quiet, and then no observer at all, since a
@@ -96,7 +114,7 @@ pub fn quantize(a: &QuantizeArgs) -> Result<(), Error> {
     };
     bar.finish_and_clear();
     if a.common.json {
-        let out = json!({
+        let fields = json!({
             "law": source,
             "n": q.len(),
             "samples": samples_used,
@@ -105,15 +123,8 @@ pub fn quantize(a: &QuantizeArgs) -> Result<(), Error> {
             "probabilities": q.probabilities,
             "distortion": q.distortion,
             "mse": q.mse,
-            "iterations": q.summary.iterations_run,
-            "converged": q.summary.converged,
-            "empty_cells_split": q.summary.empty_cells_split,
-            "device": q.summary.device,
-            "ms_per_iteration": q.summary.ms_per_iteration(),
-            "setup_ms": q.summary.setup_seconds * 1e3,
-            "history": q.summary.history,
         });
-        println!("{out}");
+        println!("{}", with_summary(fields, &q.summary));
     } else {
         println!("Optimal {}-point quantizer of {source}", q.len());
         println!("{:>5}  {:>14}  {:>12}", "i", "centroid", "probability");
@@ -157,7 +168,7 @@ pub fn quantize_nd(a: &QuantizeNdArgs) -> Result<(), Error> {
     if a.common.json {
         // The keys and shapes of the other commands: centroids as rows, `d` the dimension.
         let rows: Vec<&[f64]> = (0..a.n).map(|i| q.centroid(i)).collect();
-        let out = json!({
+        let fields = json!({
             "law": format!("{law:?}"),
             "n": a.n,
             "d": a.d,
@@ -167,15 +178,8 @@ pub fn quantize_nd(a: &QuantizeNdArgs) -> Result<(), Error> {
             "probabilities": q.probabilities,
             "distortion": q.distortion,
             "mse": q.mse,
-            "iterations": q.summary.iterations_run,
-            "converged": q.summary.converged,
-            "empty_cells_split": q.summary.empty_cells_split,
-            "device": q.summary.device,
-            "ms_per_iteration": q.summary.ms_per_iteration(),
-            "setup_ms": q.summary.setup_seconds * 1e3,
-            "history": q.summary.history,
         });
-        println!("{out}");
+        println!("{}", with_summary(fields, &q.summary));
     } else {
         println!(
             "Optimal {}-point quantizer of {:?} in dimension {}",
