@@ -136,9 +136,9 @@ impl Codebook {
         device: &Device,
     ) -> Result<(Vec<u32>, f64, String)> {
         let mut encoder = Encoder::new(device)?;
-        let n = self.check_data(data)?;
         let (labels, sse) = encoder.encode(self, data)?;
-        Ok((labels, sse / n as f64, encoder.device_name()))
+        let mse = sse / labels.len() as f64;
+        Ok((labels, mse, encoder.device_name()))
     }
 
     /// The Euclidean distance of each row of `data` to every centroid, row-major `n x k`
@@ -198,8 +198,8 @@ impl Codebook {
     /// Mean over the rows of `data` of the squared distance to the nearest centroid
     /// (`‖x − x̂‖²`, summed over coordinates, averaged over points).
     pub fn mse<T: Real>(&self, data: &[T]) -> Result<f64> {
-        let n = self.check_data(data)?;
-        Ok(self.assign(data)?.1 / n as f64)
+        let (labels, sse) = self.assign(data)?;
+        Ok(sse / labels.len() as f64)
     }
 
     /// Saves the centroids as a `.npy` of shape `(k, dim)` in the codebook's precision

@@ -162,11 +162,10 @@ impl Extent {
 
     /// Widens the bounds to hold `points` (starting centroids, say) without moving the mean.
     pub fn including<T: Real>(mut self, points: &[T]) -> Self {
-        for row in points.chunks_exact(self.dim) {
-            for (j, x) in row.iter().enumerate() {
-                self.lo[j] = self.lo[j].min(x.to_f64());
-                self.hi[j] = self.hi[j].max(x.to_f64());
-            }
+        let (lo, hi) = bounds(points, self.dim);
+        for j in 0..self.dim {
+            self.lo[j] = self.lo[j].min(lo[j]);
+            self.hi[j] = self.hi[j].max(hi[j]);
         }
         self
     }
@@ -209,6 +208,29 @@ impl Extent {
     }
 }
 
+/// Each coordinate's least and greatest value over the rows of `data`.
+fn bounds<T: Real>(data: &[T], dim: usize) -> (Vec<f64>, Vec<f64>) {
+    let empty = || (vec![f64::INFINITY; dim], vec![f64::NEG_INFINITY; dim]);
+    data.par_chunks(dim * ROWS_PER_TASK)
+        .map(|rows| {
+            let (mut lo, mut hi) = empty();
+            for row in rows.chunks_exact(dim) {
+                for (j, x) in row.iter().enumerate() {
+                    lo[j] = lo[j].min(x.to_f64());
+                    hi[j] = hi[j].max(x.to_f64());
+                }
+            }
+            (lo, hi)
+        })
+        .reduce(empty, |(mut lo, mut hi), (l, h)| {
+            for j in 0..dim {
+                lo[j] = lo[j].min(l[j]);
+                hi[j] = hi[j].max(h[j]);
+            }
+            (lo, hi)
+        })
+}
+
 /// The exponent e such that `m · 2^e` lies in [0.5, 1) (0 for m = 0).
 fn exponent_to_unit(m: f64) -> i32 {
     if m == 0.0 || !m.is_finite() {
@@ -247,13 +269,10 @@ impl Frame {
     /// The frame of a codebook that will encode `data`: origin at the centroids' mean, unit
     /// the largest deviation of centroids and data from it (so that neither overflows).
     pub(crate) fn of_codebook<T: Real, U: Real>(centroids: &[T], dim: usize, data: &[U]) -> Self {
-        let data = Extent::of_checked(data, dim, None);
-        let mut e = Extent::of_checked(centroids, dim, None);
-        for j in 0..dim {
-            e.lo[j] = e.lo[j].min(data.lo[j]);
-            e.hi[j] = e.hi[j].max(data.hi[j]);
-        }
-        e.frame()
+        // The data only widen the bounds: their sums are not needed.
+        Extent::of_checked(centroids, dim, None)
+            .including(data)
+            .frame()
     }
 
     /// The dimension of the points.

@@ -171,30 +171,6 @@ impl KMeans {
         weights: Option<&[f32]>,
     ) -> Result<KMeansFit> {
         self.validate()?;
-        let runs = match self.init {
-            Init::Centroids(_) => 1,
-            _ => self.restarts,
-        };
-        let mut best: Option<KMeansFit> = None;
-        for r in 0..runs {
-            let one = KMeans {
-                seed: self.seed.wrapping_add(r as u64),
-                ..self.clone()
-            };
-            let fit = one.fit_once(data, dim, weights)?;
-            if best.as_ref().is_none_or(|b| fit.inertia < b.inertia) {
-                best = Some(fit);
-            }
-        }
-        Ok(best.expect("at least one run"))
-    }
-
-    fn fit_once<T: Real>(
-        &self,
-        data: &[T],
-        dim: usize,
-        weights: Option<&[f32]>,
-    ) -> Result<KMeansFit> {
         let n = check_points(data, dim)?;
         check_k(self.k, n)?;
         if let Some(w) = weights {
@@ -226,47 +202,78 @@ impl KMeans {
         let start = Instant::now();
         let engine = Engine::open(&self.device, &self.gpu_options)?;
         // Everything from here on works centred and scaled (see `frame`): shifted or scaled
-        // data give the same labels.
+        // data give the same labels. Done once for every restart.
         let frame = Frame::of_data(data, dim, weights, given);
         let points = frame.to_device_f32(data);
+        let prepared = Prepared {
+            engine,
+            // Unweighted scalars take the 1-D backends: cells are intervals, so the CPU
+            // needs O(k log n) per iteration after one sort, the GPU a binary search a point.
+            values: (dim == 1 && weights.is_none()).then(|| frame.to_device_f64(data)),
+            frame,
+            points,
+            weights,
+            dim,
+            total_mass: weights.map_or(n as f64, |w| w.iter().map(|&v| f64::from(v)).sum()),
+            seconds: start.elapsed().as_secs_f64(),
+        };
+        let runs = match self.init {
+            Init::Centroids(_) => 1,
+            _ => self.restarts,
+        };
+        let mut best: Option<KMeansFit> = None;
+        for r in 0..runs {
+            let fit = self.fit_once::<T>(&prepared, self.seed.wrapping_add(r as u64))?;
+            if best.as_ref().is_none_or(|b| fit.inertia < b.inertia) {
+                best = Some(fit);
+            }
+        }
+        Ok(best.expect("at least one run"))
+    }
+
+    /// One run from the start `seed` draws.
+    fn fit_once<T: Real>(&self, p: &Prepared<'_>, seed: u64) -> Result<KMeansFit> {
+        let start = Instant::now();
+        let (dim, weights, frame) = (p.dim, p.weights, &p.frame);
         let init: Vec<f64> = match &self.init {
-            Init::RandomPoints => random_points(&points, weights, dim, self.k, self.seed),
+            Init::RandomPoints => random_points(&p.points, weights, dim, self.k, seed),
             Init::KMeansPlusPlus => kmeans_plus_plus(
-                &points,
+                &p.points,
                 weights,
                 dim,
                 self.k,
-                self.seed,
+                seed,
                 greedy_candidates(self.k),
             ),
-            Init::KMeansPlusPlusPlain => {
-                kmeans_plus_plus(&points, weights, dim, self.k, self.seed, 1)
-            }
+            Init::KMeansPlusPlusPlain => kmeans_plus_plus(&p.points, weights, dim, self.k, seed, 1),
             Init::Centroids(c) => frame.to_device_f64(c),
         };
-        let total_mass = weights.map_or(n as f64, |w| w.iter().map(|&v| f64::from(v)).sum());
         let schedule = Schedule {
             iterations: self.iterations,
             tolerance: self.tolerance,
             observer: self.observer.clone(),
         };
         let precision = T::PRECISION;
-        // Unweighted scalars take the 1-D backends: cells are intervals, so the CPU needs
-        // O(k log n) per iteration after one sort, and the GPU a binary search per point.
-        let (out, labels, device, setup_seconds) = if dim == 1 && weights.is_none() {
-            let values = frame.to_device_f64(data);
-            let mut b = engine.intervals(values.clone(), Start::Given(init))?;
-            let setup = start.elapsed().as_secs_f64();
-            let out = driver::run(b.as_mut(), &schedule, total_mass, &frame, precision)?;
-            let labels = engine.interval_labels(&values, &frame.to_device_f64(&out.centroids));
-            (out, labels, b.device_name(), setup)
-        } else {
-            let mut b = engine.dense(Cow::Borrowed(&points), weights, &frame, &init)?;
-            let setup = start.elapsed().as_secs_f64();
-            let out = driver::run(b.as_mut(), &schedule, total_mass, &frame, precision)?;
-            (out, b.labels()?, b.device_name(), setup)
+        let setup = || p.seconds + start.elapsed().as_secs_f64();
+        let (out, labels, device, setup_seconds) = match &p.values {
+            Some(values) => {
+                let mut b = p.engine.intervals(values.clone(), Start::Given(init))?;
+                let setup = setup();
+                let out = driver::run(b.as_mut(), &schedule, p.total_mass, frame, precision)?;
+                let centroids = frame.to_device_f64(&out.centroids);
+                let labels = p.engine.interval_labels(values, &centroids);
+                (out, labels, b.device_name(), setup)
+            }
+            None => {
+                let mut b = p
+                    .engine
+                    .dense(Cow::Borrowed(&p.points), weights, frame, &init)?;
+                let setup = setup();
+                let out = driver::run(b.as_mut(), &schedule, p.total_mass, frame, precision)?;
+                (out, b.labels()?, b.device_name(), setup)
+            }
         };
-        let inertia = out.mse * total_mass;
+        let inertia = out.mse * p.total_mass;
         Ok(KMeansFit {
             codebook: Codebook::with_precision(out.centroids, dim, precision)?,
             labels,
@@ -278,4 +285,19 @@ impl KMeans {
             summary: FitSummary::of(out.history, out.converged, device, setup_seconds),
         })
     }
+}
+
+/// What every restart of one fit shares: the device, the frame and the points in it.
+struct Prepared<'a> {
+    engine: Engine,
+    frame: Frame,
+    /// The points in the frame's units (f32).
+    points: Vec<f32>,
+    /// Unweighted scalars in the frame's units (f64), for the 1-D backends; None in d-D.
+    values: Option<Vec<f64>>,
+    weights: Option<&'a [f32]>,
+    dim: usize,
+    total_mass: f64,
+    /// Seconds spent preparing them.
+    seconds: f64,
 }

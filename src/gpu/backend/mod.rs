@@ -181,18 +181,23 @@ impl GpuLloyd {
     /// Each point's squared distance (f32 frame units, as the kernel measured it) to its
     /// centroid in the last assignment, in point order (Dense layout).
     pub(crate) fn distances(&mut self) -> Result<Vec<f64>> {
+        let d: Vec<f32> = self.per_point(|c| c.dists.as_ref(), "distances")?;
+        Ok(d.into_iter().map(f64::from).collect())
+    }
+
+    /// One value per point, read back from each chunk's buffer that `pick` names, in point
+    /// order; the 1-D kernel keeps no such buffers.
+    fn per_point<T: bytemuck::Pod>(
+        &self,
+        pick: impl Fn(&Chunk) -> Option<&wgpu::Buffer>,
+        what: &str,
+    ) -> Result<Vec<T>> {
         let mut out = Vec::new();
         for ch in &self.chunks {
-            let d = ch
-                .dists
-                .as_ref()
-                .ok_or_else(|| Error::Unsupported("the 1-D kernel keeps no distances".into()))?;
-            let bytes = read_back(&self.ctx, d, 0, 4 * ch.n as u64)?;
-            out.extend(
-                bytemuck::cast_slice::<u8, f32>(&bytes)
-                    .iter()
-                    .map(|&v| f64::from(v)),
-            );
+            let buf = pick(ch)
+                .ok_or_else(|| Error::Unsupported(format!("the 1-D kernel keeps no {what}")))?;
+            let bytes = read_back(&self.ctx, buf, 0, 4 * ch.n as u64)?;
+            out.extend_from_slice(bytemuck::cast_slice::<u8, T>(&bytes));
         }
         Ok(out)
     }
@@ -358,16 +363,7 @@ impl Backend for GpuLloyd {
 
     /// Labels of the last assignment, in point order (Dense layout).
     fn labels(&mut self) -> Result<Vec<u32>> {
-        let mut out = Vec::new();
-        for ch in &self.chunks {
-            let l = ch
-                .labels
-                .as_ref()
-                .ok_or_else(|| Error::Unsupported("the 1-D kernel keeps no labels".into()))?;
-            let bytes = read_back(&self.ctx, l, 0, 4 * ch.n as u64)?;
-            out.extend_from_slice(bytemuck::cast_slice(&bytes));
-        }
-        Ok(out)
+        self.per_point(|c| c.labels.as_ref(), "labels")
     }
 
     /// CLVQ in mini-batches on the device (see [`GpuLloyd::clvq_steps`]).

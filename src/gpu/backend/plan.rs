@@ -55,19 +55,6 @@ impl GpuLloyd {
                 local_sums: false,
             },
         };
-        Self::with_kernel(ctx, layout, points, dim, init, weights, kernel)
-    }
-
-    /// [`GpuLloyd::new`] with the d-D kernel given.
-    fn with_kernel(
-        ctx: Arc<GpuContext>,
-        layout: Layout,
-        points: ResidentPoints,
-        dim: usize,
-        init: &[f64],
-        weights: Option<&[f32]>,
-        kernel: DenseKernel,
-    ) -> Result<Self> {
         let tile = kernel.tile;
         tile.check(&ctx)?;
         let k = init.len() / dim;
