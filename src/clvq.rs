@@ -9,7 +9,7 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::Distribution;
 
 use crate::backend::Backend;
-use crate::backend::cpu_1d::{empirical_quantiles, nearest_sorted};
+use crate::backend::cpu_1d::{empirical_quantiles, midpoint, nearest_sorted};
 use crate::device::{Device, GpuOptions};
 use crate::driver::FitSummary;
 use crate::engine::{Engine, Start};
@@ -243,7 +243,7 @@ impl Clvq {
             counts.iter_mut().for_each(|c| *c = 0);
             for _ in 0..self.batch {
                 let xi = dist.sample(&mut rng);
-                let i = nearest_sorted(&x, xi, |a, b| 0.5 * (a + b));
+                let i = nearest_sorted(&x, xi, midpoint);
                 sums[i] += xi;
                 counts[i] += 1;
             }

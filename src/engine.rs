@@ -7,7 +7,7 @@ use std::borrow::Cow;
 use std::sync::{Arc, Once};
 
 use crate::backend::Backend;
-use crate::backend::cpu_1d::{Cpu1d, empirical_quantiles, nearest_sorted};
+use crate::backend::cpu_1d::{Cpu1d, empirical_quantiles, midpoint, nearest_sorted};
 use crate::backend::cpu_dense::{CpuDense, DenseCentroids, assign_dense};
 use crate::backend::fresh::FreshSamples;
 use crate::device::{Device, GpuOptions};
@@ -274,7 +274,7 @@ impl Engine {
         match self.target {
             Target::Cpu => values
                 .par_iter()
-                .map(|&x| nearest_sorted(&c, x, |a, b| 0.5 * (a + b)) as u32)
+                .map(|&x| nearest_sorted(&c, x, midpoint) as u32)
                 .collect(),
             Target::Gpu(_) => {
                 let c32: Vec<f64> = c.iter().map(|&v| f64::from(v as f32)).collect();

@@ -3,7 +3,9 @@
 //! bindings and fits spread over a cluster are built on it.
 
 use crate::backend::cell_sums::{CellSums, error_exponent};
+use crate::backend::cpu_1d::{midpoint, nearest_sorted};
 use crate::backend::cpu_dense::reduce_dense;
+use crate::backend::interval_sums::IntervalSums;
 use crate::codebook::Encoder;
 use crate::data::{check_points, check_weight_values};
 use crate::error::{Error, Result};
@@ -17,8 +19,13 @@ use crate::real::Real;
 /// Sums are kept in fixed point in a [`Frame`] every part agrees on, so [`LloydStats::merge`]
 /// is exact: statistics of any split of the points, merged in any order, equal the
 /// statistics of the whole to the bit, and [`LloydStats::update`] then gives the same
-/// centroids a [`crate::KMeans`] fit on the CPU computes in its iteration. One Lloyd
-/// iteration over data split in parts reads:
+/// centroids a [`crate::KMeans`] fit on the CPU computes in its iteration.
+///
+/// Scalars without weights (d = 1) are what a 1-D fit treats as intervals: their cells are
+/// listed in increasing order of the centroids (sorted once, equal ones kept in the given
+/// order), [`LloydStats::centroids`] and [`LloydStats::update`] return them in that order,
+/// and the values are kept in f64, as the fit keeps them. One Lloyd iteration over data
+/// split in parts reads:
 ///
 /// ```
 /// use lloyd::{Extent, LloydStats};
@@ -43,7 +50,14 @@ pub struct LloydStats {
     /// The centroids the points were assigned to, in frame units.
     centroids: Vec<f64>,
     weighted: bool,
-    cells: CellSums,
+    cells: Cells,
+}
+
+/// The sums of points in d-D (or weighted), or of scalars in intervals.
+#[derive(Debug, Clone, PartialEq)]
+enum Cells {
+    Points(CellSums),
+    Intervals(IntervalSums),
 }
 
 /// What [`LloydStats::update`] returns.
@@ -86,7 +100,8 @@ impl LloydStats {
     /// [`LloydStats::compute`] with the assignment on `encoder`'s device (a GPU, say); the
     /// sums are formed on the host in the same fixed point, so statistics computed on one
     /// device merge exactly with each other. A GPU measures distances in f32, so its labels
-    /// near ties and its errors may differ from the CPU's in the last bits.
+    /// near ties and its errors may differ from the CPU's in the last bits. Scalars without
+    /// weights are intervals (see above), summed on the host whatever the encoder.
     pub fn compute_on<T: Real>(
         encoder: &mut Encoder,
         frame: &Frame,
@@ -115,15 +130,36 @@ impl LloydStats {
             }
             None => None,
         };
-        let points = frame.to_device_f32(data);
-        if let Some(i) = points.iter().position(|v| v.abs() > 1.0) {
-            return Err(Error::InvalidArgument(format!(
+        let outside = |i: usize| {
+            Error::InvalidArgument(format!(
                 "row {} lies outside the frame's bounds: build the frame from an Extent \
                  that saw every part",
                 i / dim
-            )));
+            ))
+        };
+        let mut c = frame.to_device_f64(centroids);
+        if dim == 1 && w.is_none() {
+            // Intervals, summed on the host whatever the encoder: O(n log k).
+            let values = frame.to_device_f64(data);
+            if let Some(i) = values.iter().position(|v| v.abs() > 1.0) {
+                return Err(outside(i));
+            }
+            c.sort_by(f64::total_cmp);
+            let mut cells = IntervalSums::zeros(c.len());
+            for &x in &values {
+                cells.add(nearest_sorted(&c, x, midpoint), x);
+            }
+            return Ok(LloydStats {
+                frame: frame.clone(),
+                centroids: c,
+                weighted: false,
+                cells: Cells::Intervals(cells),
+            });
         }
-        let c = frame.to_device_f64(centroids);
+        let points = frame.to_device_f32(data);
+        if let Some(i) = points.iter().position(|v| v.abs() > 1.0) {
+            return Err(outside(i));
+        }
         let (labels, dist) = encoder.inner.assign(&points, &c, dim)?;
         let cells = reduce_dense(
             &points,
@@ -139,7 +175,7 @@ impl LloydStats {
             frame: frame.clone(),
             centroids: c,
             weighted: weights.is_some(),
-            cells,
+            cells: Cells::Points(cells),
         })
     }
 
@@ -154,12 +190,16 @@ impl LloydStats {
                 "only statistics of the same centroids, frame and weighting merge".into(),
             ));
         }
-        self.cells.merge(&other.cells)
+        match (&mut self.cells, &other.cells) {
+            (Cells::Points(a), Cells::Points(b)) => a.merge(b),
+            (Cells::Intervals(a), Cells::Intervals(b)) => a.merge(b),
+            _ => unreachable!("same dimension and weighting, same kind of cells"),
+        }
     }
 
     /// Number of cells k.
     pub fn k(&self) -> usize {
-        self.cells.k()
+        self.centroids.len() / self.dim()
     }
 
     /// Dimension of the points.
@@ -169,28 +209,43 @@ impl LloydStats {
 
     /// Points in each cell.
     pub fn counts(&self) -> &[u64] {
-        &self.cells.counts
+        match &self.cells {
+            Cells::Points(c) => &c.counts,
+            Cells::Intervals(c) => &c.counts,
+        }
+    }
+
+    /// Counts, weights and squared errors (squared frame units) of each cell.
+    fn cell_stats(&self) -> crate::backend::CellStats {
+        match &self.cells {
+            Cells::Points(c) => c.cell_stats(self.frame.weight_unit()),
+            Cells::Intervals(c) => c.cell_stats(&self.centroids),
+        }
     }
 
     /// Total weight in each cell (the counts without weights).
     pub fn cell_weights(&self) -> Vec<f64> {
-        self.cells.cell_stats(self.frame.weight_unit()).mass
+        self.cell_stats().mass
     }
 
     /// Weighted sum of squared distances of each cell's points to its centroid.
     pub fn cell_errors(&self) -> Vec<f64> {
-        let s = self.cells.cell_stats(self.frame.weight_unit());
-        s.sse
+        self.cell_stats()
+            .sse
             .iter()
             .map(|&e| self.frame.squared_to_caller(e))
             .collect()
     }
 
     /// Weighted sum of squared distances to the nearest centroid, over every cell
-    /// (scikit-learn's `inertia_`), summed exactly and rounded once.
+    /// (scikit-learn's `inertia_`): summed exactly and rounded once in d-D, the sum of the
+    /// cells' errors in 1-D (as the 1-D fit sums them).
     pub fn inertia(&self) -> f64 {
-        self.frame
-            .squared_to_caller(self.cells.total_error() / self.frame.weight_unit())
+        let total = match &self.cells {
+            Cells::Points(c) => c.total_error() / self.frame.weight_unit(),
+            Cells::Intervals(c) => c.total_error(&self.centroids),
+        };
+        self.frame.squared_to_caller(total)
     }
 
     /// The centroids the points were assigned to (the caller's units, as given).
@@ -202,7 +257,10 @@ impl LloydStats {
     /// re-seeded by the policy a fit uses (each takes the farthest point of the next
     /// populated cell that can be split, most points first).
     pub fn update(&self) -> Result<LloydUpdate> {
-        let (c, splits) = self.cells.means_and_splits(&self.centroids);
+        let (c, splits) = match &self.cells {
+            Cells::Points(s) => s.means_and_splits(&self.centroids),
+            Cells::Intervals(s) => s.means_and_splits(&self.centroids),
+        };
         let centroids = self.frame.to_caller(&c);
         // Compared as the next pass will see them, as a fit compares them.
         let moved = self.frame.to_device_f64(&centroids) != self.centroids;

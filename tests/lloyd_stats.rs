@@ -27,6 +27,33 @@ fn shifted_blobs(n: usize, dim: usize, seed: u64) -> Vec<f64> {
         .collect()
 }
 
+/// The statistics of `parts` (row ranges) of `data` against centroids `c`, merged in order.
+fn merged_pass(
+    frame: &lloyd::Frame,
+    data: &[f64],
+    dim: usize,
+    w: Option<&[f32]>,
+    parts: &[(usize, usize)],
+    c: &[f64],
+) -> LloydStats {
+    let mut all: Option<LloydStats> = None;
+    for &(a, b) in parts {
+        let s = LloydStats::compute(
+            frame,
+            &data[a * dim..b * dim],
+            w.map(|w| &w[a..b]),
+            c,
+            a as u64,
+        )
+        .unwrap();
+        match &mut all {
+            Some(x) => x.merge(&s).unwrap(),
+            None => all = Some(s),
+        }
+    }
+    all.unwrap()
+}
+
 /// The statistics of random splits, merged in random orders, are the statistics of the whole
 /// to the bit, and so are the centroids they update to.
 #[test]
@@ -117,24 +144,7 @@ fn a_fit_equals_the_fit_merged_from_parts() {
             }
         }
         let frame = extent.unwrap().including(&init).frame();
-        let pass = |c: &[f64]| {
-            let mut all: Option<LloydStats> = None;
-            for &(a, b) in &parts {
-                let s = LloydStats::compute(
-                    &frame,
-                    &data[a * dim..b * dim],
-                    w.map(|w| &w[a..b]),
-                    c,
-                    a as u64,
-                )
-                .unwrap();
-                match &mut all {
-                    Some(x) => x.merge(&s).unwrap(),
-                    None => all = Some(s),
-                }
-            }
-            all.unwrap()
-        };
+        let pass = |c: &[f64]| merged_pass(&frame, &data, dim, w, &parts, c);
         let mut c = init.clone();
         for _ in 0..fit.summary.iterations_run {
             c = pass(&c).update().unwrap().centroids;
@@ -145,6 +155,50 @@ fn a_fit_equals_the_fit_merged_from_parts() {
         assert_eq!(fit.inertia, last.inertia());
         assert_eq!(fit.cell_weights, last.cell_weights());
     }
+}
+
+/// The same in one dimension, where the fit's cells are intervals over sorted values: a
+/// 1-D fit (unsorted start, far-off centroids whose cells are empty and get split) equals
+/// Lloyd's iteration over merged statistics of random parts, to the bit.
+#[test]
+fn a_1d_fit_equals_the_fit_merged_from_parts() {
+    let n = 5000;
+    let mut rng = ChaCha8Rng::seed_from_u64(11);
+    let data: Vec<f64> = (0..n)
+        .map(|i| 1e4 + (i % 7) as f64 * 0.25 + rng.random::<f64>() * 0.1)
+        .collect();
+    let mut init: Vec<f64> = data[..9].iter().rev().copied().collect();
+    init.extend([2e4, 3e4, 1e4 + 0.3]);
+    let k = init.len();
+    let fit = KMeans::new(k)
+        .iterations(25)
+        .tolerance(0.0)
+        .init(Init::Centroids(init.clone()))
+        .device(Device::Cpu)
+        .fit(&data, 1)
+        .unwrap();
+    assert!(
+        fit.summary.empty_cells_split > 0,
+        "the test must split cells"
+    );
+    let parts = random_split(n, 6, &mut rng);
+    let mut extent = Extent::of(&data[parts[0].0..parts[0].1], 1).unwrap();
+    for &(a, b) in &parts[1..] {
+        extent.merge(&Extent::of(&data[a..b], 1).unwrap()).unwrap();
+    }
+    let frame = extent.including(&init).frame();
+    // Parts merged in reverse this time.
+    let reversed: Vec<(usize, usize)> = parts.iter().rev().copied().collect();
+    let pass = |c: &[f64]| merged_pass(&frame, &data, 1, None, &reversed, c);
+    let mut c = init.clone();
+    for _ in 0..fit.summary.iterations_run {
+        c = pass(&c).update().unwrap().centroids;
+    }
+    assert_eq!(fit.codebook.centroids(), &c[..]);
+    let last = pass(&c);
+    assert_eq!(fit.counts, last.counts());
+    assert_eq!(fit.inertia, last.inertia());
+    assert_eq!(fit.cell_weights, last.cell_weights());
 }
 
 /// Empty cells are re-seeded by the fit's policy, and merged parts agree on the donors.

@@ -3,46 +3,60 @@
 
 use rayon::prelude::*;
 
-use super::empty_cells::{Extremes, split_empty_cells};
+use super::cell_sums::fixed;
+use super::interval_sums::{IntervalSums, fixed_square};
 use super::{Backend, CellStats, Update};
 use crate::error::Result;
 
-/// Sorted samples, prefix sums of the (shifted) samples, and the current sorted centroids.
+/// Sorted samples, exact prefix sums of them and of their squares, and the current sorted
+/// centroids.
 pub(crate) struct Cpu1d {
+    /// The samples times `unit` (a power of two bringing them into [−1, 1]; 1 when they
+    /// already lie there, as values in a frame do), sorted.
     sorted: Vec<f64>,
-    /// `shift` (the median) is subtracted before summing so that the squared errors of
-    /// narrow cells far from the origin do not drown in cancellation.
-    shift: f64,
-    /// Prefix sums of (x - shift) and (x - shift)^2, each of length `M + 1`.
-    prefix_1: Prefix,
-    prefix_2: Prefix,
+    unit: f64,
+    /// (Σ x, Σ x²) over `sorted[..i]` in fixed point, `M + 1` entries: the sums of a cell are
+    /// the difference of two entries, exact, so they equal the same points summed one by one
+    /// (which is what [`crate::LloydStats`] does).
+    prefix: Vec<(i128, i128)>,
+    /// The centroids times `unit`, sorted.
     centroids: Vec<f64>,
     /// Cell `i` holds `sorted[bounds[i]..bounds[i + 1]]`; kept between iterations as the
     /// starting point of the next search, since boundaries move little.
     bounds: Vec<usize>,
-    sums: Vec<f64>,
+    sums: IntervalSums,
     stats: CellStats,
 }
 
 impl Cpu1d {
     /// Takes validated samples (finite, non-empty).
     pub(crate) fn new(mut samples: Vec<f64>) -> Self {
+        let max = samples.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+        let unit = if max <= 1.0 {
+            1.0
+        } else {
+            libm::scalbn(1.0, -libm::frexp(max).1)
+        };
+        if unit != 1.0 {
+            samples.par_iter_mut().for_each(|v| *v *= unit);
+        }
         samples.par_sort_unstable_by(f64::total_cmp);
         let sorted = samples;
-        let shift = sorted[sorted.len() / 2];
-        let prefix_1 = Prefix::of(sorted.iter().map(|&x| x - shift), sorted.len());
-        let prefix_2 = Prefix::of(
-            sorted.iter().map(|&x| (x - shift) * (x - shift)),
-            sorted.len(),
-        );
+        let mut prefix = Vec::with_capacity(sorted.len() + 1);
+        let (mut s1, mut s2) = (0i128, 0i128);
+        prefix.push((0, 0));
+        for &x in &sorted {
+            s1 += fixed(x);
+            s2 += fixed_square(x);
+            prefix.push((s1, s2));
+        }
         Cpu1d {
             sorted,
-            shift,
-            prefix_1,
-            prefix_2,
+            unit,
+            prefix,
             centroids: Vec::new(),
             bounds: Vec::new(),
-            sums: Vec::new(),
+            sums: IntervalSums::zeros(0),
             stats: CellStats::zeros(0),
         }
     }
@@ -51,57 +65,21 @@ impl Cpu1d {
     /// any law, found for free in sorted samples.
     pub(crate) fn quantile_centroids(&self, n: usize) -> Vec<f64> {
         empirical_quantiles(&self.sorted, n)
+            .into_iter()
+            .map(|v| v / self.unit)
+            .collect()
     }
 
     /// Sets the starting centroids (sorted here: the 1-D backends keep them sorted).
-    pub(crate) fn start_from(&mut self, mut centroids: Vec<f64>) {
+    pub(crate) fn start_from(&mut self, centroids: Vec<f64>) {
+        let mut centroids: Vec<f64> = centroids.iter().map(|&c| c * self.unit).collect();
         centroids.sort_by(f64::total_cmp);
         let n = centroids.len();
         let m = self.sorted.len();
         self.bounds = (0..=n).map(|i| i * m / n).collect();
         self.centroids = centroids;
-        self.sums = vec![0.0; n];
+        self.sums = IntervalSums::zeros(n);
         self.stats = CellStats::zeros(n);
-    }
-}
-
-/// Prefix sums kept to about twice f64's precision: each entry is an f64 plus what rounding
-/// left out (the compensated sum, renormalised), so that the sum of a range
-/// is exact to f64 rounding of the range's own sum, however large the prefix before it.
-/// Plain f64 prefixes lose ε·|prefix|: a cell of tiny values after a long run of large ones
-/// came out with its mean off by 30 %.
-struct Prefix {
-    /// (value, remainder) side by side: a range sum reads one cache line per end.
-    entries: Vec<(f64, f64)>,
-}
-
-impl Prefix {
-    fn of(values: impl Iterator<Item = f64>, len: usize) -> Self {
-        let mut entries = Vec::with_capacity(len + 1);
-        let (mut sum, mut comp) = (0.0f64, 0.0f64);
-        entries.push((0.0, 0.0));
-        for y in values {
-            // Neumaier's compensated sum.
-            let t = sum + y;
-            comp += if sum.abs() >= y.abs() {
-                (sum - t) + y
-            } else {
-                (y - t) + sum
-            };
-            sum = t;
-            // Renormalised: `h` carries the value, `l` (below half an ulp of h) the rest.
-            let h = sum + comp;
-            entries.push((h, comp - (h - sum)));
-        }
-        Prefix { entries }
-    }
-
-    /// The sum of the values in `a..b`.
-    #[inline]
-    fn range(&self, a: usize, b: usize) -> f64 {
-        let (ha, la) = self.entries[a];
-        let (hb, lb) = self.entries[b];
-        (hb - ha) + (lb - la)
     }
 }
 
@@ -111,6 +89,12 @@ pub(crate) fn empirical_quantiles(sorted: &[f64], n: usize) -> Vec<f64> {
     (0..n)
         .map(|i| sorted[((2 * i + 1) * m / (2 * n)).min(m - 1)])
         .collect()
+}
+
+/// The boundary between two sorted centroids: a point at or below it belongs to the lower.
+#[inline]
+pub(crate) fn midpoint(a: f64, b: f64) -> f64 {
+    0.5 * (a + b)
 }
 
 /// The cell of `x` under sorted `centroids`: the first whose upper midpoint (`mid` of it and
@@ -179,21 +163,25 @@ impl Backend for Cpu1d {
         self.bounds[n] = m;
         for i in 0..n - 1 {
             // Ties (a point exactly on the midpoint) go to the lower cell, as in the d-D argmin.
-            let mid = 0.5 * (self.centroids[i] + self.centroids[i + 1]);
+            let mid = midpoint(self.centroids[i], self.centroids[i + 1]);
             let lo = self.bounds[i];
             self.bounds[i + 1] = boundary(&self.sorted, lo, self.bounds[i + 1], mid);
         }
         for i in 0..n {
             let (a, b) = (self.bounds[i], self.bounds[i + 1]);
-            let mass = (b - a) as f64;
-            let s1 = self.prefix_1.range(a, b);
-            let s2 = self.prefix_2.range(a, b);
-            let c = self.centroids[i] - self.shift;
-            self.sums[i] = s1;
-            self.stats.counts[i] = (b - a) as u64;
-            self.stats.mass[i] = mass;
-            self.stats.sse[i] = (s2 - 2.0 * c * s1 + mass * c * c).max(0.0);
+            let s = &mut self.sums;
+            s.counts[i] = (b - a) as u64;
+            s.sums[i] = self.prefix[b].0 - self.prefix[a].0;
+            s.squares[i] = self.prefix[b].1 - self.prefix[a].1;
+            (s.low[i], s.high[i]) = if b > a {
+                (self.sorted[a], self.sorted[b - 1])
+            } else {
+                (f64::INFINITY, f64::NEG_INFINITY)
+            };
         }
+        self.stats = self.sums.cell_stats(&self.centroids);
+        let squared = self.unit * self.unit;
+        self.stats.sse.iter_mut().for_each(|e| *e /= squared);
         Ok(())
     }
 
@@ -202,46 +190,14 @@ impl Backend for Cpu1d {
     }
 
     fn update(&mut self) -> Result<Update> {
-        let n = self.centroids.len();
-        // The split policy's view: a cell's points lie in sorted[a..b), so it holds two
-        // distinct points when its ends differ, and its farthest point from the centroid
-        // it was measured against is one of its ends (the lower on ties).
-        let mut extremes = Extremes {
-            splittable: vec![false; n],
-            far: vec![0.0; n],
-        };
-        // Reading the cells' ends costs a cache miss each: only when a cell is empty.
-        let any_empty = self.stats.mass.iter().any(|&m| m <= 0.0);
-        for i in (0..n).filter(|_| any_empty) {
-            let (a, b) = (self.bounds[i], self.bounds[i + 1]);
-            if b > a {
-                let (lo, hi, c) = (self.sorted[a], self.sorted[b - 1], self.centroids[i]);
-                extremes.splittable[i] = lo < hi;
-                extremes.far[i] = if (lo - c).abs() >= (hi - c).abs() {
-                    lo
-                } else {
-                    hi
-                };
-            }
-        }
-        let old = self.centroids.clone();
-        for i in 0..n {
-            if self.stats.mass[i] > 0.0 {
-                self.centroids[i] = self.shift + self.sums[i] / self.stats.mass[i];
-            }
-        }
-        let splits = split_empty_cells(&mut self.centroids, 1, &self.stats, &extremes);
-        if splits > 0 {
-            self.centroids.sort_by(f64::total_cmp);
-        }
-        Ok(Update {
-            splits,
-            moved: self.centroids != old,
-        })
+        let (centroids, splits) = self.sums.means_and_splits(&self.centroids);
+        let moved = centroids != self.centroids;
+        self.centroids = centroids;
+        Ok(Update { splits, moved })
     }
 
     fn centroids(&mut self) -> Result<Vec<f64>> {
-        Ok(self.centroids.clone())
+        Ok(self.centroids.iter().map(|&c| c / self.unit).collect())
     }
 
     fn set_centroids(&mut self, centroids: &[f64]) -> Result<()> {

@@ -12,6 +12,7 @@ pub(crate) mod cpu_dense;
 pub(crate) mod empty_cells;
 pub(crate) mod exact;
 pub(crate) mod fresh;
+pub(crate) mod interval_sums;
 pub(crate) mod rank;
 
 use crate::error::{Error, Result};
