@@ -4,7 +4,7 @@
 // LOCAL_CELLS_1D cells these are first gathered in workgroup memory, then flushed to `acc`
 // once per workgroup.
 
-@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(0) var<uniform> p: ChunkParams;
 @group(0) @binding(1) var<storage, read> xs: array<f32>;
 @group(0) @binding(2) var<storage, read> cents: array<f32>;
 @group(0) @binding(3) var<storage, read_write> acc: array<atomic<u32>>;

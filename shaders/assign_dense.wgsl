@@ -20,7 +20,7 @@
 // value and cell) so that no compiler has to unroll loops to keep the block in registers.
 // For this file's shape those lines are exactly what the generator writes (a test checks).
 
-@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(0) var<uniform> p: ChunkParams;
 @group(0) @binding(1) var<storage, read> xs: array<f32>;
 @group(0) @binding(2) var<storage, read> cents: array<f32>;
 @group(0) @binding(3) var<storage, read_write> acc: array<atomic<u32>>;

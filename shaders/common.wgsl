@@ -7,8 +7,8 @@
 // A value v is stored as round-toward-zero(v * 2^s), with s chosen on the host so every
 // scaled value stays below 2^61: ~2^34 of them fit before the 96 bits could overflow.
 
-// `Params` (the parameter block) and the CELL_* offsets come first, from the host's
-// definitions (`src/gpu/buffers.rs`, `src/gpu/layout.rs`).
+// The parameter blocks (`ChunkParams`, `CellParams`, `DrawParams`) and the CELL_* offsets
+// come first, from the host's definitions (`src/gpu/buffers.rs`, `src/gpu/layout.rs`).
 
 // Layout of one cell in `acc`: [count, mass(3), sse(3), sum_0(3), ..., sum_{dim-1}(3),
 // extremes(EXTREME_WORDS)]. The extremes feed the empty-cell policy (`empty_cells.wgsl`):

@@ -8,7 +8,7 @@
 //   `far_copy`: the farthest points' coordinates go to `far_x`;
 //   `near_compare`: each nearest point is compared with its cell's farthest.
 
-@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(0) var<uniform> p: ChunkParams;
 @group(0) @binding(1) var<storage, read> xs: array<f32>;
 @group(0) @binding(3) var<storage, read_write> acc: array<atomic<u32>>;
 @group(0) @binding(5) var<storage, read> labels: array<u32>;
@@ -33,7 +33,7 @@ fn farthest(
     for (var i = gid.x; i < p.n; i += nwg.x * EXTREMES_WG) {
         let e = labels[i] * p.stride + cell_extremes(p.dim);
         let bits = bitcast<u32>(dists[i]);
-        let index = p.base_lo + i;
+        let index = p.first + i;
         if (bits == atomicLoad(&acc[e])) {
             atomicMax(&acc[e + 1u], ~index);
         }
@@ -56,9 +56,9 @@ fn far_copy(
         let t = q % p.dim;
         let e = j * p.stride + cell_extremes(p.dim);
         let far = ~atomicLoad(&acc[e + 1u]);
-        if (atomicLoad(&acc[j * p.stride + CELL_COUNT]) != 0u && far >= p.base_lo
-            && far - p.base_lo < p.n) {
-            far_x[q] = xs[(far - p.base_lo) * p.dim + t];
+        if (atomicLoad(&acc[j * p.stride + CELL_COUNT]) != 0u && far >= p.first
+            && far - p.first < p.n) {
+            far_x[q] = xs[(far - p.first) * p.dim + t];
         }
     }
 }
@@ -74,9 +74,9 @@ fn near_compare(
     for (var j = gid.x; j < p.k; j += nwg.x * EXTREMES_WG) {
         let e = j * p.stride + cell_extremes(p.dim);
         let near = atomicLoad(&acc[e + 3u]);
-        if (atomicLoad(&acc[j * p.stride + CELL_COUNT]) != 0u && near >= p.base_lo
-            && near - p.base_lo < p.n) {
-            let row = (near - p.base_lo) * p.dim;
+        if (atomicLoad(&acc[j * p.stride + CELL_COUNT]) != 0u && near >= p.first
+            && near - p.first < p.n) {
+            let row = (near - p.first) * p.dim;
             var differ = 0u;
             for (var t = 0u; t < p.dim; t++) {
                 if (xs[row + t] != far_x[j * p.dim + t]) {

@@ -2,7 +2,7 @@
 // the bus. Sample g of seed s is a function of (g, s) alone (Philox4x32-10, a counter-based
 // generator), so a chunked run and a single dispatch give the same samples.
 
-@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(0) var<uniform> p: DrawParams;
 @group(0) @binding(1) var<storage, read_write> out: array<f32>;
 // Word 0: the iteration within a batch (the history's record count), which moves a fresh
 // draw on by `draw` values per iteration, so one recorded batch draws new samples each time.
@@ -41,8 +41,8 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     // base + step * draw, in 64 bits.
     let it = step[0];
     let m = mul_hi_lo(it, p.draw_lo);
-    let start_lo = p.base_lo + m.y;
-    let start_hi = p.base_hi + m.x + it * p.draw_hi + select(0u, 1u, start_lo < m.y);
+    let start_lo = p.first_lo + m.y;
+    let start_hi = p.first_hi + m.x + it * p.draw_hi + select(0u, 1u, start_lo < m.y);
     for (var i = gid.x; i < p.n; i += threads) {
         let lo = start_lo + i;
         let hi = start_hi + select(0u, 1u, lo < i);
@@ -52,16 +52,16 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
         var v = 0.0;
         switch p.law {
             case 1u: {
-                v = p.p0 + (p.p1 - p.p0) * u2;
+                v = p.a + (p.b - p.a) * u2;
             }
             case 2u: {
-                v = -log(u1) / p.p0;
+                v = -log(u1) / p.a;
             }
             case 3u: {
-                v = exp(p.p0 + p.p1 * sqrt(-2.0 * log(u1)) * cos(6.2831855 * u2));
+                v = exp(p.a + p.b * sqrt(-2.0 * log(u1)) * cos(6.2831855 * u2));
             }
             default: {
-                v = p.p0 + p.p1 * sqrt(-2.0 * log(u1)) * cos(6.2831855 * u2);
+                v = p.a + p.b * sqrt(-2.0 * log(u1)) * cos(6.2831855 * u2);
             }
         }
         out[i] = v;

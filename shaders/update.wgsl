@@ -1,13 +1,13 @@
 // After a reduction: `copy_stats` copies each cell's count, mass and squared error out for
 // the host (STAT_WORDS a cell); `update` moves each centroid to its cell's mean (cells
-// without mass keep theirs) and refreshes ‖c‖²; with p1 > 0 it takes the relaxed CLVQ step
+// without mass keep theirs) and refreshes ‖c‖²; with a batch > 0 it takes the relaxed CLVQ step
 // instead. It also raises the flags of `work` the rest of the iteration reads: an empty cell
 // (the extremes passes and `split_empty` have work to do) and a moved centroid (without
 // one, and without a split, the fit has reached its fixed point); in 1-D it keeps each
 // centroid as it entered in `far_x`, which the policy measures the cell's ends against.
 // Empty cells are re-seeded next, on the device, by `split_empty` (empty_cells.wgsl).
 
-@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(0) var<uniform> p: CellParams;
 @group(0) @binding(1) var<storage, read> acc: array<u32>;
 @group(0) @binding(2) var<storage, read_write> cents: array<f32>;
 @group(0) @binding(3) var<storage, read_write> norms: array<f32>;
@@ -68,9 +68,9 @@ fn update(@builtin(global_invocation_id) gid: vec3<u32>) {
     for (var t = 0u; t < p.dim; t++) {
         var c = (from96(b + CELL_SUMS + 3u * t) / p.scale_x) / mass;
         let old = cents[j * p.dim + t];
-        if (p.p1 > 0.0) {
-            // CLVQ in mini-batches of p1 samples with step p0: move count / p1 of a step.
-            c = old + p.p0 * (f32(count) / p.p1) * (c - old);
+        if (p.batch > 0.0) {
+            // CLVQ in mini-batches of `batch` samples with step `step`: move count / batch of a step.
+            c = old + p.step * (f32(count) / p.batch) * (c - old);
         }
         moved = moved || c != old;
         cents[j * p.dim + t] = c;

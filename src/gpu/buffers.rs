@@ -10,6 +10,13 @@ use crate::error::{Error, Result};
 /// A struct shared by the host and the kernels, declared once: the Rust definition, and
 /// [`Params::wgsl`], its WGSL declaration, which every kernel gets in its prelude. Fields are
 /// `u32` or `f32` (4 bytes each, so both layouts are the plain sequence of fields).
+/// A parameter block's WGSL struct name and size in bytes.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ParamsBlock {
+    pub name: &'static str,
+    pub size: u64,
+}
+
 macro_rules! shared_struct {
     ($(#[$m:meta])* struct $name:ident { $($(#[$fm:meta])* $field:ident: $ty:ident,)* }) => {
         $(#[$m])*
@@ -20,6 +27,12 @@ macro_rules! shared_struct {
         }
 
         impl $name {
+            /// Its name in WGSL and its size, for the kernels' layouts.
+            pub(crate) const BLOCK: ParamsBlock = ParamsBlock {
+                name: stringify!($name),
+                size: std::mem::size_of::<$name>() as u64,
+            };
+
             /// The WGSL declaration of this struct.
             pub(crate) fn wgsl() -> String {
                 let mut s = format!("struct {} {{\n", stringify!($name));
@@ -31,9 +44,13 @@ macro_rules! shared_struct {
     };
 }
 
+// Each kernel reads its own block, so a field means one thing. Every block is a multiple of
+// 16 bytes, as uniform buffers are laid out.
+
 shared_struct! {
-    /// The parameter block of every kernel (`params` at binding 0).
-    struct Params {
+    /// The parameters of the per-chunk passes: assignment (`assign_1d`, `assign_dense`) and
+    /// the extreme points (`extremes`).
+    struct ChunkParams {
         /// Points in this chunk.
         n: u32,
         /// Centroids.
@@ -50,27 +67,62 @@ shared_struct! {
         scale_w: f32,
         /// 1 when the cells are accumulated in workgroup memory first.
         use_local: u32,
-        /// 1-D: 1 when the centroids must stay sorted (re-sorted after a split).
-        sorted: u32,
         /// 1 when per-point weights are bound.
         weighted: u32,
-        /// Generation: the seed.
-        seed_lo: u32,
-        seed_hi: u32,
-        /// Index of this chunk's first point (value, for generation) in the whole.
-        base_lo: u32,
-        base_hi: u32,
-        /// Generation: 0 normal, 1 uniform, 2 exponential, 3 log-normal.
-        law: u32,
-        /// Generation: the law's parameters; CLVQ's update: the step and the batch size.
-        p0: f32,
-        p1: f32,
-        /// The stop rule of a batch of iterations (0: run them all).
-        tolerance: f32,
         /// d-D: 1 to skip the coordinate sums (labels, counts and errors only).
         encode_only: u32,
-        /// Generation: values one iteration of a batch moves the stream on by (fresh
-        /// samples each iteration; 0 for a single draw).
+        /// Index of this chunk's first point in the whole (the extreme points' rows).
+        first: u32,
+        pad0: u32,
+    }
+}
+
+shared_struct! {
+    /// The parameters of the per-cell passes (`update.wgsl`, `history.wgsl`,
+    /// `empty_cells.wgsl`): the statistics' copy, the update, the record and the splits.
+    struct CellParams {
+        /// Centroids.
+        k: u32,
+        /// Coordinates per point.
+        dim: u32,
+        /// Words per cell in the accumulators.
+        stride: u32,
+        /// The fixed-point scales of the sums (as in [`ChunkParams`]).
+        scale_x: f32,
+        scale_e: f32,
+        scale_w: f32,
+        /// 1-D: 1 when the centroids must stay sorted (re-sorted after a split).
+        sorted: u32,
+        /// 1 when the points carry weights.
+        weighted: u32,
+        /// The stop rule of a batch of iterations (0: run them all).
+        tolerance: f32,
+        /// CLVQ: the step γ of the relaxed update.
+        step: f32,
+        /// CLVQ: the points of one step (0 for Lloyd's full update).
+        batch: f32,
+        pad0: u32,
+    }
+}
+
+shared_struct! {
+    /// The parameters of sample generation (`generate.wgsl`).
+    struct DrawParams {
+        /// Values to draw.
+        n: u32,
+        /// 0 normal, 1 uniform, 2 exponential, 3 log-normal.
+        law: u32,
+        /// The law's parameters (mean and std, low and high, rate, μ and σ).
+        a: f32,
+        b: f32,
+        /// The stream's seed.
+        seed_lo: u32,
+        seed_hi: u32,
+        /// Index in the stream of the first value drawn.
+        first_lo: u32,
+        first_hi: u32,
+        /// Values one iteration of a batch moves the stream on by (fresh samples each
+        /// iteration; 0 for a single draw).
         draw_lo: u32,
         draw_hi: u32,
         pad0: u32,
@@ -122,7 +174,7 @@ pub(crate) fn empty_storage(ctx: &GpuContext, label: &str, bytes: u64) -> wgpu::
 }
 
 /// A uniform buffer holding `params`, rewritable (CLVQ changes its step sizes).
-pub(crate) fn uniform_buffer(ctx: &GpuContext, label: &str, params: &Params) -> wgpu::Buffer {
+pub(crate) fn uniform_buffer<P: Pod>(ctx: &GpuContext, label: &str, params: &P) -> wgpu::Buffer {
     ctx.device
         .create_buffer_init(&wgpu::util::BufferInitDescriptor {
             label: Some(label),

@@ -2,6 +2,7 @@
 
 use std::sync::{Arc, Mutex, OnceLock};
 
+use super::kernels::{Kernel, Slot};
 use crate::device::Device;
 use crate::error::{Error, Result};
 
@@ -232,27 +233,21 @@ impl GpuContext {
         Ok(ctx)
     }
 
-    /// The compute pipeline of `entry` in the kernel `source` makes (named `key`), compiled
-    /// on first use.
-    pub(crate) fn pipeline(
-        &self,
-        key: &str,
-        source: impl FnOnce() -> String,
-        entry: &str,
-    ) -> wgpu::ComputePipeline {
-        self.pipeline_with(key, source, entry, None)
+    /// The pipeline of `kernel`, compiled on first use.
+    pub(crate) fn kernel(&self, kernel: &Kernel) -> wgpu::ComputePipeline {
+        self.pipeline(kernel, kernel.name, kernel.source)
     }
 
-    /// [`GpuContext::pipeline`] with group 0 laid out as `bindings` (storage buffers, read
-    /// only or not, and the uniform parameters at binding 0) rather than as the entry point
-    /// uses it: entry points that use different subsets of one module's buffers can then
-    /// share one bind group.
-    pub(crate) fn pipeline_with(
+    /// The pipeline of `kernel`'s entry point in the WGSL `source` makes (a specialisation
+    /// of the kernel's own, cached as `key`), with group 0 laid out as the kernel declares
+    /// it rather than as the shader happens to use it: entry points that use different
+    /// subsets of one module's buffers can then share one bind group, and a bind group that
+    /// does not fit the kernel is refused by wgpu.
+    pub(crate) fn pipeline(
         &self,
+        kernel: &Kernel,
         key: &str,
         source: impl FnOnce() -> String,
-        entry: &str,
-        bindings: Option<&[(u32, bool)]>,
     ) -> wgpu::ComputePipeline {
         let mut cache = self.pipelines.lock().unwrap_or_else(|p| p.into_inner());
         if let Some((_, p)) = cache.iter().find(|(k, _)| *k == key) {
@@ -264,44 +259,47 @@ impl GpuContext {
                 label: Some(key),
                 source: wgpu::ShaderSource::Wgsl(source().into()),
             });
-        let layout = bindings.map(|b| {
-            let entries: Vec<wgpu::BindGroupLayoutEntry> = b
-                .iter()
-                .map(|&(binding, read_only)| wgpu::BindGroupLayoutEntry {
-                    binding,
-                    visibility: wgpu::ShaderStages::COMPUTE,
-                    ty: wgpu::BindingType::Buffer {
-                        ty: if binding == 0 {
-                            wgpu::BufferBindingType::Uniform
-                        } else {
-                            wgpu::BufferBindingType::Storage { read_only }
-                        },
-                        has_dynamic_offset: false,
-                        min_binding_size: None,
+        let entries: Vec<wgpu::BindGroupLayoutEntry> = kernel
+            .bindings
+            .iter()
+            .map(|&(binding, slot)| wgpu::BindGroupLayoutEntry {
+                binding,
+                visibility: wgpu::ShaderStages::COMPUTE,
+                ty: wgpu::BindingType::Buffer {
+                    ty: match slot {
+                        Slot::Params => wgpu::BufferBindingType::Uniform,
+                        Slot::Read => wgpu::BufferBindingType::Storage { read_only: true },
+                        Slot::ReadWrite => wgpu::BufferBindingType::Storage { read_only: false },
                     },
-                    count: None,
-                })
-                .collect();
-            let group = self
-                .device
-                .create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-                    label: Some(key),
-                    entries: &entries,
-                });
-            self.device
-                .create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
-                    label: Some(key),
-                    bind_group_layouts: &[Some(&group)],
-                    immediate_size: 0,
-                })
-        });
+                    has_dynamic_offset: false,
+                    min_binding_size: match slot {
+                        Slot::Params => std::num::NonZeroU64::new(kernel.params.size),
+                        _ => None,
+                    },
+                },
+                count: None,
+            })
+            .collect();
+        let group = self
+            .device
+            .create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+                label: Some(&format!("{key}: {} and buffers", kernel.params.name)),
+                entries: &entries,
+            });
+        let layout = self
+            .device
+            .create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+                label: Some(key),
+                bind_group_layouts: &[Some(&group)],
+                immediate_size: 0,
+            });
         let pipeline = self
             .device
             .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
                 label: Some(key),
-                layout: layout.as_ref(),
+                layout: Some(&layout),
                 module: &module,
-                entry_point: Some(entry),
+                entry_point: Some(kernel.entry),
                 compilation_options: Default::default(),
                 cache: None,
             });

@@ -42,7 +42,9 @@ pub(crate) fn cell_stride(dim: usize) -> usize {
 pub(crate) fn wgsl_prelude() -> String {
     let u = |name: &str, v: usize| format!("const {name}: u32 = {v}u;\n");
     [
-        super::buffers::Params::wgsl(),
+        super::buffers::ChunkParams::wgsl(),
+        super::buffers::CellParams::wgsl(),
+        super::buffers::DrawParams::wgsl(),
         u("CELL_COUNT", CELL_COUNT),
         u("CELL_MASS", CELL_MASS),
         u("CELL_SSE", CELL_SSE),
@@ -66,26 +68,38 @@ pub(crate) fn wgsl_prelude() -> String {
 mod tests {
     use super::*;
 
-    /// The prelude declares the parameter block field by field as the host lays it out: 4
-    /// bytes a field, in order, so the WGSL struct and the Rust one have the same size.
+    /// The prelude declares each parameter block field by field as the host lays it out: 4
+    /// bytes a field, in order, so the WGSL struct and the Rust one have the same size (a
+    /// multiple of 16, as a uniform buffer's must be).
     #[test]
-    fn the_parameter_block_is_declared_from_the_host_struct() {
+    fn the_parameter_blocks_are_declared_from_the_host_structs() {
+        use super::super::buffers::{CellParams, ChunkParams, DrawParams};
         let p = wgsl_prelude();
-        let fields = p
-            .split("struct Params {")
-            .nth(1)
-            .and_then(|rest| rest.split('}').next())
-            .expect("Params in the prelude");
-        let count = fields.lines().filter(|l| l.contains(':')).count();
-        assert_eq!(
-            4 * count,
-            std::mem::size_of::<super::super::buffers::Params>()
-        );
+        for (name, size) in [
+            ("ChunkParams", std::mem::size_of::<ChunkParams>()),
+            ("CellParams", std::mem::size_of::<CellParams>()),
+            ("DrawParams", std::mem::size_of::<DrawParams>()),
+        ] {
+            let fields = p
+                .split(&format!("struct {name} {{"))
+                .nth(1)
+                .and_then(|rest| rest.split('}').next())
+                .unwrap_or_else(|| panic!("{name} in the prelude"));
+            let count = fields.lines().filter(|l| l.contains(':')).count();
+            assert_eq!(4 * count, size, "{name}");
+            assert_eq!(size % 16, 0, "{name}");
+            // Nothing in the shader files declares them a second time.
+            for (kernel, src) in super::super::shaders::all() {
+                assert_eq!(
+                    src.matches(&format!("struct {name} ")).count(),
+                    1,
+                    "{kernel}"
+                );
+            }
+        }
         assert!(p.contains("const CELL_SUMS: u32 = 7u;"));
-        // Nothing in the shader files declares them a second time.
-        for (name, src) in super::super::shaders::all() {
-            assert_eq!(src.matches("struct Params").count(), 1, "{name}");
-            assert_eq!(src.matches("const CELL_SUMS").count(), 1, "{name}");
+        for (kernel, src) in super::super::shaders::all() {
+            assert_eq!(src.matches("const CELL_SUMS").count(), 1, "{kernel}");
         }
     }
 }

@@ -5,6 +5,7 @@ pub(crate) mod backend;
 pub(crate) mod buffers;
 pub(crate) mod context;
 pub(crate) mod fixed;
+pub(crate) mod kernels;
 pub(crate) mod layout;
 pub(crate) mod points;
 pub(crate) mod shaders;

@@ -2,11 +2,11 @@
 //! one storage binding.
 
 use super::buffers::{
-    Params, bind_buffers, chunk_capacity, empty_storage, guarded, read_back, storage,
+    DrawParams, bind_buffers, chunk_capacity, empty_storage, guarded, read_back, storage,
     uniform_buffer,
 };
 use super::context::GpuContext;
-use super::shaders;
+use super::kernels::GENERATE;
 use crate::error::Result;
 
 /// The most workgroups of one dispatch dimension.
@@ -32,17 +32,22 @@ pub(crate) fn law_code(law: &crate::law::Law) -> (u32, f64, f64, f64) {
 }
 
 /// The generator's parameter block for `n` samples of `law` starting at sample `start`.
-pub(crate) fn generation_params(law: &crate::law::Law, n: usize, seed: u64, start: u64) -> Params {
-    let (code, p0, p1, _) = law_code(law);
-    Params {
+pub(crate) fn generation_params(
+    law: &crate::law::Law,
+    n: usize,
+    seed: u64,
+    start: u64,
+) -> DrawParams {
+    let (code, a, b, _) = law_code(law);
+    DrawParams {
         n: n as u32,
+        law: code,
+        a: a as f32,
+        b: b as f32,
         seed_lo: seed as u32,
         seed_hi: (seed >> 32) as u32,
-        base_lo: start as u32,
-        base_hi: (start >> 32) as u32,
-        law: code,
-        p0: p0 as f32,
-        p1: p1 as f32,
+        first_lo: start as u32,
+        first_hi: (start >> 32) as u32,
         ..Default::default()
     }
 }
@@ -167,7 +172,7 @@ pub(crate) fn draw(
     seed: u64,
     offset: u64,
 ) -> Result<()> {
-    let pipeline = ctx.pipeline("generate", shaders::generate, "main");
+    let pipeline = ctx.kernel(&GENERATE);
     guarded(ctx, "generating the samples", || {
         let mut enc = ctx.device.create_command_encoder(&Default::default());
         let mut keep = Vec::new();

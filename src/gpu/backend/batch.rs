@@ -7,10 +7,12 @@ impl GpuLloyd {
     /// update), an empty history whose header holds the error before it, and the pristine
     /// indirect arguments.
     pub(super) fn prepare(&self, tolerance: f64, previous: Option<[u32; 3]>) {
-        let mut params: Params = *bytemuck::from_bytes(&self.base_params);
-        params.tolerance = tolerance as f32;
+        let params = CellParams {
+            tolerance: tolerance as f32,
+            ..self.cell_params
+        };
         let q = &self.ctx.queue;
-        q.write_buffer(&self.params[0], 0, bytemuck::bytes_of(&params));
+        q.write_buffer(&self.cell_params_buf, 0, bytemuck::bytes_of(&params));
         let prev = previous.unwrap_or([0, 0, NO_PREVIOUS]);
         let header = [0, prev[0], prev[1], prev[2]];
         q.write_buffer(&self.history, 0, bytemuck::cast_slice(&header));
@@ -25,10 +27,10 @@ impl GpuLloyd {
         if let Some(f) = &self.fresh {
             // This batch's iteration i draws from (done + i)·M·d; the kernel adds i·M·d.
             for ((buf, p), _) in f.params.iter().zip(&self.chunks) {
-                let base = (u64::from(p.base_hi) << 32 | u64::from(p.base_lo)) + f.done * f.draw;
-                let moved = Params {
-                    base_lo: base as u32,
-                    base_hi: (base >> 32) as u32,
+                let first = (u64::from(p.first_hi) << 32 | u64::from(p.first_lo)) + f.done * f.draw;
+                let moved = DrawParams {
+                    first_lo: first as u32,
+                    first_hi: (first >> 32) as u32,
                     ..*p
                 };
                 self.ctx

@@ -7,7 +7,7 @@ pub(super) struct Fresh {
     pub(super) pipeline: wgpu::ComputePipeline,
     /// Per chunk: its parameter block (base of the chunk's values at iteration 0) and its
     /// bind group (the chunk, and the history's record count as the iteration).
-    pub(super) params: Vec<(wgpu::Buffer, Params)>,
+    pub(super) params: Vec<(wgpu::Buffer, DrawParams)>,
     pub(super) binds: Vec<wgpu::BindGroup>,
     /// Values one iteration draws (M·d).
     pub(super) draw: u64,
@@ -22,7 +22,7 @@ impl GpuLloyd {
     /// 0 draws the values the points were generated with.
     pub(crate) fn draw_fresh(&mut self, law: &crate::law::Law, seed: u64) -> Result<()> {
         let ctx = self.ctx.clone();
-        let pipeline = ctx.pipeline("generate", shaders::generate, "main");
+        let pipeline = ctx.kernel(&kernels::GENERATE);
         let draw = self.chunks.iter().map(|c| c.n * self.dim).sum::<usize>() as u64;
         let mut params = Vec::new();
         let mut binds = Vec::new();

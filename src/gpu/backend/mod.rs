@@ -15,16 +15,17 @@ use self::fresh::Fresh;
 use self::plan::norms_of;
 use self::timer::Timer;
 use super::buffers::{
-    Params, bind_buffers, empty_storage, guarded, map_and_read, read_back, storage, uniform_buffer,
+    CellParams, ChunkParams, DrawParams, bind_buffers, empty_storage, guarded, map_and_read,
+    read_back, storage, uniform_buffer,
 };
 use super::context::GpuContext;
 use super::fixed::{scale_for, words_to_f64, words_to_i128};
+use super::kernels;
 use super::layout::{
     CELL_WORKGROUP, HISTORY_HEADER, HISTORY_RECORD, LOCAL_CELLS_1D, MOVED_BIT, STAT_WORDS,
     WORK_CELL_WORDS, WORK_FLAGS, cell_stride,
 };
 use super::points::{self, MAX_WORKGROUPS, ResidentPoints, generation_params};
-use super::shaders;
 use super::tiles::{self, DenseKernel, NO_LOCAL};
 use crate::backend::{Backend, BackendLayout, CellStats, StepRecord, Update};
 use crate::device::GpuOptions;
@@ -73,6 +74,10 @@ pub(crate) enum Layout {
 /// One binding's worth of points with its parameters and bind groups.
 struct Chunk {
     n: usize,
+    /// Index of its first point in the whole.
+    first: usize,
+    /// Its parameter block.
+    params: wgpu::Buffer,
     xs: wgpu::Buffer,
     labels: Option<wgpu::Buffer>,
     /// Each point's squared distance to its centroid (f32, frame units; d-D).
@@ -129,13 +134,15 @@ pub(crate) struct GpuLloyd {
     cached: Option<CellStats>,
     /// Exact total of the cached cells' squared errors.
     cached_sse: f64,
-    /// The fit's parameter block as uploaded (CLVQ rewrites its step fields).
-    base_params: Vec<u8>,
+    /// The per-cell passes' parameter block as uploaded (CLVQ rewrites its step fields),
+    /// and its buffer.
+    cell_params: CellParams,
+    cell_params_buf: wgpu::Buffer,
+    /// The chunks' parameter block, less each chunk's own fields.
+    chunk_params: ChunkParams,
     /// Timestamps around the assignment pass, when the adapter has them.
     timer: Option<Timer>,
     device_seconds: Option<f64>,
-    /// The fit's parameter block (first), then each chunk's.
-    params: Vec<wgpu::Buffer>,
     // Kept alive for the bind groups.
     _kept: Vec<wgpu::Buffer>,
     work: wgpu::Buffer,
@@ -228,14 +235,16 @@ impl GpuLloyd {
     /// Turns the fit into an encoder: assignments keep labels, counts and errors but skip the
     /// coordinate sums, which only an update needs.
     pub(crate) fn encode_only(&mut self) {
-        let mut base: Params = *bytemuck::from_bytes(&self.base_params);
-        base.encode_only = 1;
-        for (ch, buf) in self.chunks.iter().zip(&self.params[1..]) {
-            let p = Params {
+        self.chunk_params.encode_only = 1;
+        for ch in &self.chunks {
+            let p = ChunkParams {
                 n: ch.n as u32,
-                ..base
+                first: ch.first as u32,
+                ..self.chunk_params
             };
-            self.ctx.queue.write_buffer(buf, 0, bytemuck::bytes_of(&p));
+            self.ctx
+                .queue
+                .write_buffer(&ch.params, 0, bytemuck::bytes_of(&p));
         }
     }
 }
@@ -378,10 +387,9 @@ impl Backend for GpuLloyd {
     }
 
     fn layout(&self) -> BackendLayout {
-        let p: &Params = bytemuck::from_bytes(&self.base_params);
         BackendLayout {
             chunks: self.chunks.len(),
-            local_sums: self.layout == Layout::Dense && p.use_local == 1,
+            local_sums: self.layout == Layout::Dense && self.chunk_params.use_local == 1,
         }
     }
 }

@@ -100,7 +100,7 @@ impl GpuLloyd {
         let scale_x = scale_for(wmax * points.bound);
         let scale_e = scale_for(wmax * dim as f64 * (points.bound + bound_c).powi(2) * 4.0);
         let scale_w = scale_for(wmax);
-        let base = Params {
+        let chunk_base = ChunkParams {
             k: k as u32,
             dim: dim as u32,
             stride: stride as u32,
@@ -111,6 +111,16 @@ impl GpuLloyd {
                 Layout::OneD => k <= LOCAL_CELLS_1D,
                 Layout::Dense => dense_local,
             }),
+            weighted: u32::from(weights.is_some()),
+            ..Default::default()
+        };
+        let cell_base = CellParams {
+            k: k as u32,
+            dim: dim as u32,
+            stride: stride as u32,
+            scale_x,
+            scale_e,
+            scale_w,
             sorted: u32::from(layout == Layout::OneD),
             weighted: u32::from(weights.is_some()),
             ..Default::default()
@@ -119,30 +129,22 @@ impl GpuLloyd {
         let c = &*ctx2;
         guarded(c, "building the GPU pipelines and buffers", || {
             let assign = match layout {
-                Layout::OneD => c.pipeline("assign_1d", shaders::assign_1d, "main"),
+                Layout::OneD => c.kernel(&kernels::ASSIGN_1D),
                 Layout::Dense => {
                     let words = if dense_local { local_budget } else { NO_LOCAL };
-                    c.pipeline(&tile.pipeline_key(words), || tile.source(words), "main")
+                    c.pipeline(&kernels::ASSIGN_DENSE, &tile.pipeline_key(words), || {
+                        tile.source(words)
+                    })
                 }
             };
-            let copy_stats = c.pipeline("copy_stats", shaders::update, "copy_stats");
-            let update = c.pipeline("update", shaders::update, "update");
-            let split = c.pipeline("split_empty", shaders::update, "split_empty");
+            let copy_stats = c.kernel(&kernels::COPY_STATS);
+            let update = c.kernel(&kernels::UPDATE);
+            let split = c.kernel(&kernels::SPLIT_EMPTY);
             // One bind group per chunk serves the three passes (see `extremes.wgsl`).
-            let group: &[(u32, bool)] = &[
-                (0, true),
-                (1, true),
-                (3, false),
-                (5, true),
-                (7, true),
-                (8, false),
-                (9, false),
-            ];
-            let pass = |entry: &str| c.pipeline_with(entry, shaders::extremes, entry, Some(group));
             let extremes = (layout == Layout::Dense).then(|| ExtremesPasses {
-                farthest: pass("farthest"),
-                far_copy: pass("far_copy"),
-                near_compare: pass("near_compare"),
+                farthest: c.kernel(&kernels::FARTHEST),
+                far_copy: c.kernel(&kernels::FAR_COPY),
+                near_compare: c.kernel(&kernels::NEAR_COMPARE),
             });
             let init32: Vec<f32> = init.iter().map(|&v| v as f32).collect();
             let cents = storage(
@@ -179,7 +181,7 @@ impl GpuLloyd {
                 usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
                 mapped_at_creation: false,
             });
-            let mut params = vec![uniform_buffer(c, "params", &base)];
+            let cell_params_buf = uniform_buffer(c, "cell params", &cell_base);
             let mut weight_bufs = Vec::new();
             let dummy = storage(c, "no weights", &[0u8; 4], wgpu::BufferUsages::empty());
             let mut chunks = Vec::new();
@@ -187,11 +189,11 @@ impl GpuLloyd {
             for (len, xs, labels) in points.chunks {
                 let p = uniform_buffer(
                     c,
-                    "params",
-                    &Params {
+                    "chunk params",
+                    &ChunkParams {
                         n: len as u32,
-                        base_lo: start as u32,
-                        ..base
+                        first: start as u32,
+                        ..chunk_base
                     },
                 );
                 let mut entries: Vec<(u32, &wgpu::Buffer)> =
@@ -251,6 +253,8 @@ impl GpuLloyd {
                 .clamp(1, MAX_WORKGROUPS) as u32;
                 chunks.push(Chunk {
                     n: len,
+                    first: start,
+                    params: p,
                     xs,
                     labels,
                     dists,
@@ -258,7 +262,6 @@ impl GpuLloyd {
                     extremes: extremes_bind,
                     workgroups,
                 });
-                params.push(p);
                 weight_bufs.extend(wbuf);
                 start += len;
             }
@@ -267,12 +270,12 @@ impl GpuLloyd {
                 c,
                 "copy stats",
                 &copy_stats,
-                &[(0, &params[0]), (1, &acc), (4, &stats)],
+                &[(0, &cell_params_buf), (1, &acc), (4, &stats)],
             );
             // The update and the split share the cells' buffers; the split also writes the
             // history and the indirect arguments.
             let cells: [(u32, &wgpu::Buffer); 6] = [
-                (0, &params[0]),
+                (0, &cell_params_buf),
                 (1, &acc),
                 (2, &cents),
                 (3, &norms),
@@ -325,10 +328,11 @@ impl GpuLloyd {
                 staged: false,
                 cached: None,
                 cached_sse: 0.0,
-                base_params: bytemuck::bytes_of(&base).to_vec(),
+                cell_params: cell_base,
+                cell_params_buf,
+                chunk_params: chunk_base,
                 timer: c.timestamps.then(|| Timer::new(c)),
                 device_seconds: None,
-                params,
                 _kept: weight_bufs,
                 work,
                 far_x,

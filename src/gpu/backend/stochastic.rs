@@ -21,15 +21,15 @@ impl GpuLloyd {
         }
         let ctx = self.ctx.clone();
         let batch = self.chunks[0].n;
-        let generate = ctx.pipeline("generate", shaders::generate, "main");
+        let generate = ctx.kernel(&kernels::GENERATE);
         let no_step = points::no_step(&ctx);
-        let base: Params = *bytemuck::from_bytes(&self.base_params);
+        let base = self.cell_params;
         // A ring of parameter blocks, one per step of a submission: each step's generator
         // offset and step size are written into their own buffers, so CLVQ_RING steps go to
         // the device in one submission instead of one each.
         let ring: Vec<_> = (0..CLVQ_RING)
             .map(|_| {
-                let g = uniform_buffer(&ctx, "clvq generate params", &base);
+                let g = uniform_buffer(&ctx, "clvq generate params", &DrawParams::default());
                 let gb = bind_buffers(
                     &ctx,
                     "clvq generate",
@@ -62,9 +62,9 @@ impl GpuLloyd {
                 let start = (step - 1) as u64 * batch as u64;
                 let gp = generation_params(law, batch, seed, start);
                 ctx.queue.write_buffer(g, 0, bytemuck::bytes_of(&gp));
-                let up = Params {
-                    p0: gamma(step) as f32,
-                    p1: batch as f32,
+                let up = CellParams {
+                    step: gamma(step) as f32,
+                    batch: batch as f32,
                     ..base
                 };
                 ctx.queue.write_buffer(u, 0, bytemuck::bytes_of(&up));
