@@ -19,6 +19,9 @@ pub enum Error {
     /// Zero restarts of K-means were asked for.
     #[error("the number of restarts (n_init) must be at least 1, got 0")]
     ZeroRestarts,
+    /// A streamed fit asked to read chunks of zero rows.
+    #[error("the rows per chunk of a streamed fit must be at least 1, got 0")]
+    ZeroChunkRows,
     /// The relative tolerance is negative or not finite.
     #[error("the tolerance must be a finite number >= 0, got {0}")]
     InvalidTolerance(f64),

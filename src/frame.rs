@@ -231,6 +231,13 @@ fn bounds<T: Real>(data: &[T], dim: usize) -> (Vec<f64>, Vec<f64>) {
         })
 }
 
+/// 2^e when f64 holds it as a normal number.
+fn normal_power(e: i32) -> Option<f64> {
+    (-1022..=1023)
+        .contains(&e)
+        .then(|| f64::from_bits(((e + 1023) as u64) << 52))
+}
+
 /// The exponent e such that `m · 2^e` lies in [0.5, 1) (0 for m = 0).
 fn exponent_to_unit(m: f64) -> i32 {
     if m == 0.0 || !m.is_finite() {
@@ -311,11 +318,23 @@ impl Frame {
     pub(crate) fn to_device_f32<T: Real>(&self, data: &[T]) -> Vec<f32> {
         let dim = self.origin.len();
         let mut out = vec![0.0f32; data.len()];
+        // Multiplying by a power of two that f64 holds as a normal number rounds exactly as
+        // scalbn does (once, to nearest), at a fraction of its cost.
+        let (p, q) = (normal_power(self.e_p), normal_power(self.e_q));
         out.par_chunks_mut(dim * 1024)
             .zip(data.par_chunks(dim * 1024))
-            .for_each(|(o, x)| {
-                for (i, (o, x)) in o.iter_mut().zip(x).enumerate() {
-                    *o = self.forward(x.to_f64(), i % dim) as f32;
+            .for_each(|(o, x)| match (p, q) {
+                (Some(p), Some(q)) => {
+                    for (o, x) in o.chunks_exact_mut(dim).zip(x.chunks_exact(dim)) {
+                        for ((o, x), c) in o.iter_mut().zip(x).zip(&self.origin) {
+                            *o = ((x.to_f64() * p - c) * q) as f32;
+                        }
+                    }
+                }
+                _ => {
+                    for (i, (o, x)) in o.iter_mut().zip(x).enumerate() {
+                        *o = self.forward(x.to_f64(), i % dim) as f32;
+                    }
                 }
             });
         out

@@ -44,15 +44,20 @@ pub(crate) fn random_points(
     k: usize,
     seed: u64,
 ) -> Vec<f64> {
-    let n = data.len() / dim;
+    let picks = random_rows(data.len() / dim, weights, k, seed);
+    rows_of(data, dim, &picks)
+}
+
+/// The `k` distinct rows of `n` a random start takes (drawn in proportion to the weights):
+/// a function of `n`, the weights and the seed alone, so a streamed fit draws the same.
+pub(crate) fn random_rows(n: usize, weights: Option<&[f32]>, k: usize, seed: u64) -> Vec<usize> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let picks: Vec<usize> = match weights {
+    match weights {
         None => rand::seq::index::sample(&mut rng, n, k).into_vec(),
         Some(w) => rand::seq::index::sample_weighted(&mut rng, n, |i| f64::from(w[i]), k)
             .map(|p| p.into_vec())
             .unwrap_or_else(|_| (0..n).filter(|&i| w[i] > 0.0).take(k).collect()),
-    };
-    rows_of(data, dim, &picks)
+    }
 }
 
 /// The rows `picks` of `data`, in f64.

@@ -3,15 +3,16 @@
 use std::borrow::Cow;
 use std::time::Instant;
 
-use crate::codebook::Codebook;
+use crate::codebook::{Codebook, Encoder};
 use crate::data::{check_k, check_points, check_schedule, check_weights};
 use crate::device::{Device, GpuOptions};
 use crate::driver::{self, FitSummary, Observer, Schedule};
 use crate::engine::{Engine, Start};
 use crate::error::{Error, Result};
 use crate::frame::Frame;
-use crate::init::{Init, greedy_candidates, kmeans_plus_plus, random_points};
+use crate::init::{Init, greedy_candidates, kmeans_plus_plus, random_points, random_rows};
 use crate::real::Real;
+use crate::streamed::{self, RowSource, StreamedLloyd};
 
 /// A fitted K-means model: the codebook and what the fit found.
 #[derive(Debug, Clone)]
@@ -183,22 +184,7 @@ impl KMeans {
                 });
             }
         }
-        let given: &[f64] = match &self.init {
-            Init::Centroids(c) => {
-                if c.len() != self.k * dim {
-                    return Err(Error::InitShape {
-                        len: c.len(),
-                        k: self.k,
-                        dim,
-                    });
-                }
-                if let Some(i) = c.iter().position(|v| !v.is_finite()) {
-                    return Err(Error::InitNonFinite { index: i / dim });
-                }
-                c
-            }
-            _ => &[],
-        };
+        let given = self.given_centroids(dim)?;
         let start = Instant::now();
         let engine = Engine::open(&self.device, &self.gpu_options)?;
         // Everything from here on works centred and scaled (see `frame`): shifted or scaled
@@ -231,6 +217,104 @@ impl KMeans {
         Ok(best.expect("at least one run"))
     }
 
+    /// The centroids given as the start, checked (empty for the other starts).
+    fn given_centroids(&self, dim: usize) -> Result<&[f64]> {
+        Ok(match &self.init {
+            Init::Centroids(c) => {
+                if c.len() != self.k * dim {
+                    return Err(Error::InitShape {
+                        len: c.len(),
+                        k: self.k,
+                        dim,
+                    });
+                }
+                if let Some(i) = c.iter().position(|v| !v.is_finite()) {
+                    return Err(Error::InitNonFinite { index: i / dim });
+                }
+                c
+            }
+            _ => &[],
+        })
+    }
+
+    /// Fits the rows `source` reads, `chunk_rows` at a time, for data larger than memory:
+    /// one pass for the frame, then one pass an iteration, holding the centroids, the
+    /// statistics and one chunk. On the CPU the fit equals [`KMeans::fit`] on the same data
+    /// from the same start, to the bit (the statistics of chunks merge exactly); on a GPU the
+    /// assignments run there, chunk by chunk. `labels` comes back empty: encode the source
+    /// with the codebook for them. A streamed fit starts from random rows (the rows
+    /// [`KMeans::fit`] would draw) or given centroids; k-means++, which reads every point at
+    /// each of its k steps, is refused.
+    pub fn fit_source(&self, source: &mut dyn RowSource, chunk_rows: usize) -> Result<KMeansFit> {
+        self.validate()?;
+        if chunk_rows == 0 {
+            return Err(Error::ZeroChunkRows);
+        }
+        let dim = source.dim();
+        if dim == 0 {
+            return Err(Error::ZeroDimension);
+        }
+        let n = usize::try_from(source.rows()).map_err(|_| Error::EmptyData)?;
+        check_k(self.k, n)?;
+        let given = self.given_centroids(dim)?;
+        if matches!(self.init, Init::KMeansPlusPlus | Init::KMeansPlusPlusPlain) {
+            return Err(Error::Unsupported(
+                "k-means++ reads every point at each of its k steps: a streamed fit starts \
+                 from random rows or given centroids"
+                    .into(),
+            ));
+        }
+        let start = Instant::now();
+        let mut encoder = Encoder::with_options(&self.device, &self.gpu_options)?;
+        let mut buffer = Vec::new();
+        let frame = streamed::extent_of(source, chunk_rows, &mut buffer)?
+            .including(given)
+            .frame();
+        drop(buffer);
+        let precision = source.precision();
+        let prepared = start.elapsed().as_secs_f64();
+        let runs = match self.init {
+            Init::Centroids(_) => 1,
+            _ => self.restarts,
+        };
+        let mut best: Option<KMeansFit> = None;
+        for r in 0..runs {
+            let run_start = Instant::now();
+            let seed = self.seed.wrapping_add(r as u64);
+            let init = match &self.init {
+                Init::Centroids(c) => frame.to_device_f64(c),
+                _ => streamed::frame_rows(source, &frame, &random_rows(n, None, self.k, seed))?,
+            };
+            let device = encoder.device_name();
+            let mut backend =
+                StreamedLloyd::new(source, chunk_rows, &mut encoder, frame.clone(), init);
+            let setup = prepared + run_start.elapsed().as_secs_f64();
+            let out = driver::run(&mut backend, &self.schedule(), n as f64, &frame, precision)?;
+            let fit = KMeansFit {
+                codebook: Codebook::with_precision(out.centroids, dim, precision)?,
+                labels: Vec::new(),
+                counts: out.cells.counts,
+                cell_weights: out.cells.mass,
+                inertia: out.mse * n as f64,
+                mse: out.mse,
+                distortion: 0.5 * out.mse,
+                summary: FitSummary::of(out.history, out.converged, device, setup),
+            };
+            if best.as_ref().is_none_or(|b| fit.inertia < b.inertia) {
+                best = Some(fit);
+            }
+        }
+        Ok(best.expect("at least one run"))
+    }
+
+    fn schedule(&self) -> Schedule {
+        Schedule {
+            iterations: self.iterations,
+            tolerance: self.tolerance,
+            observer: self.observer.clone(),
+        }
+    }
+
     /// One run from the start `seed` draws.
     fn fit_once<T: Real>(&self, p: &Prepared<'_>, seed: u64) -> Result<KMeansFit> {
         let start = Instant::now();
@@ -248,11 +332,7 @@ impl KMeans {
             Init::KMeansPlusPlusPlain => kmeans_plus_plus(&p.points, weights, dim, self.k, seed, 1),
             Init::Centroids(c) => frame.to_device_f64(c),
         };
-        let schedule = Schedule {
-            iterations: self.iterations,
-            tolerance: self.tolerance,
-            observer: self.observer.clone(),
-        };
+        let schedule = self.schedule();
         let precision = T::PRECISION;
         let setup = || p.seconds + start.elapsed().as_secs_f64();
         let (out, labels, device, setup_seconds) = match &p.values {

@@ -40,11 +40,13 @@ mod law;
 mod memory;
 mod minibatch;
 mod npy_io;
+mod npy_rows;
 mod pq;
 mod quantizer1d;
 mod quantizer_nd;
 mod real;
 mod stats;
+mod streamed;
 
 pub use backend::BackendLayout;
 pub use clvq::{Clvq, Step};
@@ -64,6 +66,7 @@ pub use quantizer_nd::{LloydNd, QuantizerNd};
 pub use quantizer1d::{Lloyd1d, Quantizer1d};
 pub use real::{Precision, Real};
 pub use stats::{LloydStats, LloydUpdate};
+pub use streamed::RowSource;
 
 pub mod stepper;
 
@@ -74,6 +77,7 @@ pub mod npy {
 
     use crate::error::Result;
     pub use crate::npy_io::Floats;
+    pub use crate::npy_rows::NpyRows;
 
     /// Reads a float32/float64 array with its shape (row-major), in its own precision.
     pub fn read_floats(path: impl AsRef<Path>) -> Result<(Vec<usize>, Floats)> {
@@ -122,4 +126,22 @@ pub mod npy {
     pub fn write_labels(path: impl AsRef<Path>, labels: &[u32]) -> Result<()> {
         crate::npy_io::write_labels(path.as_ref(), labels)
     }
+
+    /// Writes `n` u32 labels (shape `(n,)`) atomically, taking them a chunk at a time from
+    /// `next` until it returns `None`: the labels of data read in chunks never have to be
+    /// in memory at once. Fewer or more than `n` labels is an error, and the target is left
+    /// as it was.
+    pub fn write_labels_from(
+        path: impl AsRef<Path>,
+        n: u64,
+        next: impl FnMut() -> Result<Option<Vec<u32>>>,
+    ) -> Result<()> {
+        crate::npy_io::write_labels_from(path.as_ref(), n, next)
+    }
+}
+
+/// Memory the system says a new allocation can have (Linux's `MemAvailable`), or `None`
+/// where it cannot tell: what a streamed fit sizes itself against by default.
+pub fn available_memory() -> Option<u64> {
+    memory::available_bytes()
 }

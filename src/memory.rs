@@ -5,7 +5,7 @@ use crate::error::{Error, Result};
 
 /// Memory the system says is available to a new allocation (Linux's MemAvailable), or None
 /// where it cannot tell.
-fn available_bytes() -> Option<u64> {
+pub(crate) fn available_bytes() -> Option<u64> {
     let text = std::fs::read_to_string("/proc/meminfo").ok()?;
     let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
     let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;

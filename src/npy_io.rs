@@ -438,6 +438,51 @@ where
     })
 }
 
+/// Writes `n` u32 labels atomically, a chunk from `next` at a time.
+pub(crate) fn write_labels_from(
+    path: &Path,
+    n: u64,
+    mut next: impl FnMut() -> Result<Option<Vec<u32>>>,
+) -> Result<()> {
+    // An error of `next` travels through the writer's io::Result, then comes back as itself.
+    let mut failure: Option<Error> = None;
+    let written = write_atomically(path, |buf| {
+        let mut w = npyz::WriteOptions::new()
+            .default_dtype()
+            .shape(&[n])
+            .writer(buf)
+            .begin_nd()?;
+        let mut count = 0u64;
+        loop {
+            match next() {
+                Ok(Some(chunk)) => {
+                    count += chunk.len() as u64;
+                    if count > n {
+                        break;
+                    }
+                    w.extend(chunk)?;
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    failure = Some(e);
+                    return Err(std::io::Error::other("stopped"));
+                }
+            }
+        }
+        if count != n {
+            failure = Some(Error::InvalidArgument(format!(
+                "{count} labels were given for {n} rows"
+            )));
+            return Err(std::io::Error::other("stopped"));
+        }
+        w.finish()
+    });
+    match failure {
+        Some(e) => Err(e),
+        None => written,
+    }
+}
+
 /// Writes a u32 label vector (u4, shape (n,)).
 pub(crate) fn write_labels(path: &Path, labels: &[u32]) -> Result<()> {
     write(path, &[labels.len()], labels)

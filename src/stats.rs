@@ -130,6 +130,21 @@ impl LloydStats {
             }
             None => None,
         };
+        let c = frame.to_device_f64(centroids);
+        Self::compute_in_frame(encoder, frame, data, w.as_deref(), c, first_row)
+    }
+
+    /// [`LloydStats::compute_on`] for checked points and weights (in the frame's weight
+    /// unit) and centroids already in frame units (`c`).
+    pub(crate) fn compute_in_frame<T: Real>(
+        encoder: &mut Encoder,
+        frame: &Frame,
+        data: &[T],
+        w: Option<&[f64]>,
+        mut c: Vec<f64>,
+        first_row: u64,
+    ) -> Result<Self> {
+        let dim = frame.dim();
         let outside = |i: usize| {
             Error::InvalidArgument(format!(
                 "row {} lies outside the frame's bounds: build the frame from an Extent \
@@ -137,7 +152,6 @@ impl LloydStats {
                 i / dim
             ))
         };
-        let mut c = frame.to_device_f64(centroids);
         if dim == 1 && w.is_none() {
             // Intervals, summed on the host whatever the encoder: O(n log k).
             let values = frame.to_device_f64(data);
@@ -163,7 +177,7 @@ impl LloydStats {
         let (labels, dist) = encoder.inner.assign(&points, &c, dim)?;
         let cells = reduce_dense(
             &points,
-            w.as_deref(),
+            w,
             dim,
             c.len() / dim,
             &labels,
@@ -174,7 +188,7 @@ impl LloydStats {
         Ok(LloydStats {
             frame: frame.clone(),
             centroids: c,
-            weighted: weights.is_some(),
+            weighted: w.is_some(),
             cells: Cells::Points(cells),
         })
     }
@@ -223,6 +237,19 @@ impl LloydStats {
         }
     }
 
+    /// The cells as a backend reports them: errors in squared frame units.
+    pub(crate) fn frame_cells(&self) -> crate::backend::CellStats {
+        self.cell_stats()
+    }
+
+    /// The total error in squared frame units, as a backend reports it.
+    pub(crate) fn frame_error(&self) -> f64 {
+        match &self.cells {
+            Cells::Points(c) => c.total_error() / self.frame.weight_unit(),
+            Cells::Intervals(c) => c.total_error(&self.centroids),
+        }
+    }
+
     /// Total weight in each cell (the counts without weights).
     pub fn cell_weights(&self) -> Vec<f64> {
         self.cell_stats().mass
@@ -241,11 +268,7 @@ impl LloydStats {
     /// (scikit-learn's `inertia_`): summed exactly and rounded once in d-D, the sum of the
     /// cells' errors in 1-D (as the 1-D fit sums them).
     pub fn inertia(&self) -> f64 {
-        let total = match &self.cells {
-            Cells::Points(c) => c.total_error() / self.frame.weight_unit(),
-            Cells::Intervals(c) => c.total_error(&self.centroids),
-        };
-        self.frame.squared_to_caller(total)
+        self.frame.squared_to_caller(self.frame_error())
     }
 
     /// The centroids the points were assigned to (the caller's units, as given).

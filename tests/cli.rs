@@ -484,3 +484,55 @@ fn clvq_steps_and_batch_from_the_command_line() {
         assert_eq!(err.trim().lines().count(), 1, "{bad:?}: {err}");
     }
 }
+
+/// Streaming from the command line: bad sizes, and what a streamed fit cannot do, are one
+/// error line each; a tiny budget still fits (three rows a chunk).
+#[test]
+fn streamed_kmeans_options() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("x.npy");
+    let data = common::blobs(300, 2, 3, 4);
+    lloyd::npy::write_f32(&input, &[300, 2], &data).unwrap();
+    let weights = dir.path().join("w.npy");
+    lloyd::npy::write_f32(&weights, &[300], &[1.0; 300]).unwrap();
+    let x = input.to_str().unwrap();
+    for (extra, needle) in [
+        (vec!["--max-memory", "0"], "at least one byte"),
+        (vec!["--max-memory", "lots"], "is not a size"),
+        (
+            vec!["--max-memory", "1K", "--weights", weights.to_str().unwrap()],
+            "--weights",
+        ),
+        (
+            vec!["--max-memory", "1K", "--init", "kmeans++"],
+            "k-means++",
+        ),
+    ] {
+        let mut args = vec!["kmeans", "--input", x, "--k", "3", "--device", "cpu", "-q"];
+        args.extend(extra.iter().copied());
+        let o = lloyd(&args);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success(), "{args:?}");
+        assert!(err.contains(needle), "{args:?}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "{args:?}: {err}");
+    }
+    let o = lloyd(&[
+        "kmeans",
+        "--input",
+        x,
+        "--k",
+        "3",
+        "--device",
+        "cpu",
+        "-q",
+        "--json",
+        "--max-memory",
+        "1K",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let s = stdout(&o);
+    assert!(
+        s.contains("\"streamed\":true") && s.contains("\"chunk_rows\":3"),
+        "{s}"
+    );
+}

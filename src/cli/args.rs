@@ -250,6 +250,26 @@ pub enum InitName {
 }
 
 /// `random`, `kmeans++`, `kmeans++-plain`, or the path of a `.npy` file of centroids.
+/// A size in bytes: a number, optionally followed by K, M, G or T (powers of 1024).
+pub fn parse_bytes(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let (digits, shift) = match t.chars().last().map(|c| c.to_ascii_uppercase()) {
+        Some('K') => (&t[..t.len() - 1], 10),
+        Some('M') => (&t[..t.len() - 1], 20),
+        Some('G') => (&t[..t.len() - 1], 30),
+        Some('T') => (&t[..t.len() - 1], 40),
+        _ => (t, 0),
+    };
+    let v: f64 = digits
+        .parse()
+        .map_err(|_| format!("'{s}' is not a size (bytes, or a number with K, M, G or T)"))?;
+    let bytes = v * (1u64 << shift) as f64;
+    if !(1.0..1.8e19).contains(&bytes) {
+        return Err(format!("'{s}': a size must be at least one byte"));
+    }
+    Ok(bytes as u64)
+}
+
 pub fn parse_init(s: &str) -> Result<InitName, String> {
     match s {
         "random" => Ok(InitName::Random),
@@ -299,6 +319,10 @@ pub struct KmeansArgs {
     /// Where to write the labels (uint32 .npy, shape (n,)).
     #[arg(long)]
     pub labels: Option<PathBuf>,
+    /// Memory the fit may use (bytes, or with K, M, G, T): data that would not fit is read
+    /// from disk a chunk at a time, each iteration one pass [default: the memory available]
+    #[arg(long = "max-memory", value_parser = parse_bytes)]
+    pub max_memory: Option<u64>,
     #[command(flatten)]
     pub common: Common,
 }

@@ -4,7 +4,8 @@ use serde_json::json;
 
 use lloyd::npy::Floats;
 use lloyd::{
-    Codebook, Error, Init, KMeans, PqCodebook, PqCodes, Precision, ProductQuantizer, Real, npy,
+    Codebook, Encoder, Error, Init, KMeans, KMeansFit, PqCodebook, PqCodes, Precision,
+    ProductQuantizer, Real, RowSource, npy,
 };
 
 use super::args::{
@@ -37,11 +38,70 @@ pub fn kmeans(a: &KmeansArgs) -> Result<(), Error> {
             o.display()
         )));
     }
+    // Data that would not fit in the memory allowed is read from disk a chunk at a time.
+    let budget = a
+        .max_memory
+        .or_else(lloyd::available_memory)
+        .unwrap_or(u64::MAX);
+    match npy::NpyRows::open(&a.input) {
+        Ok(rows) if in_memory_bytes(&rows) > budget => return kmeans_streamed(a, rows, budget),
+        Err(e) if std::fs::metadata(&a.input).is_ok_and(|m| m.len() > budget) => return Err(e),
+        _ => {}
+    }
     let (values, dim) = npy::read_matrix(&a.input)?;
     typed!(&values, data => kmeans_typed(a, data, dim))
 }
 
-fn kmeans_typed<T: Real>(a: &KmeansArgs, data: &[T], dim: usize) -> Result<(), Error> {
+/// About what an in-memory fit holds: the values as stored, the points in f32, and a label
+/// and a distance a row.
+fn in_memory_bytes(rows: &npy::NpyRows) -> u64 {
+    let (n, d) = (rows.rows(), rows.dim() as u64);
+    rows.data_bytes() + n * d * 4 + n * 16
+}
+
+/// Bytes a row costs a streamed fit in its chunk: read, in f64, in f32, a label and a
+/// distance.
+fn streamed_row_bytes(dim: usize) -> u64 {
+    dim as u64 * 24 + 32
+}
+
+/// A fit of data read from disk in chunks of a quarter of `budget` bytes.
+fn kmeans_streamed(a: &KmeansArgs, mut rows: npy::NpyRows, budget: u64) -> Result<(), Error> {
+    if a.weights.is_some() {
+        return Err(Error::Unsupported(format!(
+            "--weights with data streamed from disk ({} is larger than the memory allowed, \
+             --max-memory)",
+            a.input.display()
+        )));
+    }
+    let dim = rows.dim();
+    let chunk_rows = ((budget / 4) / streamed_row_bytes(dim)).clamp(1, 1 << 24) as usize;
+    let (bar, params) = kmeans_params(a, dim)?;
+    let fit = params.fit_source(&mut rows, chunk_rows)?;
+    bar.finish_and_clear();
+    let n = rows.rows();
+    if let Some(out) = &a.output {
+        fit.codebook.save_npy(out)?;
+    }
+    if let Some(out) = &a.labels {
+        let mut encoder = Encoder::with_options(&a.common.device, &a.common.gpu_options()?)?;
+        let mut first = 0u64;
+        let mut chunk = Vec::new();
+        npy::write_labels_from(out, n, || {
+            if first == n {
+                return Ok(None);
+            }
+            let count = (n - first).min(chunk_rows as u64) as usize;
+            rows.read(first, count, &mut chunk)?;
+            first += count as u64;
+            Ok(Some(encoder.encode(&fit.codebook, &chunk)?.0))
+        })?;
+    }
+    report(a, &fit, n, dim, Some(chunk_rows))
+}
+
+/// The fit's parameters from the arguments, with a progress bar.
+fn kmeans_params(a: &KmeansArgs, dim: usize) -> Result<(indicatif::ProgressBar, KMeans), Error> {
     let (bar, observer) = progress(a.iterations, a.common.quiet);
     let params = KMeans::new(a.k)
         .gpu_options(a.common.gpu_options()?)
@@ -69,6 +129,11 @@ fn kmeans_typed<T: Real>(a: &KmeansArgs, data: &[T], dim: usize) -> Result<(), E
         Some(o) => params.on_iteration(o),
         None => params,
     };
+    Ok((bar, params))
+}
+
+fn kmeans_typed<T: Real>(a: &KmeansArgs, data: &[T], dim: usize) -> Result<(), Error> {
+    let (bar, params) = kmeans_params(a, dim)?;
     let fit = match &a.weights {
         Some(p) => {
             let (_, w) = npy::read_f64(p)?;
@@ -84,21 +149,38 @@ fn kmeans_typed<T: Real>(a: &KmeansArgs, data: &[T], dim: usize) -> Result<(), E
     if let Some(out) = &a.labels {
         npy::write_labels(out, &fit.labels)?;
     }
+    report(a, &fit, fit.labels.len() as u64, dim, None)
+}
+
+/// Prints the fit: one JSON object or one line. `chunk_rows` is Some for a streamed fit.
+fn report(
+    a: &KmeansArgs,
+    fit: &KMeansFit,
+    n: u64,
+    dim: usize,
+    chunk_rows: Option<usize>,
+) -> Result<(), Error> {
     if a.common.json {
-        let out = json!({
+        let mut out = json!({
             "k": a.k,
-            "n": fit.labels.len(),
+            "n": n,
             "d": dim,
             "mse": fit.mse,
             "distortion": fit.distortion,
             "inertia": fit.inertia,
             "counts": fit.counts,
+            "streamed": chunk_rows.is_some(),
         });
+        if let Some(c) = chunk_rows {
+            out["chunk_rows"] = json!(c);
+        }
         println!("{}", with_summary(out, &fit.summary));
     } else {
         println!(
-            "k-means: n = {}, d = {dim}, k = {}: mse {:.6e} after {} iterations on {} ({:.3} ms per iteration, {} empty cells split){}",
-            fit.labels.len(),
+            "k-means{}: n = {n}, d = {dim}, k = {}: mse {:.6e} after {} iterations on {} ({:.3} ms per iteration, {} empty cells split){}",
+            chunk_rows
+                .map(|c| format!(" (streamed from disk, {c} rows a chunk)"))
+                .unwrap_or_default(),
             a.k,
             fit.mse,
             fit.summary.iterations_run,
