@@ -3,6 +3,7 @@
 use std::borrow::Cow;
 use std::time::Instant;
 
+use crate::backend::Backend;
 use crate::codebook::{Codebook, Encoder};
 use crate::data::{check_k, check_points, check_schedule, check_weights};
 use crate::device::{Device, GpuOptions};
@@ -208,8 +209,12 @@ impl KMeans {
             _ => self.restarts,
         };
         let mut best: Option<KMeansFit> = None;
+        // One backend serves every restart: the points stay resident (on a GPU, uploaded
+        // once; in 1-D, sorted once).
+        let mut backend: Option<Box<dyn Backend + '_>> = None;
         for r in 0..runs {
-            let fit = self.fit_once::<T>(&prepared, self.seed.wrapping_add(r as u64))?;
+            let seed = self.seed.wrapping_add(r as u64);
+            let fit = self.fit_once::<T>(&prepared, seed, &mut backend)?;
             if best.as_ref().is_none_or(|b| fit.inertia < b.inertia) {
                 best = Some(fit);
             }
@@ -316,7 +321,15 @@ impl KMeans {
     }
 
     /// One run from the start `seed` draws.
-    fn fit_once<T: Real>(&self, p: &Prepared<'_>, seed: u64) -> Result<KMeansFit> {
+    /// `slot` holds the backend of an earlier run, restarted from the new start: starts are
+    /// rows of the data (restarts never start from given centroids), so the fixed-point
+    /// scales a GPU backend chose for the first start serve every later one.
+    fn fit_once<'p, T: Real>(
+        &self,
+        p: &'p Prepared<'_>,
+        seed: u64,
+        slot: &mut Option<Box<dyn Backend + 'p>>,
+    ) -> Result<KMeansFit> {
         let start = Instant::now();
         let (dim, weights, frame) = (p.dim, p.weights, &p.frame);
         let init: Vec<f64> = match &self.init {
@@ -335,24 +348,28 @@ impl KMeans {
         let schedule = self.schedule();
         let precision = T::PRECISION;
         let setup = || p.seconds + start.elapsed().as_secs_f64();
-        let (out, labels, device, setup_seconds) = match &p.values {
-            Some(values) => {
-                let mut b = p.engine.intervals(values.clone(), Start::Given(init))?;
-                let setup = setup();
-                let out = driver::run(b.as_mut(), &schedule, p.total_mass, frame, precision)?;
-                let centroids = frame.to_device_f64(&out.centroids);
-                let labels = p.engine.interval_labels(values, &centroids);
-                (out, labels, b.device_name(), setup)
+        let b = match slot {
+            Some(b) => {
+                b.set_centroids(&init)?;
+                b
             }
-            None => {
-                let mut b = p
+            None => slot.insert(match &p.values {
+                Some(values) => p.engine.intervals(values.clone(), Start::Given(init))?,
+                None => p
                     .engine
-                    .dense(Cow::Borrowed(&p.points), weights, frame, &init)?;
-                let setup = setup();
-                let out = driver::run(b.as_mut(), &schedule, p.total_mass, frame, precision)?;
-                (out, b.labels()?, b.device_name(), setup)
-            }
+                    .dense(Cow::Borrowed(&p.points), weights, frame, &init)?,
+            }),
         };
+        let setup_seconds = setup();
+        let out = driver::run(b.as_mut(), &schedule, p.total_mass, frame, precision)?;
+        let labels = match &p.values {
+            Some(values) => {
+                let centroids = frame.to_device_f64(&out.centroids);
+                p.engine.interval_labels(values, &centroids)
+            }
+            None => b.labels()?,
+        };
+        let device = b.device_name();
         let inertia = out.mse * p.total_mass;
         Ok(KMeansFit {
             codebook: Codebook::with_precision(out.centroids, dim, precision)?,

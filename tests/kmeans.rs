@@ -304,28 +304,47 @@ fn distances_to_every_centroid() {
     }
 }
 
-/// Restarts keep the best of the single fits from seeds seed, seed + 1, …: exactly it.
+/// Restarts keep the best of the single fits from seeds seed, seed + 1, …: exactly it, on
+/// every device (one backend serves every restart, restarted from each start), in d-D and
+/// in 1-D.
 #[test]
 fn restarts_keep_the_best_start() {
-    let data = blobs(2000, 3, 12, 5);
-    let single = |seed: u64| {
-        KMeans::new(12)
-            .seed(seed)
-            .device(Device::Cpu)
-            .fit(&data, 3)
-            .unwrap()
-    };
-    let inertias: Vec<f64> = (7..12).map(|s| single(s).inertia).collect();
-    let best = inertias.iter().copied().fold(f64::INFINITY, f64::min);
-    let fit = KMeans::new(12)
-        .seed(7)
-        .restarts(5)
-        .device(Device::Cpu)
-        .fit(&data, 3)
-        .unwrap();
-    assert_eq!(fit.inertia, best, "{inertias:?}");
-    assert!(
-        inertias.iter().any(|&i| i > best),
-        "the starts should differ: {inertias:?}"
-    );
+    let mut devices = vec![Device::Cpu];
+    devices.extend(common::gpu::gpu());
+    for device in devices {
+        for dim in [3, 1] {
+            let data = blobs(2000, dim, 12, 5);
+            let single = |seed: u64| {
+                KMeans::new(12)
+                    .seed(seed)
+                    .device(device.clone())
+                    .fit(&data, dim)
+                    .unwrap()
+            };
+            let singles: Vec<_> = (7..12).map(single).collect();
+            let inertias: Vec<f64> = singles.iter().map(|f| f.inertia).collect();
+            let best = singles.iter().fold(
+                &singles[0],
+                |b, f| if f.inertia < b.inertia { f } else { b },
+            );
+            let fit = KMeans::new(12)
+                .seed(7)
+                .restarts(5)
+                .device(device.clone())
+                .fit(&data, dim)
+                .unwrap();
+            let what = format!("{device:?}, d {dim}: {inertias:?}");
+            assert_eq!(fit.inertia, best.inertia, "{what}");
+            assert_eq!(
+                fit.codebook.centroids(),
+                best.codebook.centroids(),
+                "{what}"
+            );
+            assert_eq!(fit.labels, best.labels, "{what}");
+            assert!(
+                inertias.iter().any(|&i| i > best.inertia),
+                "starts should differ: {what}"
+            );
+        }
+    }
 }
