@@ -19,6 +19,12 @@ pub enum Error {
     /// Zero restarts of K-means were asked for.
     #[error("the number of restarts (n_init) must be at least 1, got 0")]
     ZeroRestarts,
+    /// k-means‖ with zero sampling rounds.
+    #[error("k-means|| needs at least 1 sampling round, got 0")]
+    ZeroRounds,
+    /// k-means‖'s oversampling factor is not a finite positive number.
+    #[error("the k-means|| oversampling factor must be a finite number > 0, got {0}")]
+    InvalidOversampling(f64),
     /// A streamed fit asked to read chunks of zero rows.
     #[error("the rows per chunk of a streamed fit must be at least 1, got 0")]
     ZeroChunkRows,

@@ -18,11 +18,36 @@ pub enum Init {
     KMeansPlusPlus,
     /// The plain k-means++ of Arthur & Vassilvitskii: one point drawn per step.
     KMeansPlusPlusPlain,
+    /// k-means‖ (scalable k-means++, Spark's and dask-ml's start): `rounds` passes over the
+    /// data each draw about `oversampling · k` points in proportion to their squared distance
+    /// to the candidates so far; greedy k-means++ of the candidates, each weighted by the
+    /// points nearest to it, gives the k starts. A handful of passes instead of k-means++'s
+    /// k, so it is the k-means++-quality start of a streamed fit; [`Init::kmeans_parallel`]
+    /// has the usual values.
+    KMeansParallel {
+        /// Sampling rounds (passes over the data, two each).
+        rounds: usize,
+        /// Points drawn per round, in multiples of k.
+        oversampling: f64,
+    },
     /// The caller's centroids, row-major `k x d`.
     Centroids(Vec<f64>),
 }
 
 impl Init {
+    /// k-means‖ with 5 rounds drawing 2k points each (Bahmani et al.'s recommendation).
+    ///
+    /// ```
+    /// let init = lloyd::Init::kmeans_parallel();
+    /// assert_eq!(init, lloyd::Init::KMeansParallel { rounds: 5, oversampling: 2.0 });
+    /// ```
+    pub fn kmeans_parallel() -> Self {
+        Init::KMeansParallel {
+            rounds: 5,
+            oversampling: 2.0,
+        }
+    }
+
     /// The caller's centroids (f32 or f64, row-major `k x d`).
     ///
     /// ```

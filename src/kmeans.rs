@@ -12,6 +12,7 @@ use crate::engine::{Engine, Start};
 use crate::error::{Error, Result};
 use crate::frame::Frame;
 use crate::init::{Init, greedy_candidates, kmeans_plus_plus, random_points, random_rows};
+use crate::init_parallel::{InMemory, kmeans_parallel};
 use crate::real::Real;
 use crate::streamed::{self, RowSource, StreamedLloyd};
 
@@ -143,6 +144,18 @@ impl KMeans {
         if self.restarts == 0 {
             return Err(Error::ZeroRestarts);
         }
+        if let Init::KMeansParallel {
+            rounds,
+            oversampling,
+        } = self.init
+        {
+            if rounds == 0 {
+                return Err(Error::ZeroRounds);
+            }
+            if !(oversampling.is_finite() && oversampling > 0.0) {
+                return Err(Error::InvalidOversampling(oversampling));
+            }
+        }
         check_schedule(self.iterations, self.tolerance)
     }
 
@@ -248,7 +261,8 @@ impl KMeans {
     /// from the same start, to the bit (the statistics of chunks merge exactly); on a GPU the
     /// assignments run there, chunk by chunk. `labels` comes back empty: encode the source
     /// with the codebook for them. A streamed fit starts from random rows (the rows
-    /// [`KMeans::fit`] would draw) or given centroids; k-means++, which reads every point at
+    /// [`KMeans::fit`] would draw), k-means‖ (the start [`KMeans::fit`] would take: its draws
+    /// do not depend on the chunks) or given centroids; k-means++, which reads every point at
     /// each of its k steps, is refused.
     pub fn fit_source(&self, source: &mut dyn RowSource, chunk_rows: usize) -> Result<KMeansFit> {
         self.validate()?;
@@ -265,7 +279,8 @@ impl KMeans {
         if matches!(self.init, Init::KMeansPlusPlus | Init::KMeansPlusPlusPlain) {
             return Err(Error::Unsupported(
                 "k-means++ reads every point at each of its k steps: a streamed fit starts \
-                 from random rows or given centroids"
+                 from k-means|| (Init::KMeansParallel, --init kmeans||), random rows or given \
+                 centroids"
                     .into(),
             ));
         }
@@ -288,6 +303,16 @@ impl KMeans {
             let seed = self.seed.wrapping_add(r as u64);
             let init = match &self.init {
                 Init::Centroids(c) => frame.to_device_f64(c),
+                Init::KMeansParallel {
+                    rounds,
+                    oversampling,
+                } => kmeans_parallel(
+                    &mut streamed::Framed::new(source, &frame, chunk_rows),
+                    self.k,
+                    seed,
+                    *rounds,
+                    *oversampling,
+                )?,
                 _ => streamed::frame_rows(source, &frame, &random_rows(n, None, self.k, seed))?,
             };
             let device = encoder.device_name();
@@ -343,6 +368,20 @@ impl KMeans {
                 greedy_candidates(self.k),
             ),
             Init::KMeansPlusPlusPlain => kmeans_plus_plus(&p.points, weights, dim, self.k, seed, 1),
+            Init::KMeansParallel {
+                rounds,
+                oversampling,
+            } => kmeans_parallel(
+                &mut InMemory {
+                    points: &p.points,
+                    weights,
+                    dim,
+                },
+                self.k,
+                seed,
+                *rounds,
+                *oversampling,
+            )?,
             Init::Centroids(c) => frame.to_device_f64(c),
         };
         let schedule = self.schedule();

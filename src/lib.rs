@@ -35,6 +35,7 @@ mod exact_sum;
 mod frame;
 mod gpu;
 mod init;
+mod init_parallel;
 mod kmeans;
 mod law;
 mod memory;

@@ -7,6 +7,7 @@ use crate::backend::{Backend, CellStats, Update};
 use crate::codebook::Encoder;
 use crate::error::{Error, Result};
 use crate::frame::{Extent, Frame};
+use crate::init_parallel::{ChunkVisitor, Passes};
 use crate::real::Precision;
 use crate::stats::LloydStats;
 
@@ -220,5 +221,54 @@ impl Backend for StreamedLloyd<'_> {
 
     fn cell_stats(&mut self) -> Result<CellStats> {
         Ok(self.stats()?.frame_cells())
+    }
+}
+
+/// A source seen in a frame, as the starts read it: chunk by chunk, or a row at a time.
+pub(crate) struct Framed<'a> {
+    source: &'a mut dyn RowSource,
+    frame: &'a Frame,
+    chunk_rows: usize,
+    buffer: Vec<f64>,
+}
+
+impl<'a> Framed<'a> {
+    pub(crate) fn new(source: &'a mut dyn RowSource, frame: &'a Frame, chunk_rows: usize) -> Self {
+        Framed {
+            source,
+            frame,
+            chunk_rows,
+            buffer: Vec::new(),
+        }
+    }
+}
+
+impl Passes for Framed<'_> {
+    fn rows(&self) -> usize {
+        self.source.rows() as usize
+    }
+
+    fn dim(&self) -> usize {
+        self.source.dim()
+    }
+
+    fn pass(&mut self, f: &mut ChunkVisitor<'_>) -> Result<()> {
+        let frame = self.frame;
+        for_each_chunk(
+            self.source,
+            self.chunk_rows,
+            &mut self.buffer,
+            |first, rows| f(first as usize, &frame.to_device_f32(rows), None),
+        )
+    }
+
+    fn row(&mut self, i: usize) -> Result<Vec<f32>> {
+        let mut row = Vec::new();
+        self.source.read(i as u64, 1, &mut row)?;
+        Ok(self.frame.to_device_f32(&row))
+    }
+
+    fn weights(&self) -> Option<&[f32]> {
+        None
     }
 }

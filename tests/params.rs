@@ -240,3 +240,29 @@ fn zero_restarts() {
         Err(Error::ZeroRestarts)
     ));
 }
+
+#[test]
+fn zero_kmeans_parallel_rounds() {
+    let init = lloyd::Init::KMeansParallel {
+        rounds: 0,
+        oversampling: 2.0,
+    };
+    assert!(matches!(
+        cpu(1).init(init).fit(&DATA, 2),
+        Err(Error::ZeroRounds)
+    ));
+}
+
+#[test]
+fn invalid_kmeans_parallel_oversampling() {
+    for oversampling in [0.0, -1.0, f64::NAN, f64::INFINITY] {
+        let init = lloyd::Init::KMeansParallel {
+            rounds: 5,
+            oversampling,
+        };
+        assert!(matches!(
+            cpu(1).init(init).fit(&DATA, 2),
+            Err(Error::InvalidOversampling(_))
+        ));
+    }
+}

@@ -245,6 +245,8 @@ pub enum InitName {
     KmeansPlusPlus,
     /// The plain k-means++, one candidate per step.
     KmeansPlusPlusPlain,
+    /// k-means‖ (scalable k-means++: a few passes over the data).
+    KmeansParallel,
     /// Centroids of shape (k, d) from a file.
     File(PathBuf),
 }
@@ -275,12 +277,13 @@ pub fn parse_init(s: &str) -> Result<InitName, String> {
         "random" => Ok(InitName::Random),
         "kmeans++" => Ok(InitName::KmeansPlusPlus),
         "kmeans++-plain" => Ok(InitName::KmeansPlusPlusPlain),
+        "kmeans||" | "kmeans-parallel" => Ok(InitName::KmeansParallel),
         path if path.ends_with(".npy") || std::path::Path::new(path).exists() => {
             Ok(InitName::File(PathBuf::from(path)))
         }
         _ => Err(format!(
-            "unknown initialisation `{s}`: use random, kmeans++, kmeans++-plain or a .npy file \
-             of shape (k, d)"
+            "unknown initialisation `{s}`: use random, kmeans++, kmeans++-plain, kmeans|| or a \
+             .npy file of shape (k, d)"
         )),
     }
 }
@@ -302,7 +305,8 @@ pub struct KmeansArgs {
     /// Seed of the initialisation.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// Initialisation: random, kmeans++ (greedy, scikit-learn's), kmeans++-plain, or a .npy
+    /// Initialisation: random, kmeans++ (greedy, scikit-learn's), kmeans++-plain, kmeans||
+    /// (k-means‖, also kmeans-parallel: a few passes, for data streamed from disk), or a .npy
     /// file of shape (k, d) holding the starting centroids.
     #[arg(long, default_value = "random", value_parser = parse_init)]
     pub init: InitName,

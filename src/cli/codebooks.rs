@@ -113,6 +113,7 @@ fn kmeans_params(a: &KmeansArgs, dim: usize) -> Result<(indicatif::ProgressBar, 
             InitName::Random => Init::RandomPoints,
             InitName::KmeansPlusPlus => Init::KMeansPlusPlus,
             InitName::KmeansPlusPlusPlain => Init::KMeansPlusPlusPlain,
+            InitName::KmeansParallel => Init::kmeans_parallel(),
             InitName::File(path) => {
                 let (values, d) = npy::read_matrix(path)?;
                 if d != dim {
