@@ -114,6 +114,9 @@ pub(crate) struct Schedule {
     pub iterations: usize,
     pub tolerance: f64,
     pub observer: Option<Observer>,
+    /// Spherical K-means: every update is followed by scaling each centroid to unit norm
+    /// (the caller's units), so the nearest centroid is the one of largest inner product.
+    pub spherical: bool,
 }
 
 /// What the driver hands back: the final centroids, their cells, and the history, in the
@@ -148,15 +151,27 @@ pub(crate) fn run(
     let mut history: Vec<IterationStats> = Vec::new();
     let mut converged = false;
     let mut previous: Option<f64> = None;
-    let batch = if schedule.observer.is_some() {
+    let batch = if schedule.spherical {
+        // The projection runs on the host between iterations.
+        1
+    } else if schedule.observer.is_some() {
         backend.report_interval().max(1)
     } else {
         schedule.iterations.max(1)
     };
+    if schedule.spherical {
+        project_to_sphere(backend, frame)?;
+    }
     while history.len() < schedule.iterations && !converged {
         let count = batch.min(schedule.iterations - history.len());
         let start = Instant::now();
-        let records = backend.iterate(count, schedule.tolerance)?;
+        let mut records = backend.iterate(count, schedule.tolerance)?;
+        if schedule.spherical {
+            // The fixed point is where the projected centroids stop moving.
+            for r in &mut records {
+                r.moved = project_to_sphere(backend, frame)?;
+            }
+        }
         let share = start.elapsed().as_secs_f64() / records.len().max(1) as f64;
         for r in records {
             let seconds = r.seconds.unwrap_or(share);
@@ -179,6 +194,31 @@ pub(crate) fn run(
         history,
         converged,
     })
+}
+
+/// Scales each of `backend`'s centroids to unit norm in the caller's units (a centroid at
+/// the origin stays there); returns whether any changed.
+fn project_to_sphere(backend: &mut dyn Backend, frame: &Frame) -> Result<bool> {
+    let before = backend.centroids()?;
+    let mut c = backend.caller_centroids(frame)?;
+    let dim = frame.dim();
+    for row in c.chunks_exact_mut(dim) {
+        // Scaled by the largest coordinate first, so that no square overflows or underflows.
+        let big = row.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+        if big > 0.0 {
+            let norm = big
+                * row
+                    .iter()
+                    .map(|v| (v / big) * (v / big))
+                    .sum::<f64>()
+                    .sqrt();
+            row.iter_mut().for_each(|v| *v /= norm);
+        }
+    }
+    let after = frame.to_device_f64(&c);
+    let moved = after != before;
+    backend.set_centroids(&after)?;
+    Ok(moved)
 }
 
 /// One assignment pass of `backend` against `centroids` (the caller's units): the cells

@@ -64,6 +64,7 @@ pub struct KMeans {
     seed: u64,
     init: Init,
     restarts: usize,
+    spherical: bool,
     device: Device,
     gpu_options: GpuOptions,
     observer: Option<Observer>,
@@ -79,6 +80,7 @@ impl KMeans {
             seed: 0,
             init: Init::RandomPoints,
             restarts: 1,
+            spherical: false,
             device: Device::Auto,
             gpu_options: GpuOptions::default(),
             observer: None,
@@ -120,6 +122,30 @@ impl KMeans {
     /// Device to run on.
     pub fn device(mut self, device: Device) -> Self {
         self.device = device;
+        self
+    }
+
+    /// Spherical K-means (default false; faiss's `spherical=True`): after every update each
+    /// centroid is scaled to unit norm, so a point's nearest centroid is the one of largest
+    /// inner product with it (cosine similarity, for points of unit norm). The scaling runs
+    /// on the host between iterations, on every device.
+    ///
+    /// ```
+    /// let data = [1.0f32, 0.1, 2.0, 0.0, 0.0, 1.0, 0.1, 3.0];
+    /// let fit = lloyd::KMeans::new(2)
+    ///     .spherical(true)
+    ///     .init(lloyd::Init::given(&[1.0f32, 0.0, 0.0, 1.0]))
+    ///     .device(lloyd::Device::Cpu)
+    ///     .fit(&data, 2)?;
+    /// // float32 data: centroids rounded to float32, unit norm to its precision.
+    /// for c in fit.codebook.centroids().chunks(2) {
+    ///     assert!((c[0] * c[0] + c[1] * c[1] - 1.0).abs() < 1e-6);
+    /// }
+    /// assert_eq!(fit.labels, vec![0, 0, 1, 1]);
+    /// # Ok::<(), lloyd::Error>(())
+    /// ```
+    pub fn spherical(mut self, spherical: bool) -> Self {
+        self.spherical = spherical;
         self
     }
 
@@ -342,6 +368,7 @@ impl KMeans {
             iterations: self.iterations,
             tolerance: self.tolerance,
             observer: self.observer.clone(),
+            spherical: self.spherical,
         }
     }
 

@@ -238,6 +238,7 @@ impl Lloyd1d {
             iterations: self.iterations,
             tolerance: self.tolerance,
             observer: self.observer.clone(),
+            spherical: false,
         };
         let out = driver::run(
             backend.as_mut(),

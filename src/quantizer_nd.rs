@@ -298,6 +298,7 @@ impl LloydNd {
             iterations: self.iterations,
             tolerance: 0.0,
             observer: None,
+            spherical: false,
         };
         let frame = Frame::identity(d);
         let out = driver::run(b.as_mut(), &schedule, m as f64, &frame, Precision::F64)?;

@@ -348,3 +348,65 @@ fn restarts_keep_the_best_start() {
         }
     }
 }
+
+/// Spherical K-means: unit-norm centroids, each label the centroid of largest inner product
+/// (checked by brute force), the GPU agreeing with the CPU; a streamed fit equal to it.
+#[test]
+fn spherical_kmeans_assigns_by_inner_product_on_unit_centroids() {
+    let (n, dim, k) = (3000, 5, 8);
+    // Directions with different norms: only the direction decides a cell.
+    let data: Vec<f64> = blobs(n, dim, k, 21)
+        .chunks(dim)
+        .enumerate()
+        .flat_map(|(i, r)| {
+            let norm = r
+                .iter()
+                .map(|&v| f64::from(v) * f64::from(v))
+                .sum::<f64>()
+                .sqrt();
+            let scale = (1 + i % 5) as f64 / norm.max(1e-9);
+            r.iter()
+                .map(move |&v| f64::from(v) * scale)
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let params = KMeans::new(k)
+        .spherical(true)
+        .init(Init::Centroids(data[..k * dim].to_vec()))
+        .iterations(50);
+    let cpu = params.clone().device(Device::Cpu).fit(&data, dim).unwrap();
+    let c = cpu.codebook.centroids();
+    for row in c.chunks(dim) {
+        let norm: f64 = row.iter().map(|v| v * v).sum::<f64>().sqrt();
+        assert!((norm - 1.0).abs() < 1e-12, "{norm}");
+    }
+    for (x, &l) in data.chunks(dim).zip(&cpu.labels) {
+        let dot = |j: usize| -> f64 { x.iter().zip(&c[j * dim..]).map(|(a, b)| a * b).sum() };
+        let best = (0..k).map(dot).fold(f64::MIN, f64::max);
+        assert!(dot(l as usize) >= best - 1e-9 * best.abs(), "label {l}");
+    }
+    // Plain K-means on the same data ends elsewhere: the norms matter to it.
+    let plain = params
+        .clone()
+        .spherical(false)
+        .device(Device::Cpu)
+        .fit(&data, dim)
+        .unwrap();
+    assert_ne!(plain.labels, cpu.labels);
+    if let Some(gpu) = common::gpu::gpu() {
+        let g = params.device(gpu).fit(&data, dim).unwrap();
+        let same = g
+            .labels
+            .iter()
+            .zip(&cpu.labels)
+            .filter(|(a, b)| a == b)
+            .count();
+        assert!(
+            same as f64 >= 0.999 * n as f64,
+            "{same} of {n} labels agree"
+        );
+        for (a, b) in g.codebook.centroids().iter().zip(c) {
+            assert!((a - b).abs() < 1e-4, "{a} vs {b}");
+        }
+    }
+}

@@ -156,3 +156,22 @@ fn bad_streamed_requests_are_refused() {
     rows.data[33] = f64::NAN;
     assert!(p.fit_source(&mut rows, 10).is_err());
 }
+
+#[test]
+fn a_streamed_spherical_fit_equals_the_in_memory_one() {
+    let (n, dim) = (2000, 4);
+    let data = shifted_blobs(n, dim, 6);
+    let params = KMeans::new(6)
+        .spherical(true)
+        .init(Init::kmeans_parallel())
+        .device(Device::Cpu);
+    let whole = params.fit(&data, dim).unwrap();
+    let mut rows = Rows {
+        data,
+        dim,
+        served: 0,
+    };
+    let fit = params.fit_source(&mut rows, 333).unwrap();
+    assert_eq!(fit.codebook.centroids(), whole.codebook.centroids());
+    assert_eq!(fit.inertia, whole.inertia);
+}

@@ -323,6 +323,10 @@ pub struct KmeansArgs {
     /// Where to write the labels (uint32 .npy, shape (n,)).
     #[arg(long)]
     pub labels: Option<PathBuf>,
+    /// Spherical K-means: centroids scaled to unit norm after every update, points assigned
+    /// by largest inner product (cosine similarity for unit-norm data; faiss's spherical).
+    #[arg(long)]
+    pub spherical: bool,
     /// Memory the fit may use (bytes, or with K, M, G, T): data that would not fit is read
     /// from disk a chunk at a time, each iteration one pass [default: the memory available]
     #[arg(long = "max-memory", value_parser = parse_bytes)]

@@ -109,6 +109,7 @@ fn kmeans_params(a: &KmeansArgs, dim: usize) -> Result<(indicatif::ProgressBar, 
         .tolerance(a.tolerance)
         .seed(a.seed)
         .restarts(a.n_init)
+        .spherical(a.spherical)
         .init(match &a.init {
             InitName::Random => Init::RandomPoints,
             InitName::KmeansPlusPlus => Init::KMeansPlusPlus,
