@@ -10,6 +10,10 @@ use crate::device::Device;
 use crate::driver::{FitSummary, IterationStats};
 use crate::error::{Error, Result};
 use crate::init::{greedy_candidates, kmeans_plus_plus};
+use crate::streamed::RowSource;
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use rand_chacha::ChaCha8Rng;
 
 /// The result of a mini-batch fit.
 #[derive(Debug, Clone)]
@@ -131,6 +135,41 @@ impl MiniBatchKMeans {
             points_seen,
             summary: FitSummary::of(history, false, encoder.device_name(), setup_seconds),
         })
+    }
+
+    /// Fits the rows `source` reads (a file larger than memory, say), `epochs` passes over it
+    /// in batches of `batch` consecutive rows, the batches of each pass in a random order
+    /// (from the seed and the pass): each batch is one contiguous read, and no pass sees the
+    /// file in its stored order. Rows in one batch stay together, so a file sorted by cluster
+    /// gives batches of one cluster each: shuffle such a file once first.
+    pub fn fit_source(
+        &self,
+        source: &mut dyn RowSource,
+        batch: usize,
+        epochs: usize,
+    ) -> Result<MiniBatchFit> {
+        if batch == 0 {
+            return Err(Error::ZeroBatch);
+        }
+        if epochs == 0 {
+            return Err(Error::ZeroIterations);
+        }
+        let (n, dim) = (source.rows(), source.dim());
+        let starts: Vec<u64> = (0..n).step_by(batch).collect();
+        let mut order = Vec::with_capacity(starts.len() * epochs);
+        for epoch in 0..epochs {
+            let mut rng = ChaCha8Rng::seed_from_u64(self.seed.wrapping_add(epoch as u64));
+            let mut e = starts.clone();
+            e.shuffle(&mut rng);
+            order.extend(e);
+        }
+        let mut buffer = Vec::new();
+        let chunks = order.into_iter().map(move |s| {
+            let count = (n - s).min(batch as u64) as usize;
+            source.read(s, count, &mut buffer)?;
+            Ok(buffer.iter().map(|&v| v as f32).collect())
+        });
+        self.fit_stream(dim, chunks)
     }
 
     /// Fits `data` by streaming it in chunks of `batch` rows, `epochs` times over.

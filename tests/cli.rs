@@ -536,3 +536,46 @@ fn streamed_kmeans_options() {
         "{s}"
     );
 }
+
+/// `kmeans --minibatch B`: mini-batch K-means over the file, a final pass for the mse and
+/// the labels; what it cannot combine with is one error line.
+#[test]
+fn minibatch_kmeans_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("x.npy");
+    let data = common::blobs(4000, 3, 5, 2);
+    lloyd::npy::write_f32(&input, &[4000, 3], &data).unwrap();
+    let labels = dir.path().join("l.npy");
+    let x = input.to_str().unwrap();
+    let common = ["kmeans", "--input", x, "--k", "5", "--device", "cpu", "-q"];
+    let mut args = common.to_vec();
+    args.extend(["--minibatch", "256", "--iterations", "3", "--json"]);
+    args.extend(["--labels", labels.to_str().unwrap()]);
+    let o = lloyd(&args);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v["points_seen"], 12000);
+    assert_eq!(lloyd::npy::read_labels(&labels).unwrap().1.len(), 4000);
+    let mut full = common.to_vec();
+    full.extend(["--init", "kmeans++", "--json"]);
+    let lloyd_fit: serde_json::Value = serde_json::from_str(&stdout(&lloyd(&full))).unwrap();
+    let (mb, ll) = (
+        v["mse"].as_f64().unwrap(),
+        lloyd_fit["mse"].as_f64().unwrap(),
+    );
+    assert!(mb < 1.1 * ll, "mini-batch {mb} against Lloyd's {ll}");
+    for extra in [
+        ["--spherical", ""],
+        ["--n-init", "2"],
+        ["--init", "kmeans||"],
+    ] {
+        let mut args = common.to_vec();
+        args.extend(["--minibatch", "256"]);
+        args.extend(extra.iter().filter(|s| !s.is_empty()));
+        let o = lloyd(&args);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success(), "{args:?}");
+        assert!(err.contains("--minibatch"), "{args:?}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+    }
+}

@@ -66,3 +66,54 @@ fn bad_chunks_are_errors() {
         Err(Error::ZeroCentroids)
     ));
 }
+
+/// Mini-batch over a file-like source: every row seen once a pass (batches in a random
+/// order), and the fit as good as Lloyd's from k-means++ on well-separated blobs.
+#[test]
+fn minibatch_over_a_source_visits_every_row_each_pass() {
+    struct Rows(Vec<f64>, usize);
+    impl lloyd::RowSource for Rows {
+        fn rows(&self) -> u64 {
+            (self.0.len() / self.1) as u64
+        }
+        fn dim(&self) -> usize {
+            self.1
+        }
+        fn read(&mut self, first: u64, count: usize, out: &mut Vec<f64>) -> lloyd::Result<()> {
+            let a = first as usize * self.1;
+            out.clear();
+            out.extend_from_slice(&self.0[a..a + count * self.1]);
+            Ok(())
+        }
+    }
+    let (n, dim, k) = (5003, 3, 6);
+    let data: Vec<f64> = common::blobs(n, dim, k, 8)
+        .iter()
+        .map(|&v| f64::from(v))
+        .collect();
+    let fit = MiniBatchKMeans::new(k)
+        .device(Device::Cpu)
+        .fit_source(&mut Rows(data.clone(), dim), 500, 3)
+        .unwrap();
+    assert_eq!(fit.points_seen, 3 * n as u64);
+    assert_eq!(fit.summary.iterations_run, 3 * 11);
+    let mse = fit.codebook.mse(&data).unwrap();
+    let lloyd = KMeans::new(k)
+        .init(Init::KMeansPlusPlus)
+        .device(Device::Cpu)
+        .fit(&data, dim)
+        .unwrap()
+        .mse;
+    assert!(
+        mse < 1.1 * lloyd,
+        "mini-batch {mse} against Lloyd's {lloyd}"
+    );
+    assert!(matches!(
+        MiniBatchKMeans::new(k).fit_source(&mut Rows(data.clone(), dim), 0, 1),
+        Err(Error::ZeroBatch)
+    ));
+    assert!(matches!(
+        MiniBatchKMeans::new(k).fit_source(&mut Rows(data, dim), 10, 0),
+        Err(Error::ZeroIterations)
+    ));
+}

@@ -323,6 +323,10 @@ pub struct KmeansArgs {
     /// Where to write the labels (uint32 .npy, shape (n,)).
     #[arg(long)]
     pub labels: Option<PathBuf>,
+    /// Mini-batch K-means (Sculley) in batches of B rows instead of Lloyd's iteration,
+    /// --iterations passes over the file (read a batch at a time, batches in a random order).
+    #[arg(long, value_name = "B")]
+    pub minibatch: Option<usize>,
     /// Spherical K-means: centroids scaled to unit norm after every update, points assigned
     /// by largest inner product (cosine similarity for unit-norm data; faiss's spherical).
     #[arg(long)]

@@ -4,8 +4,8 @@ use serde_json::json;
 
 use lloyd::npy::Floats;
 use lloyd::{
-    Codebook, Encoder, Error, Init, KMeans, KMeansFit, PqCodebook, PqCodes, Precision,
-    ProductQuantizer, Real, RowSource, npy,
+    Codebook, Encoder, Error, Init, KMeans, KMeansFit, MiniBatchKMeans, PqCodebook, PqCodes,
+    Precision, ProductQuantizer, Real, RowSource, npy,
 };
 
 use super::args::{
@@ -38,6 +38,9 @@ pub fn kmeans(a: &KmeansArgs) -> Result<(), Error> {
             o.display()
         )));
     }
+    if let Some(batch) = a.minibatch {
+        return kmeans_minibatch(a, batch);
+    }
     // Data that would not fit in the memory allowed is read from disk a chunk at a time.
     let budget = a
         .max_memory
@@ -50,6 +53,71 @@ pub fn kmeans(a: &KmeansArgs) -> Result<(), Error> {
     }
     let (values, dim) = npy::read_matrix(&a.input)?;
     typed!(&values, data => kmeans_typed(a, data, dim))
+}
+
+/// Mini-batch K-means over the file, read a batch at a time; then one pass measures the
+/// centroids on every row (and writes the labels).
+fn kmeans_minibatch(a: &KmeansArgs, batch: usize) -> Result<(), Error> {
+    let refuse = |what: &str| {
+        Err(Error::Unsupported(format!(
+            "{what} with --minibatch (mini-batch K-means starts from k-means++ on its first \
+             batch and takes no weights)"
+        )))
+    };
+    if a.weights.is_some() {
+        return refuse("--weights");
+    }
+    if !matches!(a.init, InitName::Random | InitName::KmeansPlusPlus) {
+        return refuse("--init other than kmeans++");
+    }
+    if a.n_init != 1 || a.spherical {
+        return refuse("--n-init or --spherical");
+    }
+    let mut rows = npy::NpyRows::open(&a.input)?;
+    let dim = rows.dim();
+    let fit = MiniBatchKMeans::new(a.k)
+        .seed(a.seed)
+        .device(a.common.device.clone())
+        .fit_source(&mut rows, batch, a.iterations)?;
+    if let Some(out) = &a.output {
+        fit.codebook.save_npy(out)?;
+    }
+    // The mse of the result over every row, and the labels, in one more pass.
+    let n = rows.rows();
+    let mut encoder = Encoder::with_options(&a.common.device, &a.common.gpu_options()?)?;
+    let (mut first, mut sse, mut counts) = (0u64, 0.0f64, vec![0u64; a.k]);
+    let mut chunk = Vec::new();
+    let mut next = || -> Result<Option<Vec<u32>>, Error> {
+        if first == n {
+            return Ok(None);
+        }
+        let count = (n - first).min(1 << 16) as usize;
+        rows.read(first, count, &mut chunk)?;
+        first += count as u64;
+        let (labels, chunk_sse) = encoder.encode(&fit.codebook, &chunk)?;
+        sse += chunk_sse;
+        labels.iter().for_each(|&l| counts[l as usize] += 1);
+        Ok(Some(labels))
+    };
+    match &a.labels {
+        Some(out) => npy::write_labels_from(out, n, &mut next)?,
+        None => while next()?.is_some() {},
+    }
+    let mse = sse / n as f64;
+    if a.common.json {
+        let out = json!({
+            "k": a.k, "n": n, "d": dim, "mse": mse, "distortion": 0.5 * mse,
+            "inertia": sse, "counts": counts, "minibatch": batch,
+            "points_seen": fit.points_seen,
+        });
+        println!("{}", with_summary(out, &fit.summary));
+    } else {
+        println!(
+            "mini-batch k-means: n = {n}, d = {dim}, k = {}, batches of {batch}: mse {mse:.6e} after {} batches on {}",
+            a.k, fit.summary.iterations_run, fit.summary.device
+        );
+    }
+    Ok(())
 }
 
 /// About what an in-memory fit holds: the values as stored, the points in f32, and a label
