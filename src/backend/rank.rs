@@ -124,7 +124,9 @@ pub(crate) fn squared_norm(a: &[f32]) -> f32 {
     acc.iter().sum::<f32>() + ca.remainder().iter().map(|v| v * v).sum::<f32>()
 }
 
-/// Exact squared Euclidean distance, in f32 with eight independent partial sums.
+/// Exact squared Euclidean distance, in f32 with eight independent partial sums. Inlined:
+/// k-means++ calls it once per point and candidate, and the call cost more than the sum.
+#[inline(always)]
 pub(crate) fn squared_distance(a: &[f32], b: &[f32]) -> f32 {
     let mut acc = [0.0f32; 8];
     let mut ca = a.chunks_exact(8);
