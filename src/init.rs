@@ -4,7 +4,7 @@ use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 
-use crate::backend::rank::squared_distance;
+use crate::backend::rank::{squared_distance, squared_distances};
 
 /// How K-means chooses its starting centroids.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -125,8 +125,10 @@ pub(crate) fn kmeans_plus_plus(
         .map(|i| f64::from(squared_distance(row(i), row(first))))
         .collect();
     while chosen.len() < k {
+        // The same weights for every candidate of a step: their total is summed once.
+        let total: f64 = (0..n).map(|i| w(i) * d2[i]).sum();
         let picks: Vec<usize> = (0..candidates.max(1))
-            .map(|_| pick_weighted(&mut rng, n, |i| w(i) * d2[i], w))
+            .map(|_| pick_weighted_from(&mut rng, n, |i| w(i) * d2[i], w, total))
             .collect();
         // Each candidate's potential, summed over fixed groups of rows in order.
         let partial: Vec<Vec<f64>> = (0..n.div_ceil(ROWS_PER_SUM))
@@ -134,8 +136,23 @@ pub(crate) fn kmeans_plus_plus(
             .map(|g| {
                 let mut pot = vec![0.0f64; picks.len()];
                 let rows = g * ROWS_PER_SUM..((g + 1) * ROWS_PER_SUM).min(n);
+                // Four candidates at a time share each row's loads; the rest one by one.
+                let quads = picks.len() / 4 * 4;
                 for (i, &di) in d2.iter().enumerate().take(rows.end).skip(rows.start) {
-                    for (p, &c) in pot.iter_mut().zip(&picks) {
+                    for q in (0..quads).step_by(4) {
+                        let bs = [
+                            row(picks[q]),
+                            row(picks[q + 1]),
+                            row(picks[q + 2]),
+                            row(picks[q + 3]),
+                        ];
+                        let mut e = [0.0f32; 4];
+                        squared_distances(row(i), &bs, &mut e);
+                        for (p, e) in pot[q..q + 4].iter_mut().zip(e) {
+                            *p += w(i) * f64::from(e).min(di);
+                        }
+                    }
+                    for (p, &c) in pot[quads..].iter_mut().zip(&picks[quads..]) {
                         let e = f64::from(squared_distance(row(i), row(c)));
                         *p += w(i) * e.min(di);
                     }
@@ -175,6 +192,17 @@ fn pick_weighted(
     fallback: impl Fn(usize) -> f64,
 ) -> usize {
     let total: f64 = (0..n).map(&weight).sum();
+    pick_weighted_from(rng, n, weight, fallback, total)
+}
+
+/// [`pick_weighted`] given the weights' `total` (summed in index order).
+fn pick_weighted_from(
+    rng: &mut ChaCha8Rng,
+    n: usize,
+    weight: impl Fn(usize) -> f64,
+    fallback: impl Fn(usize) -> f64,
+    total: f64,
+) -> usize {
     if total.is_nan() || total <= 0.0 {
         let live: Vec<usize> = (0..n).filter(|&i| fallback(i) > 0.0).collect();
         // Not empty: the weights were checked to have a positive total.

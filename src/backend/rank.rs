@@ -124,6 +124,32 @@ pub(crate) fn squared_norm(a: &[f32]) -> f32 {
     acc.iter().sum::<f32>() + ca.remainder().iter().map(|v| v * v).sum::<f32>()
 }
 
+/// [`squared_distance`] from `a` to each of `bs` (all of `a`'s length) into `out`, with the
+/// same additions in the same order for each pair (so the same bits), `a`'s values loaded
+/// once for every `b`.
+#[inline(always)]
+pub(crate) fn squared_distances<const M: usize>(a: &[f32], bs: &[&[f32]; M], out: &mut [f32; M]) {
+    let mut acc = [[0.0f32; 8]; M];
+    let full = a.len() / 8 * 8;
+    for s in (0..full).step_by(8) {
+        let x = &a[s..s + 8];
+        for (acc, b) in acc.iter_mut().zip(bs) {
+            let y = &b[s..s + 8];
+            for l in 0..8 {
+                let t = x[l] - y[l];
+                acc[l] += t * t;
+            }
+        }
+    }
+    for ((o, acc), b) in out.iter_mut().zip(&acc).zip(bs) {
+        let mut tail = 0.0f32;
+        for (x, y) in a[full..].iter().zip(&b[full..]) {
+            tail += (x - y) * (x - y);
+        }
+        *o = acc.iter().sum::<f32>() + tail;
+    }
+}
+
 /// Exact squared Euclidean distance, in f32 with eight independent partial sums. Inlined:
 /// k-means++ calls it once per point and candidate, and the call cost more than the sum.
 #[inline(always)]
@@ -240,6 +266,26 @@ pub(crate) fn finish_lanes(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Four distances at once are the four distances one by one, to the bit, at lengths
+    /// with and without a tail.
+    #[test]
+    fn squared_distances_match_one_at_a_time() {
+        for len in [1usize, 7, 8, 33, 64] {
+            let v = |s: usize| -> Vec<f32> {
+                (0..len)
+                    .map(|i| ((i * 7919 + s * 104_729) % 1000) as f32 * 1e-3 - 0.37)
+                    .collect()
+            };
+            let (a, b) = (v(0), [v(1), v(2), v(3), v(4)]);
+            let bs = [&b[0][..], &b[1][..], &b[2][..], &b[3][..]];
+            let mut out = [0.0f32; 4];
+            squared_distances(&a, &bs, &mut out);
+            for (o, b) in out.iter().zip(bs) {
+                assert_eq!(o.to_bits(), squared_distance(&a, b).to_bits(), "len {len}");
+            }
+        }
+    }
 
     /// The lanes' merge keeps the lowest index among equal minima and the runner-up.
     #[test]
