@@ -159,17 +159,22 @@ pub(crate) fn run(
     } else {
         schedule.iterations.max(1)
     };
-    if schedule.spherical {
-        project_to_sphere(backend, frame)?;
-    }
+    // Spherical: the centroids entering the next iteration, projected.
+    let mut entering = match schedule.spherical {
+        true => Some(project_to_sphere(backend, frame)?),
+        false => None,
+    };
     while history.len() < schedule.iterations && !converged {
         let count = batch.min(schedule.iterations - history.len());
         let start = Instant::now();
         let mut records = backend.iterate(count, schedule.tolerance)?;
-        if schedule.spherical {
-            // The fixed point is where the projected centroids stop moving.
+        if let Some(before) = &mut entering {
+            // The update moves centroids off the sphere whatever happens: the fixed point is
+            // where the projected centroids stop moving.
             for r in &mut records {
-                r.moved = project_to_sphere(backend, frame)?;
+                let after = project_to_sphere(backend, frame)?;
+                r.moved = after != *before;
+                *before = after;
             }
         }
         let share = start.elapsed().as_secs_f64() / records.len().max(1) as f64;
@@ -197,9 +202,8 @@ pub(crate) fn run(
 }
 
 /// Scales each of `backend`'s centroids to unit norm in the caller's units (a centroid at
-/// the origin stays there); returns whether any changed.
-fn project_to_sphere(backend: &mut dyn Backend, frame: &Frame) -> Result<bool> {
-    let before = backend.centroids()?;
+/// the origin stays there); returns them as the next pass sees them (frame units).
+fn project_to_sphere(backend: &mut dyn Backend, frame: &Frame) -> Result<Vec<f64>> {
     let mut c = backend.caller_centroids(frame)?;
     let dim = frame.dim();
     for row in c.chunks_exact_mut(dim) {
@@ -215,10 +219,9 @@ fn project_to_sphere(backend: &mut dyn Backend, frame: &Frame) -> Result<bool> {
             row.iter_mut().for_each(|v| *v /= norm);
         }
     }
-    let after = frame.to_device_f64(&c);
-    let moved = after != before;
-    backend.set_centroids(&after)?;
-    Ok(moved)
+    let projected = frame.to_device_f64(&c);
+    backend.set_centroids(&projected)?;
+    Ok(projected)
 }
 
 /// One assignment pass of `backend` against `centroids` (the caller's units): the cells

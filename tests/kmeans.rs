@@ -385,6 +385,19 @@ fn spherical_kmeans_assigns_by_inner_product_on_unit_centroids() {
         let best = (0..k).map(dot).fold(f64::MIN, f64::max);
         assert!(dot(l as usize) >= best - 1e-9 * best.abs(), "label {l}");
     }
+    // With no tolerance it stops where the projected centroids stop moving.
+    let fixed = params
+        .clone()
+        .tolerance(0.0)
+        .iterations(500)
+        .device(Device::Cpu)
+        .fit(&data, dim)
+        .unwrap();
+    assert!(
+        fixed.summary.converged,
+        "{} iterations",
+        fixed.summary.iterations_run
+    );
     // Plain K-means on the same data ends elsewhere: the norms matter to it.
     let plain = params
         .clone()
