@@ -30,6 +30,14 @@ pub(crate) trait Passes {
     fn pass(&mut self, f: &mut ChunkVisitor<'_>) -> Result<()>;
     /// Row `i`.
     fn row(&mut self, i: usize) -> Result<Vec<f32>>;
+    /// Rows `picks`, in that order, in f64.
+    fn rows_at(&mut self, picks: &[usize]) -> Result<Vec<f64>> {
+        let mut out = Vec::with_capacity(picks.len() * self.dim());
+        for &i in picks {
+            out.extend(self.row(i)?.into_iter().map(f64::from));
+        }
+        Ok(out)
+    }
     /// The weights, if any and if they are in memory (for the first draw).
     fn weights(&self) -> Option<&[f32]>;
 }
@@ -134,6 +142,20 @@ pub(crate) fn kmeans_parallel(
             chosen.push(i);
         }
     }
+    if chosen.len() <= k {
+        // Fewer candidates than centroids (tiny data, or every point already drawn): the
+        // rest are random rows, as a random start takes them.
+        let mut rows = chosen;
+        for r in random_rows(n, points.weights(), k, seed ^ 0x5EED) {
+            if rows.len() == k {
+                break;
+            }
+            if !rows.contains(&r) {
+                rows.push(r);
+            }
+        }
+        return points.rows_at(&rows);
+    }
     // Each candidate weighs the points nearest to it (their weights, exactly).
     let c = DenseCentroids::new(
         &candidates.iter().map(|&v| f64::from(v)).collect::<Vec<_>>(),
@@ -148,24 +170,6 @@ pub(crate) fn kmeans_parallel(
         Ok(())
     })?;
     let weights: Vec<f32> = mass.iter().map(|m| m.value() as f32).collect();
-    if chosen.len() <= k {
-        // Fewer candidates than centroids (tiny data, or every point already drawn): the
-        // rest are random rows, as a random start takes them.
-        let mut rows = chosen;
-        for r in random_rows(n, points.weights(), k, seed ^ 0x5EED) {
-            if rows.len() == k {
-                break;
-            }
-            if !rows.contains(&r) {
-                rows.push(r);
-            }
-        }
-        let mut out = Vec::with_capacity(k * dim);
-        for r in rows {
-            out.extend(points.row(r)?.into_iter().map(f64::from));
-        }
-        return Ok(out);
-    }
     Ok(kmeans_plus_plus(
         &candidates,
         Some(&weights),

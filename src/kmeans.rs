@@ -12,7 +12,7 @@ use crate::engine::{Engine, Start};
 use crate::error::{Error, Result};
 use crate::frame::Frame;
 use crate::init::{Init, greedy_candidates, kmeans_plus_plus, random_points, random_rows};
-use crate::init_parallel::{InMemory, kmeans_parallel};
+use crate::init_parallel::{InMemory, Passes, kmeans_parallel};
 use crate::real::Real;
 use crate::streamed::{self, RowSource, StreamedLloyd};
 
@@ -339,7 +339,8 @@ impl KMeans {
                     *rounds,
                     *oversampling,
                 )?,
-                _ => streamed::frame_rows(source, &frame, &random_rows(n, None, self.k, seed))?,
+                _ => streamed::Framed::new(source, &frame, chunk_rows)
+                    .rows_at(&random_rows(n, None, self.k, seed))?,
             };
             let device = encoder.device_name();
             let mut backend =

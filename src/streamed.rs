@@ -98,21 +98,6 @@ pub(crate) fn extent_of(
     extent.ok_or(Error::EmptyData)
 }
 
-/// Rows `picks` of the source, in that order, as the frame keeps them (f32, in f64).
-pub(crate) fn frame_rows(
-    source: &mut dyn RowSource,
-    frame: &Frame,
-    picks: &[usize],
-) -> Result<Vec<f64>> {
-    let mut row = Vec::new();
-    let mut out = Vec::with_capacity(picks.len() * source.dim());
-    for &i in picks {
-        source.read(i as u64, 1, &mut row)?;
-        out.extend(frame.to_device_f32(&row).into_iter().map(f64::from));
-    }
-    Ok(out)
-}
-
 /// Lloyd's steps over a source read in chunks, assignments on `encoder`'s device.
 pub(crate) struct StreamedLloyd<'a> {
     source: &'a mut dyn RowSource,

@@ -84,25 +84,7 @@ fn kmeans_minibatch(a: &KmeansArgs, batch: usize) -> Result<(), Error> {
     }
     // The mse of the result over every row, and the labels, in one more pass.
     let n = rows.rows();
-    let mut encoder = Encoder::with_options(&a.common.device, &a.common.gpu_options()?)?;
-    let (mut first, mut sse, mut counts) = (0u64, 0.0f64, vec![0u64; a.k]);
-    let mut chunk = Vec::new();
-    let mut next = || -> Result<Option<Vec<u32>>, Error> {
-        if first == n {
-            return Ok(None);
-        }
-        let count = (n - first).min(1 << 16) as usize;
-        rows.read(first, count, &mut chunk)?;
-        first += count as u64;
-        let (labels, chunk_sse) = encoder.encode(&fit.codebook, &chunk)?;
-        sse += chunk_sse;
-        labels.iter().for_each(|&l| counts[l as usize] += 1);
-        Ok(Some(labels))
-    };
-    match &a.labels {
-        Some(out) => npy::write_labels_from(out, n, &mut next)?,
-        None => while next()?.is_some() {},
-    }
+    let (sse, counts) = encode_rows(a, &mut rows, &fit.codebook, 1 << 16)?;
     let mse = sse / n as f64;
     if a.common.json {
         let out = json!({
@@ -151,21 +133,41 @@ fn kmeans_streamed(a: &KmeansArgs, mut rows: npy::NpyRows, budget: u64) -> Resul
     if let Some(out) = &a.output {
         fit.codebook.save_npy(out)?;
     }
-    if let Some(out) = &a.labels {
-        let mut encoder = Encoder::with_options(&a.common.device, &a.common.gpu_options()?)?;
-        let mut first = 0u64;
-        let mut chunk = Vec::new();
-        npy::write_labels_from(out, n, || {
-            if first == n {
-                return Ok(None);
-            }
-            let count = (n - first).min(chunk_rows as u64) as usize;
-            rows.read(first, count, &mut chunk)?;
-            first += count as u64;
-            Ok(Some(encoder.encode(&fit.codebook, &chunk)?.0))
-        })?;
+    if a.labels.is_some() {
+        encode_rows(a, &mut rows, &fit.codebook, chunk_rows)?;
     }
     report(a, &fit, n, dim, Some(chunk_rows))
+}
+
+/// Encodes every row of `rows` with `codebook`, `chunk_rows` at a time, writing the labels
+/// to `--labels` when it is given: the rows' sum of squared errors and each cell's count.
+fn encode_rows(
+    a: &KmeansArgs,
+    rows: &mut npy::NpyRows,
+    codebook: &Codebook,
+    chunk_rows: usize,
+) -> Result<(f64, Vec<u64>), Error> {
+    let n = rows.rows();
+    let mut encoder = Encoder::with_options(&a.common.device, &a.common.gpu_options()?)?;
+    let (mut first, mut sse, mut counts) = (0u64, 0.0f64, vec![0u64; codebook.k()]);
+    let mut chunk = Vec::new();
+    let mut next = || -> Result<Option<Vec<u32>>, Error> {
+        if first == n {
+            return Ok(None);
+        }
+        let count = (n - first).min(chunk_rows as u64) as usize;
+        rows.read(first, count, &mut chunk)?;
+        first += count as u64;
+        let (labels, chunk_sse) = encoder.encode(codebook, &chunk)?;
+        sse += chunk_sse;
+        labels.iter().for_each(|&l| counts[l as usize] += 1);
+        Ok(Some(labels))
+    };
+    match &a.labels {
+        Some(out) => npy::write_labels_from(out, n, &mut next)?,
+        None => while next()?.is_some() {},
+    }
+    Ok((sse, counts))
 }
 
 /// The fit's parameters from the arguments, with a progress bar.
