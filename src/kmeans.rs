@@ -243,22 +243,10 @@ impl KMeans {
             total_mass: weights.map_or(n as f64, |w| w.iter().map(|&v| f64::from(v)).sum()),
             seconds: start.elapsed().as_secs_f64(),
         };
-        let runs = match self.init {
-            Init::Centroids(_) => 1,
-            _ => self.restarts,
-        };
-        let mut best: Option<KMeansFit> = None;
         // One backend serves every restart: the points stay resident (on a GPU, uploaded
         // once; in 1-D, sorted once).
         let mut backend: Option<Box<dyn Backend + '_>> = None;
-        for r in 0..runs {
-            let seed = self.seed.wrapping_add(r as u64);
-            let fit = self.fit_once::<T>(&prepared, seed, &mut backend)?;
-            if best.as_ref().is_none_or(|b| fit.inertia < b.inertia) {
-                best = Some(fit);
-            }
-        }
-        Ok(best.expect("at least one run"))
+        self.best_of_restarts(|seed| self.fit_once::<T>(&prepared, seed, &mut backend))
     }
 
     /// The centroids given as the start, checked (empty for the other starts).
@@ -319,14 +307,8 @@ impl KMeans {
         drop(buffer);
         let precision = source.precision();
         let prepared = start.elapsed().as_secs_f64();
-        let runs = match self.init {
-            Init::Centroids(_) => 1,
-            _ => self.restarts,
-        };
-        let mut best: Option<KMeansFit> = None;
-        for r in 0..runs {
+        self.best_of_restarts(|seed| {
             let run_start = Instant::now();
-            let seed = self.seed.wrapping_add(r as u64);
             let init = match &self.init {
                 Init::Centroids(c) => frame.to_device_f64(c),
                 Init::KMeansParallel {
@@ -347,21 +329,8 @@ impl KMeans {
                 StreamedLloyd::new(source, chunk_rows, &mut encoder, frame.clone(), init);
             let setup = prepared + run_start.elapsed().as_secs_f64();
             let out = driver::run(&mut backend, &self.schedule(), n as f64, &frame, precision)?;
-            let fit = KMeansFit {
-                codebook: Codebook::with_precision(out.centroids, dim, precision)?,
-                labels: Vec::new(),
-                counts: out.cells.counts,
-                cell_weights: out.cells.mass,
-                inertia: out.mse * n as f64,
-                mse: out.mse,
-                distortion: 0.5 * out.mse,
-                summary: FitSummary::of(out.history, out.converged, device, setup),
-            };
-            if best.as_ref().is_none_or(|b| fit.inertia < b.inertia) {
-                best = Some(fit);
-            }
-        }
-        Ok(best.expect("at least one run"))
+            KMeansFit::of(out, Vec::new(), dim, precision, n as f64, device, setup)
+        })
     }
 
     fn schedule(&self) -> Schedule {
@@ -437,13 +406,53 @@ impl KMeans {
             None => b.labels()?,
         };
         let device = b.device_name();
-        let inertia = out.mse * p.total_mass;
+        KMeansFit::of(
+            out,
+            labels,
+            dim,
+            precision,
+            p.total_mass,
+            device,
+            setup_seconds,
+        )
+    }
+
+    /// Runs `fit` from the seeds of the restarts (`seed`, `seed + 1`, …; once for given
+    /// centroids, which start every run the same way) and keeps the lowest inertia (the
+    /// first on ties).
+    fn best_of_restarts(&self, mut fit: impl FnMut(u64) -> Result<KMeansFit>) -> Result<KMeansFit> {
+        let runs = match self.init {
+            Init::Centroids(_) => 1,
+            _ => self.restarts,
+        };
+        let mut best: Option<KMeansFit> = None;
+        for r in 0..runs {
+            let f = fit(self.seed.wrapping_add(r as u64))?;
+            if best.as_ref().is_none_or(|b| f.inertia < b.inertia) {
+                best = Some(f);
+            }
+        }
+        Ok(best.expect("at least one run"))
+    }
+}
+
+impl KMeansFit {
+    /// The fit the driver's outcome describes: `total_mass` is the points' total weight.
+    fn of(
+        out: driver::Outcome,
+        labels: Vec<u32>,
+        dim: usize,
+        precision: crate::real::Precision,
+        total_mass: f64,
+        device: String,
+        setup_seconds: f64,
+    ) -> Result<Self> {
         Ok(KMeansFit {
             codebook: Codebook::with_precision(out.centroids, dim, precision)?,
             labels,
             counts: out.cells.counts,
             cell_weights: out.cells.mass,
-            inertia,
+            inertia: out.mse * total_mass,
             mse: out.mse,
             distortion: 0.5 * out.mse,
             summary: FitSummary::of(out.history, out.converged, device, setup_seconds),
