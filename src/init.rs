@@ -86,7 +86,7 @@ pub(crate) fn random_rows(n: usize, weights: Option<&[f32]>, k: usize, seed: u64
 }
 
 /// The rows `picks` of `data`, in f64.
-fn rows_of(data: &[f32], dim: usize, picks: &[usize]) -> Vec<f64> {
+pub(crate) fn rows_of(data: &[f32], dim: usize, picks: &[usize]) -> Vec<f64> {
     picks
         .iter()
         .flat_map(|i| data[i * dim..(i + 1) * dim].iter().map(|&v| f64::from(v)))
@@ -182,10 +182,28 @@ pub(crate) fn kmeans_plus_plus(
     rows_of(data, dim, &chosen)
 }
 
+/// Where in `[0, total)` a weighted draw lands, or None when nothing has weight (the
+/// draw falls back to [`pick_live`]). Devices that sum the weights their own way draw the
+/// same target from the same generator.
+pub(crate) fn draw_target(rng: &mut ChaCha8Rng, total: f64) -> Option<f64> {
+    if total.is_nan() || total <= 0.0 {
+        return None;
+    }
+    Some(rng.random::<f64>() * total)
+}
+
+/// One index drawn uniformly among those of positive `weight`: the draw when every point
+/// is already a centroid.
+pub(crate) fn pick_live(rng: &mut ChaCha8Rng, n: usize, weight: impl Fn(usize) -> f64) -> usize {
+    let live: Vec<usize> = (0..n).filter(|&i| weight(i) > 0.0).collect();
+    // Not empty: the weights were checked to have a positive total.
+    live[rng.random_range(0..live.len())]
+}
+
 /// An index drawn with probability proportional to `weight(i)`; when all are zero (every
 /// point already a centroid), one drawn uniformly among those whose `fallback` weight is
 /// positive, so that a zero-weight point never starts a centroid.
-fn pick_weighted(
+pub(crate) fn pick_weighted(
     rng: &mut ChaCha8Rng,
     n: usize,
     weight: impl Fn(usize) -> f64,
@@ -203,12 +221,9 @@ fn pick_weighted_from(
     fallback: impl Fn(usize) -> f64,
     total: f64,
 ) -> usize {
-    if total.is_nan() || total <= 0.0 {
-        let live: Vec<usize> = (0..n).filter(|&i| fallback(i) > 0.0).collect();
-        // Not empty: the weights were checked to have a positive total.
-        return live[rng.random_range(0..live.len())];
-    }
-    let mut target = rng.random::<f64>() * total;
+    let Some(mut target) = draw_target(rng, total) else {
+        return pick_live(rng, n, fallback);
+    };
     for i in 0..n {
         let wi = weight(i);
         if target < wi {

@@ -11,7 +11,7 @@ use crate::driver::{self, FitSummary, Observer, Schedule};
 use crate::engine::{Engine, Start};
 use crate::error::{Error, Result};
 use crate::frame::Frame;
-use crate::init::{Init, greedy_candidates, kmeans_plus_plus, random_points, random_rows};
+use crate::init::{Init, greedy_candidates, kmeans_plus_plus, random_points, random_rows, rows_of};
 use crate::init_parallel::{InMemory, Passes, kmeans_parallel};
 use crate::real::Real;
 use crate::streamed::{self, RowSource, StreamedLloyd};
@@ -353,49 +353,74 @@ impl KMeans {
         slot: &mut Option<Box<dyn Backend + 'p>>,
     ) -> Result<KMeansFit> {
         let start = Instant::now();
-        let (dim, weights, frame) = (p.dim, p.weights, &p.frame);
-        let init: Vec<f64> = match &self.init {
-            Init::RandomPoints => random_points(&p.points, weights, dim, self.k, seed),
-            Init::KMeansPlusPlus => kmeans_plus_plus(
-                &p.points,
-                weights,
-                dim,
-                self.k,
-                seed,
-                greedy_candidates(self.k),
-            ),
-            Init::KMeansPlusPlusPlain => kmeans_plus_plus(&p.points, weights, dim, self.k, seed, 1),
+        let (dim, weights, frame, k) = (p.dim, p.weights, &p.frame, self.k);
+        // k-means++ in d-D asks the backend first: a GPU measures its draws where the
+        // points are resident.
+        let seeded_by_backend = p.values.is_none()
+            && matches!(self.init, Init::KMeansPlusPlus | Init::KMeansPlusPlusPlain);
+        let candidates = match self.init {
+            Init::KMeansPlusPlusPlain => 1,
+            _ => greedy_candidates(k),
+        };
+        let init: Option<Vec<f64>> = match &self.init {
+            _ if seeded_by_backend => None,
+            Init::RandomPoints => Some(random_points(&p.points, weights, dim, k, seed)),
+            Init::KMeansPlusPlus | Init::KMeansPlusPlusPlain => Some(kmeans_plus_plus(
+                &p.points, weights, dim, k, seed, candidates,
+            )),
             Init::KMeansParallel {
                 rounds,
                 oversampling,
-            } => kmeans_parallel(
+            } => Some(kmeans_parallel(
                 &mut InMemory {
                     points: &p.points,
                     weights,
                     dim,
                 },
-                self.k,
+                k,
                 seed,
                 *rounds,
                 *oversampling,
-            )?,
-            Init::Centroids(c) => frame.to_device_f64(c),
+            )?),
+            Init::Centroids(c) => Some(frame.to_device_f64(c)),
         };
         let schedule = self.schedule();
         let precision = T::PRECISION;
         let setup = || p.seconds + start.elapsed().as_secs_f64();
+        let reused = slot.is_some();
         let b = match slot {
-            Some(b) => {
-                b.set_centroids(&init)?;
-                b
+            Some(b) => b,
+            None => {
+                // A backend that seeds itself starts from the first k rows until it has.
+                let first_rows;
+                let centroids = match &init {
+                    Some(c) => c,
+                    None => {
+                        first_rows = rows_of(&p.points, dim, &(0..k).collect::<Vec<_>>());
+                        &first_rows
+                    }
+                };
+                slot.insert(match &p.values {
+                    Some(values) => p
+                        .engine
+                        .intervals(values.clone(), Start::Given(centroids.clone()))?,
+                    None => p
+                        .engine
+                        .dense(Cow::Borrowed(&p.points), weights, frame, centroids)?,
+                })
             }
-            None => slot.insert(match &p.values {
-                Some(values) => p.engine.intervals(values.clone(), Start::Given(init))?,
-                None => p
-                    .engine
-                    .dense(Cow::Borrowed(&p.points), weights, frame, &init)?,
-            }),
         };
+        match init {
+            Some(c) if reused => b.set_centroids(&c)?,
+            Some(_) => {}
+            None => {
+                let rows = match b.kmeans_plus_plus(weights, k, seed, candidates)? {
+                    Some(rows) => rows_of(&p.points, dim, &rows),
+                    None => kmeans_plus_plus(&p.points, weights, dim, k, seed, candidates),
+                };
+                b.set_centroids(&rows)?;
+            }
+        }
         let setup_seconds = setup();
         let out = driver::run(b.as_mut(), &schedule, p.total_mass, frame, precision)?;
         let labels = match &p.values {

@@ -115,6 +115,19 @@ pub(crate) trait Backend {
             "this backend keeps no labels (1-D cells are intervals of sorted samples)".into(),
         ))
     }
+    /// Greedy k-means++ over the backend's own points with `candidates` draws a step (see
+    /// [`crate::init::kmeans_plus_plus`]; `weights` are the fit's): the rows it takes, or
+    /// None where the backend leaves seeding to the host.
+    fn kmeans_plus_plus(
+        &mut self,
+        weights: Option<&[f32]>,
+        k: usize,
+        seed: u64,
+        candidates: usize,
+    ) -> Result<Option<Vec<usize>>> {
+        let _ = (weights, k, seed, candidates);
+        Ok(None)
+    }
     /// How the backend holds its points, for reports and tests.
     fn layout(&self) -> BackendLayout {
         BackendLayout::default()

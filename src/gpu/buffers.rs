@@ -130,6 +130,26 @@ shared_struct! {
     }
 }
 
+shared_struct! {
+    /// The parameters of greedy k-means++ on the device (`seeding.wgsl`), one block per chunk.
+    struct SeedParams {
+        /// Points in this chunk.
+        n: u32,
+        /// Coordinates per point.
+        dim: u32,
+        /// 1 when per-point weights are bound.
+        weighted: u32,
+        /// Candidates whose potentials `potentials` sums (at most `SEED_MAX_CANDIDATES`).
+        candidates: u32,
+        /// `nearest`: 1 to start the distances afresh (the first centroid).
+        reset: u32,
+        /// `nearest`: workgroups along x of its two-dimensional grid of blocks.
+        blocks_x: u32,
+        pad0: u32,
+        pad1: u32,
+    }
+}
+
 /// Largest number of points of dimension `dim` one chunk may hold: one storage binding, or
 /// `max_bytes` where the options ask for less.
 pub(crate) fn chunk_capacity(ctx: &GpuContext, dim: usize, max_bytes: Option<u64>) -> usize {

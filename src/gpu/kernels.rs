@@ -3,7 +3,7 @@
 //! group against them, and a test checks them against what each entry point of the WGSL
 //! declares and uses.
 
-use super::buffers::{CellParams, ChunkParams, DrawParams, ParamsBlock};
+use super::buffers::{CellParams, ChunkParams, DrawParams, ParamsBlock, SeedParams};
 use super::shaders;
 
 /// What a binding of group 0 holds.
@@ -72,14 +72,24 @@ const EXTREMES_GROUP: &[(u32, Slot)] = &[
     (9, ReadWrite),
 ];
 
-const fn extremes(entry: &'static str) -> Kernel {
+/// An entry point named after itself that shares its module's bind group with others.
+const fn sharing(
+    entry: &'static str,
+    source: fn() -> String,
+    params: ParamsBlock,
+    bindings: &'static [(u32, Slot)],
+) -> Kernel {
     Kernel {
         name: entry,
-        source: shaders::extremes,
+        source,
         entry,
-        params: ChunkParams::BLOCK,
-        bindings: EXTREMES_GROUP,
+        params,
+        bindings,
     }
+}
+
+const fn extremes(entry: &'static str) -> Kernel {
+    sharing(entry, shaders::extremes, ChunkParams::BLOCK, EXTREMES_GROUP)
 }
 
 pub(crate) const FARTHEST: Kernel = extremes("farthest");
@@ -141,8 +151,34 @@ pub(crate) const GENERATE: Kernel = Kernel {
     bindings: &[(0, Params), (1, ReadWrite), (2, Read)],
 };
 
+/// Greedy k-means++'s two passes share one bind group per chunk: points, weights, the
+/// distances to the nearest chosen centroid, the candidates, the block sums and the
+/// potentials' partial sums.
+const SEEDING_GROUP: &[(u32, Slot)] = &[
+    (0, Params),
+    (1, Read),
+    (2, Read),
+    (3, ReadWrite),
+    (4, Read),
+    (5, ReadWrite),
+    (6, ReadWrite),
+];
+
+pub(crate) const NEAREST: Kernel = sharing(
+    "nearest",
+    shaders::seeding,
+    SeedParams::BLOCK,
+    SEEDING_GROUP,
+);
+pub(crate) const POTENTIALS: Kernel = sharing(
+    "potentials",
+    shaders::seeding,
+    SeedParams::BLOCK,
+    SEEDING_GROUP,
+);
+
 #[cfg(test)]
-pub(crate) const ALL: [&Kernel; 9] = [
+pub(crate) const ALL: [&Kernel; 11] = [
     &ASSIGN_1D,
     &ASSIGN_DENSE,
     &FARTHEST,
@@ -152,6 +188,8 @@ pub(crate) const ALL: [&Kernel; 9] = [
     &UPDATE,
     &SPLIT_EMPTY,
     &GENERATE,
+    &NEAREST,
+    &POTENTIALS,
 ];
 
 #[cfg(test)]

@@ -33,6 +33,14 @@ pub(crate) const MOVED_BIT: u32 = 1 << 31;
 /// Invocations per workgroup of the per-cell kernels (`update.wgsl`): one cell each.
 pub(crate) const CELL_WORKGROUP: usize = 64;
 
+/// Greedy k-means++ on the device (`seeding.wgsl`): points per block of the draws' block
+/// sums, invocations per workgroup, and the most candidates one potentials pass sums
+/// (2 + ⌊ln k⌋ stays below it for every k below 2³²; their sums fill 12 KiB of workgroup
+/// memory).
+pub(crate) const SEED_BLOCK: usize = 256;
+pub(crate) const SEED_WORKGROUP: usize = 64;
+pub(crate) const SEED_MAX_CANDIDATES: usize = 24;
+
 /// Words per cell of the accumulators in dimension `dim`.
 pub(crate) fn cell_stride(dim: usize) -> usize {
     CELL_SUMS + 3 * dim + EXTREME_WORDS
@@ -45,6 +53,7 @@ pub(crate) fn wgsl_prelude() -> String {
         super::buffers::ChunkParams::wgsl(),
         super::buffers::CellParams::wgsl(),
         super::buffers::DrawParams::wgsl(),
+        super::buffers::SeedParams::wgsl(),
         u("CELL_COUNT", CELL_COUNT),
         u("CELL_MASS", CELL_MASS),
         u("CELL_SSE", CELL_SSE),
@@ -60,6 +69,9 @@ pub(crate) fn wgsl_prelude() -> String {
         u("WORK_MOVED", WORK_MOVED),
         u("HISTORY_HEADER", HISTORY_HEADER),
         u("HISTORY_RECORD", HISTORY_RECORD),
+        u("SEED_BLOCK", SEED_BLOCK),
+        u("SEED_WORKGROUP", SEED_WORKGROUP),
+        u("SEED_MAX_CANDIDATES", SEED_MAX_CANDIDATES),
     ]
     .concat()
 }
@@ -73,12 +85,13 @@ mod tests {
     /// multiple of 16, as a uniform buffer's must be).
     #[test]
     fn the_parameter_blocks_are_declared_from_the_host_structs() {
-        use super::super::buffers::{CellParams, ChunkParams, DrawParams};
+        use super::super::buffers::{CellParams, ChunkParams, DrawParams, SeedParams};
         let p = wgsl_prelude();
         for (name, size) in [
             ("ChunkParams", std::mem::size_of::<ChunkParams>()),
             ("CellParams", std::mem::size_of::<CellParams>()),
             ("DrawParams", std::mem::size_of::<DrawParams>()),
+            ("SeedParams", std::mem::size_of::<SeedParams>()),
         ] {
             let fields = p
                 .split(&format!("struct {name} {{"))

@@ -52,15 +52,21 @@ pub(crate) fn generate() -> String {
     kernel(include_str!("../../shaders/generate.wgsl"))
 }
 
+/// Greedy k-means++: the nearest chosen centroid and the candidates' potentials.
+pub(crate) fn seeding() -> String {
+    kernel(include_str!("../../shaders/seeding.wgsl"))
+}
+
 /// Every kernel, named, for validation.
 #[cfg(test)]
-pub(crate) fn all() -> [(&'static str, String); 5] {
+pub(crate) fn all() -> [(&'static str, String); 6] {
     [
         ("assign_1d", assign_1d()),
         ("assign_dense", assign_dense()),
         ("extremes", extremes()),
         ("update", update()),
         ("generate", generate()),
+        ("seeding", seeding()),
     ]
 }
 

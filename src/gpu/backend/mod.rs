@@ -8,6 +8,7 @@ use std::sync::Arc;
 mod batch;
 mod fresh;
 mod plan;
+mod seeding;
 mod stochastic;
 mod timer;
 
@@ -79,6 +80,8 @@ struct Chunk {
     /// Its parameter block.
     params: wgpu::Buffer,
     xs: wgpu::Buffer,
+    /// Its points' weights (scaled by the backend's `weight_unit`), when weighted.
+    weights: Option<wgpu::Buffer>,
     labels: Option<wgpu::Buffer>,
     /// Each point's squared distance to its centroid (f32, frame units; d-D).
     dists: Option<wgpu::Buffer>,
@@ -384,6 +387,16 @@ impl Backend for GpuLloyd {
         gamma: &dyn Fn(usize) -> f64,
     ) -> Result<()> {
         self.clvq_steps(law, seed, steps, gamma)
+    }
+
+    fn kmeans_plus_plus(
+        &mut self,
+        weights: Option<&[f32]>,
+        k: usize,
+        seed: u64,
+        candidates: usize,
+    ) -> Result<Option<Vec<usize>>> {
+        self.greedy_seeding(weights, k, seed, candidates)
     }
 
     fn layout(&self) -> BackendLayout {

@@ -256,6 +256,7 @@ impl GpuLloyd {
                     first: start,
                     params: p,
                     xs,
+                    weights: wbuf.clone(),
                     labels,
                     dists,
                     bind,
