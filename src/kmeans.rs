@@ -300,7 +300,7 @@ impl KMeans {
         }
         let start = Instant::now();
         let mut encoder = Encoder::with_options(&self.device, &self.gpu_options)?;
-        let mut buffer = Vec::new();
+        let mut buffer = streamed::ChunkBuffers::default();
         let frame = streamed::extent_of(source, chunk_rows, &mut buffer)?
             .including(given)
             .frame();

@@ -37,7 +37,7 @@ use crate::stats::LloydStats;
 /// assert_eq!(fit.counts, vec![3, 3]);
 /// # Ok::<(), lloyd::Error>(())
 /// ```
-pub trait RowSource {
+pub trait RowSource: Send {
     /// Number of rows.
     fn rows(&self) -> u64;
     /// Values per row.
@@ -51,37 +51,100 @@ pub trait RowSource {
     }
 }
 
+/// The two chunk buffers of a pass: one being read while the other is used.
+pub(crate) type ChunkBuffers = [Vec<f64>; 2];
+
 /// Calls `f(first_row, rows)` for each chunk of at most `chunk_rows` rows of `source`, in
-/// order, with one buffer for all of them.
+/// order. Double-buffered: a reader thread reads the next chunk into one buffer while `f`
+/// works on the other, so the disk (or a GPU's work, which `f` waits on) is not idle while
+/// the other runs; memory holds two chunks.
 pub(crate) fn for_each_chunk(
     source: &mut dyn RowSource,
     chunk_rows: usize,
-    buffer: &mut Vec<f64>,
+    buffers: &mut ChunkBuffers,
     mut f: impl FnMut(u64, &[f64]) -> Result<()>,
 ) -> Result<()> {
     let n = source.rows();
     let dim = source.dim();
-    let mut first = 0u64;
-    while first < n {
-        let count = (n - first).min(chunk_rows as u64) as usize;
-        source.read(first, count, buffer)?;
-        if buffer.len() != count * dim {
-            return Err(Error::InvalidArgument(format!(
+    let count_at = |first: u64| (n - first).min(chunk_rows as u64) as usize;
+    let checked = |count: usize, rows: &[f64]| {
+        if rows.len() == count * dim {
+            Ok(())
+        } else {
+            Err(Error::InvalidArgument(format!(
                 "the source gave {} values for {count} rows of {dim}",
-                buffer.len()
-            )));
+                rows.len()
+            )))
         }
-        f(first, buffer)?;
-        first += count as u64;
+    };
+    if n <= chunk_rows as u64 {
+        // One chunk: nothing to overlap.
+        if n > 0 {
+            let count = count_at(0);
+            source.read(0, count, &mut buffers[0])?;
+            checked(count, &buffers[0])?;
+            f(0, &buffers[0])?;
+        }
+        return Ok(());
     }
-    Ok(())
+    let (full_tx, full_rx) = std::sync::mpsc::sync_channel::<Result<(u64, Vec<f64>)>>(1);
+    let (empty_tx, empty_rx) = std::sync::mpsc::channel::<Vec<f64>>();
+    for b in buffers.iter_mut() {
+        let _ = empty_tx.send(std::mem::take(b));
+    }
+    std::thread::scope(|scope| {
+        scope.spawn(move || {
+            let mut first = 0u64;
+            // Ends when the pass is done, or when the consumer hangs up (an error).
+            while first < n {
+                let Ok(mut buffer) = empty_rx.recv() else {
+                    return;
+                };
+                let count = count_at(first);
+                let read = source.read(first, count, &mut buffer);
+                let sent = full_tx.send(read.map(|()| (first, buffer)));
+                if sent.is_err() {
+                    return;
+                }
+                first += count as u64;
+            }
+        });
+        let mut spare = Vec::new();
+        let out = (|| {
+            let mut first = 0u64;
+            while first < n {
+                let (at, rows) = full_rx
+                    .recv()
+                    .map_err(|_| Error::InvalidArgument("the chunk reader stopped".into()))??;
+                let count = count_at(at);
+                let done = checked(count, &rows).and_then(|()| f(at, &rows));
+                first = at + count as u64;
+                // The reader takes this buffer for the chunk after next, if there is one;
+                // else it is kept for the next pass.
+                if first + (chunk_rows as u64) < n {
+                    let _ = empty_tx.send(rows);
+                } else {
+                    spare.push(rows);
+                }
+                done?;
+            }
+            Ok(())
+        })();
+        // Hang up first, so a reader still waiting for a buffer or a slot ends.
+        drop(empty_tx);
+        drop(full_rx);
+        for (b, s) in buffers.iter_mut().zip(spare) {
+            *b = s;
+        }
+        out
+    })
 }
 
 /// The source's extent, one pass, merged exactly (the frame every chunk's statistics share).
 pub(crate) fn extent_of(
     source: &mut dyn RowSource,
     chunk_rows: usize,
-    buffer: &mut Vec<f64>,
+    buffer: &mut ChunkBuffers,
 ) -> Result<Extent> {
     let dim = source.dim();
     let mut extent: Option<Extent> = None;
@@ -108,7 +171,7 @@ pub(crate) struct StreamedLloyd<'a> {
     centroids: Vec<f64>,
     caller: Option<Vec<f64>>,
     stats: Option<LloydStats>,
-    buffer: Vec<f64>,
+    buffer: ChunkBuffers,
 }
 
 impl<'a> StreamedLloyd<'a> {
@@ -128,7 +191,7 @@ impl<'a> StreamedLloyd<'a> {
             centroids: init,
             caller: None,
             stats: None,
-            buffer: Vec::new(),
+            buffer: ChunkBuffers::default(),
         }
     }
 
@@ -214,7 +277,7 @@ pub(crate) struct Framed<'a> {
     source: &'a mut dyn RowSource,
     frame: &'a Frame,
     chunk_rows: usize,
-    buffer: Vec<f64>,
+    buffer: ChunkBuffers,
 }
 
 impl<'a> Framed<'a> {
@@ -223,7 +286,7 @@ impl<'a> Framed<'a> {
             source,
             frame,
             chunk_rows,
-            buffer: Vec::new(),
+            buffer: ChunkBuffers::default(),
         }
     }
 }
@@ -255,5 +318,108 @@ impl Passes for Framed<'_> {
 
     fn weights(&self) -> Option<&[f32]> {
         None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Rows 0, 1, 2, … of one value each; reading the row `fail_at` fails.
+    struct Counting {
+        rows: u64,
+        fail_at: Option<u64>,
+    }
+
+    impl RowSource for Counting {
+        fn rows(&self) -> u64 {
+            self.rows
+        }
+        fn dim(&self) -> usize {
+            1
+        }
+        fn read(&mut self, first: u64, count: usize, out: &mut Vec<f64>) -> Result<()> {
+            if self
+                .fail_at
+                .is_some_and(|r| (first..first + count as u64).contains(&r))
+            {
+                return Err(Error::InvalidArgument(format!("row {first} unreadable")));
+            }
+            out.clear();
+            out.extend((first..first + count as u64).map(|v| v as f64));
+            Ok(())
+        }
+    }
+
+    /// Every chunk comes once, in order, whole; both buffers survive the pass for the next.
+    #[test]
+    fn chunks_arrive_in_order_and_the_buffers_are_kept() {
+        for (rows, chunk) in [
+            (0u64, 4usize),
+            (1, 4),
+            (4, 4),
+            (5, 4),
+            (17, 3),
+            (18, 3),
+            (100, 1),
+        ] {
+            let mut source = Counting {
+                rows,
+                fail_at: None,
+            };
+            let mut buffers = ChunkBuffers::default();
+            for _ in 0..2 {
+                let mut seen = Vec::new();
+                for_each_chunk(&mut source, chunk, &mut buffers, |first, values| {
+                    assert_eq!(values.first().copied(), Some(first as f64));
+                    seen.extend_from_slice(values);
+                    Ok(())
+                })
+                .unwrap();
+                let want: Vec<f64> = (0..rows).map(|v| v as f64).collect();
+                assert_eq!(seen, want, "{rows} rows in chunks of {chunk}");
+                if rows > chunk as u64 {
+                    assert!(
+                        buffers.iter().all(|b| b.capacity() >= chunk),
+                        "{rows}/{chunk}"
+                    );
+                }
+            }
+        }
+    }
+
+    /// A read that fails mid-pass fails the pass, after the chunks before it.
+    #[test]
+    fn a_failed_read_ends_the_pass_with_its_error() {
+        let mut source = Counting {
+            rows: 50,
+            fail_at: Some(23),
+        };
+        let mut seen = 0;
+        let out = for_each_chunk(&mut source, 5, &mut ChunkBuffers::default(), |_, v| {
+            seen += v.len();
+            Ok(())
+        });
+        assert!(matches!(out, Err(Error::InvalidArgument(m)) if m.contains("unreadable")));
+        assert_eq!(seen, 20);
+    }
+
+    /// An error from the work on a chunk ends the pass and the reader with it.
+    #[test]
+    fn an_error_from_the_work_stops_the_reader() {
+        let mut source = Counting {
+            rows: 1_000_000,
+            fail_at: None,
+        };
+        let mut calls = 0;
+        let out = for_each_chunk(&mut source, 10, &mut ChunkBuffers::default(), |first, _| {
+            calls += 1;
+            if first == 20 {
+                return Err(Error::InvalidArgument("stop".into()));
+            }
+            Ok(())
+        });
+        assert!(out.is_err());
+        assert_eq!(calls, 3);
     }
 }
