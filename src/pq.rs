@@ -428,9 +428,41 @@ impl PqCodebook {
             .map(|c| Codebook::with_precision(c.to_vec(), dsub, precision))
             .collect::<Result<Vec<_>>>()
             .map_err(|e| bad(e.to_string()))?;
+        Self::from_codebooks(codebooks).map_err(|e| bad(e.to_string()))
+    }
+
+    /// A product quantizer from one codebook per sub-space, in order: each of 2^bits
+    /// centroids (1 <= bits <= 16) and one dimension.
+    ///
+    /// ```
+    /// use lloyd::{Codebook, PqCodebook};
+    /// let books = vec![Codebook::new(vec![0.0, 1.0], 1)?, Codebook::new(vec![5.0, 6.0], 1)?];
+    /// let pq = PqCodebook::from_codebooks(books)?;
+    /// assert_eq!((pq.m(), pq.bits(), pq.dim()), (2, 1, 2));
+    /// assert_eq!(pq.decode(&pq.encode(&[0.9f32, 5.2])?)?, vec![1.0, 5.0]);
+    /// # Ok::<(), lloyd::Error>(())
+    /// ```
+    pub fn from_codebooks(codebooks: Vec<Codebook>) -> Result<Self> {
+        let first = codebooks.first().ok_or(Error::ZeroSubspaces)?;
+        let (ksub, dsub) = (first.k(), first.dim());
+        if !ksub.is_power_of_two() || !(2..=1 << 16).contains(&ksub) {
+            return Err(Error::InvalidArgument(format!(
+                "{ksub} centroids per sub-space: a product quantizer has 2^bits, 1 <= bits <= 16"
+            )));
+        }
+        if let Some(j) = codebooks
+            .iter()
+            .position(|c| (c.k(), c.dim()) != (ksub, dsub))
+        {
+            return Err(Error::InvalidArgument(format!(
+                "sub-space {j} has {} centroids of dimension {}, sub-space 0 {ksub} of {dsub}",
+                codebooks[j].k(),
+                codebooks[j].dim()
+            )));
+        }
         Ok(PqCodebook {
             bits: ksub.trailing_zeros(),
-            dim: m * dsub,
+            dim: codebooks.len() * dsub,
             codebooks,
             device: Device::Auto,
             trained_on: String::new(),

@@ -150,3 +150,25 @@ fn parameter_rules() {
     lloyd::npy::write_f32(&bad, &[2, 3, 4], &[0.0; 24]).unwrap();
     assert!(matches!(PqCodebook::load_npy(&bad), Err(Error::Npy { .. })));
 }
+
+/// A product quantizer from codebooks: 2^bits centroids each, all of one shape, at least one.
+#[test]
+fn codebooks_make_a_quantizer_only_when_they_fit_together() {
+    use lloyd::{Codebook, Error, PqCodebook};
+    let two = |v: f64| Codebook::new(vec![v as f32, v as f32 + 1.0], 1).unwrap();
+    assert!(PqCodebook::from_codebooks(vec![two(0.0), two(5.0)]).is_ok());
+    assert!(matches!(
+        PqCodebook::from_codebooks(Vec::new()),
+        Err(Error::ZeroSubspaces)
+    ));
+    let three = Codebook::new(vec![0.0, 1.0, 2.0], 1).unwrap();
+    assert!(matches!(
+        PqCodebook::from_codebooks(vec![three]),
+        Err(Error::InvalidArgument(m)) if m.contains("2^bits")
+    ));
+    let wide = Codebook::new(vec![0.0, 1.0, 2.0, 3.0], 2).unwrap();
+    assert!(matches!(
+        PqCodebook::from_codebooks(vec![two(0.0), wide]),
+        Err(Error::InvalidArgument(m)) if m.contains("sub-space 1")
+    ));
+}

@@ -1,0 +1,44 @@
+"""NumPy inputs as the extension takes them: float32 or float64, C-contiguous, converted once."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def as_rows(x, *, name: str = "x") -> np.ndarray:
+    """`x` as a C-contiguous (n, d) float32 or float64 array.
+
+    float32 C-contiguous input is returned as is (no copy); float64 stays float64, so no
+    precision is lost; anything else (integers, other layouts) is converted once to float64.
+    """
+    a = np.asarray(x)
+    if a.ndim != 2:
+        raise ValueError(f"{name} must be a 2-D array (n, d), got shape {a.shape}")
+    if np.iscomplexobj(a):
+        raise ValueError(f"{name} must be real, got complex values")
+    dtype = a.dtype if a.dtype in (np.float32, np.float64) else np.float64
+    try:
+        return np.ascontiguousarray(a, dtype=dtype)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"{name} must hold numbers: {e}") from None
+
+
+def as_weights(w, n: int) -> np.ndarray | None:
+    """Per-row weights as float32 (lloyd's weights), checked for length."""
+    if w is None:
+        return None
+    a = np.ascontiguousarray(np.asarray(w, dtype=np.float64).reshape(-1))
+    if a.shape[0] != n:
+        raise ValueError(f"sample_weight has {a.shape[0]} values for {n} rows")
+    return a.astype(np.float32)
+
+
+def device_name(gpu) -> str:
+    """faiss's `gpu=False | True | "gpu:0"` (or an int, the adapter index) as a lloyd device."""
+    if gpu is False or gpu is None:
+        return "cpu"
+    if gpu is True:
+        return "gpu"
+    if isinstance(gpu, (int, np.integer)):
+        return f"gpu:{int(gpu)}"
+    return str(gpu)

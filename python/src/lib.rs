@@ -1,0 +1,466 @@
+//! `lloyd._lloyd`: the Rust library's entry points for the Python package. Each function
+//! takes NumPy arrays (float32 used in place when C-contiguous, float64 kept in float64),
+//! releases the GIL while lloyd works, and returns plain arrays and numbers; the estimator
+//! conventions live in the Python layer (`lloyd/`).
+
+use numpy::ndarray::Array2;
+use numpy::prelude::*;
+use numpy::{IntoPyArray, PyArray1, PyArray2, PyReadonlyArray1, PyReadonlyArray2};
+use pyo3::exceptions::{PyMemoryError, PyOSError, PyRuntimeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+
+use lloyd::{
+    Clvq, Codebook, Deterministic1d, Device, Error, Init, KMeans, KMeansFit, Law, Lloyd1d, LloydNd,
+    PqCodebook, PqCodes, ProductQuantizer,
+};
+
+/// lloyd's error as the Python exception a caller expects: bad input is a `ValueError`,
+/// a device that fails a `RuntimeError` (`MemoryError` when it runs out), a file an
+/// `OSError`.
+fn py_err(e: Error) -> PyErr {
+    let text = e.to_string();
+    match e {
+        Error::OutOfDeviceMemory(_) => PyMemoryError::new_err(text),
+        Error::Gpu(_) | Error::NoAdapter(_) => PyRuntimeError::new_err(text),
+        Error::Io { .. } => PyOSError::new_err(text),
+        _ => PyValueError::new_err(text),
+    }
+}
+
+fn device_of(device: &str) -> PyResult<Device> {
+    device.parse::<Device>().map_err(PyValueError::new_err)
+}
+
+/// A float matrix as NumPy gave it: float32 or float64, C-contiguous (the Python layer
+/// converts anything else once).
+#[derive(FromPyObject)]
+enum Matrix<'py> {
+    F32(PyReadonlyArray2<'py, f32>),
+    F64(PyReadonlyArray2<'py, f64>),
+}
+
+/// The matrix's values and its number of columns, borrowed.
+enum Rows<'a> {
+    F32(&'a [f32], usize),
+    F64(&'a [f64], usize),
+}
+
+impl Matrix<'_> {
+    fn rows(&self) -> PyResult<Rows<'_>> {
+        let not_contiguous = || PyValueError::new_err("the array must be C-contiguous");
+        Ok(match self {
+            Matrix::F32(a) => Rows::F32(a.as_slice().map_err(|_| not_contiguous())?, a.shape()[1]),
+            Matrix::F64(a) => Rows::F64(a.as_slice().map_err(|_| not_contiguous())?, a.shape()[1]),
+        })
+    }
+}
+
+fn matrix_f64(py: Python<'_>, values: Vec<f64>, dim: usize) -> PyResult<Bound<'_, PyArray2<f64>>> {
+    let rows = values.len().checked_div(dim).unwrap_or(0);
+    let a = Array2::from_shape_vec((rows, dim), values)
+        .map_err(|e| PyValueError::new_err(e.to_string()))?;
+    Ok(a.into_pyarray(py))
+}
+
+/// The adapters wgpu finds: (index, name, backend, kind) each.
+#[pyfunction]
+fn devices() -> Vec<(usize, String, String, String)> {
+    lloyd::list_adapters()
+        .into_iter()
+        .enumerate()
+        .map(|(i, a)| (i, a.name, a.backend, a.device_type))
+        .collect()
+}
+
+/// The fit as a dict of arrays and numbers, the history as a list of dicts.
+fn fit_dict<'py>(py: Python<'py>, fit: KMeansFit) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    let dim = fit.codebook.dim();
+    d.set_item(
+        "centroids",
+        matrix_f64(py, fit.codebook.centroids().to_vec(), dim)?,
+    )?;
+    let labels: Vec<i32> = fit.labels.iter().map(|&l| l as i32).collect();
+    d.set_item("labels", labels.into_pyarray(py))?;
+    d.set_item("counts", fit.counts.into_pyarray(py))?;
+    d.set_item("inertia", fit.inertia)?;
+    d.set_item("mse", fit.mse)?;
+    d.set_item("n_iter", fit.summary.iterations_run)?;
+    d.set_item("converged", fit.summary.converged)?;
+    d.set_item("device", fit.summary.device.clone())?;
+    d.set_item("setup_seconds", fit.summary.setup_seconds)?;
+    let history = pyo3::types::PyList::empty(py);
+    for h in &fit.summary.history {
+        let r = PyDict::new(py);
+        r.set_item("iteration", h.iteration)?;
+        r.set_item("mse", h.mse)?;
+        r.set_item("seconds", h.seconds)?;
+        r.set_item("empty_cells_split", h.empty_cells_split)?;
+        history.append(r)?;
+    }
+    d.set_item("history", history)?;
+    Ok(d)
+}
+
+/// K-means of the rows of `x`. `init` is "random", "k-means++", "k-means++-plain",
+/// "k-means||" or "given" (then `init_centroids`, k x d).
+#[pyfunction]
+#[pyo3(signature = (x, k, init, init_centroids, n_init, max_iter, tol, seed, device, sample_weight, spherical))]
+#[allow(clippy::too_many_arguments)]
+fn kmeans_fit<'py>(
+    py: Python<'py>,
+    x: Matrix<'py>,
+    k: usize,
+    init: &str,
+    init_centroids: Option<PyReadonlyArray2<'py, f64>>,
+    n_init: usize,
+    max_iter: usize,
+    tol: f64,
+    seed: u64,
+    device: &str,
+    sample_weight: Option<PyReadonlyArray1<'py, f32>>,
+    spherical: bool,
+) -> PyResult<Bound<'py, PyDict>> {
+    let init = match init {
+        "random" => Init::RandomPoints,
+        "k-means++" => Init::KMeansPlusPlus,
+        "k-means++-plain" => Init::KMeansPlusPlusPlain,
+        "k-means||" => Init::kmeans_parallel(),
+        "given" => {
+            let c = init_centroids
+                .ok_or_else(|| PyValueError::new_err("init 'given' needs init_centroids"))?;
+            Init::Centroids(c.as_array().iter().copied().collect())
+        }
+        other => return Err(PyValueError::new_err(format!("unknown init '{other}'"))),
+    };
+    let params = KMeans::new(k)
+        .init(init)
+        .restarts(n_init)
+        .iterations(max_iter)
+        .tolerance(tol)
+        .seed(seed)
+        .spherical(spherical)
+        .device(device_of(device)?);
+    let weights = sample_weight.as_ref().map(|w| w.as_slice()).transpose()?;
+    let rows = x.rows()?;
+    let fit = py
+        .detach(|| match (rows, weights) {
+            (Rows::F32(v, d), None) => params.fit(v, d),
+            (Rows::F64(v, d), None) => params.fit(v, d),
+            (Rows::F32(v, d), Some(w)) => params.fit_weighted(v, d, w),
+            (Rows::F64(v, d), Some(w)) => params.fit_weighted(v, d, w),
+        })
+        .map_err(py_err)?;
+    fit_dict(py, fit)
+}
+
+/// Labels (int32) and squared distances (float64), one each per row.
+type LabelsAndDistances<'py> = (Bound<'py, PyArray1<i32>>, Bound<'py, PyArray1<f64>>);
+
+/// Nearest centroid of each row of `x` (int32) and its squared distance (float64).
+#[pyfunction]
+fn encode<'py>(
+    py: Python<'py>,
+    centroids: PyReadonlyArray2<'py, f64>,
+    x: Matrix<'py>,
+    device: &str,
+) -> PyResult<LabelsAndDistances<'py>> {
+    let dim = centroids.shape()[1];
+    let codebook =
+        Codebook::from_f64(centroids.as_array().iter().copied().collect(), dim).map_err(py_err)?;
+    let device = device_of(device)?;
+    let rows = x.rows()?;
+    let (labels, dists) = py
+        .detach(|| -> lloyd::Result<(Vec<u32>, Vec<f64>)> {
+            let mut enc = lloyd::Encoder::new(&device)?;
+            match rows {
+                Rows::F32(v, _) => squared_to_labels(&codebook, &mut enc, v),
+                Rows::F64(v, _) => squared_to_labels(&codebook, &mut enc, v),
+            }
+        })
+        .map_err(py_err)?;
+    let labels: Vec<i32> = labels.into_iter().map(|l| l as i32).collect();
+    Ok((labels.into_pyarray(py), dists.into_pyarray(py)))
+}
+
+/// Labels from `enc`, and each row's squared distance to its centroid in f64.
+fn squared_to_labels<T: lloyd::Real>(
+    codebook: &Codebook,
+    enc: &mut lloyd::Encoder,
+    data: &[T],
+) -> lloyd::Result<(Vec<u32>, Vec<f64>)> {
+    let (labels, _) = enc.encode(codebook, data)?;
+    let dim = codebook.dim();
+    let dists = labels
+        .iter()
+        .zip(data.chunks_exact(dim))
+        .map(|(&l, x)| {
+            x.iter()
+                .zip(codebook.centroid(l as usize))
+                .map(|(a, b)| (a.to_f64() - b).powi(2))
+                .sum()
+        })
+        .collect();
+    Ok((labels, dists))
+}
+
+/// Euclidean distances of each row of `x` to every centroid (n x k, float64).
+#[pyfunction]
+fn distances<'py>(
+    py: Python<'py>,
+    centroids: PyReadonlyArray2<'py, f64>,
+    x: Matrix<'py>,
+) -> PyResult<Bound<'py, PyArray2<f64>>> {
+    let dim = centroids.shape()[1];
+    let codebook =
+        Codebook::from_f64(centroids.as_array().iter().copied().collect(), dim).map_err(py_err)?;
+    let rows = x.rows()?;
+    let d = py
+        .detach(|| match rows {
+            Rows::F32(v, _) => codebook.distances(v),
+            Rows::F64(v, _) => codebook.distances(v),
+        })
+        .map_err(py_err)?;
+    matrix_f64(py, d, codebook.k())
+}
+
+/// The optimal quantizer of a law (1-D: `method` "randomized", "exact" or "clvq") or of
+/// given samples (randomized Lloyd); `dim` > 1: the standard normal law of ℝ^dim
+/// (randomized Lloyd).
+#[pyfunction]
+#[pyo3(signature = (n, samples, iterations, tol, seed, device, method, dim=1, law=None, a=0.0, b=1.0, values=None))]
+#[allow(clippy::too_many_arguments)]
+fn quantize<'py>(
+    py: Python<'py>,
+    n: usize,
+    samples: usize,
+    iterations: usize,
+    tol: f64,
+    seed: u64,
+    device: &str,
+    method: &str,
+    dim: usize,
+    law: Option<&str>,
+    a: f64,
+    b: f64,
+    values: Option<PyReadonlyArray1<'py, f64>>,
+) -> PyResult<Bound<'py, PyDict>> {
+    let device = device_of(device)?;
+    if dim > 1 {
+        if method != "randomized" || law != Some("normal") || (a, b) != (0.0, 1.0) {
+            return Err(PyValueError::new_err(
+                "in dimension > 1, lloyd quantizes the standard normal law by randomized Lloyd",
+            ));
+        }
+        let params = LloydNd::new(n, dim)
+            .samples(samples)
+            .iterations(iterations)
+            .seed(seed)
+            .device(device);
+        let q = py.detach(|| params.fit_normal()).map_err(py_err)?;
+        let d = PyDict::new(py);
+        d.set_item("centroids", matrix_f64(py, q.centroids, dim)?)?;
+        return summary_into(py, d, q.probabilities, q.distortion, q.mse, &q.summary);
+    }
+    let q = match (method, law, &values) {
+        ("randomized", _, Some(v)) => {
+            let v = v.as_slice()?;
+            let params = lloyd_1d(n, samples, iterations, tol, seed, device);
+            py.detach(|| params.fit_samples(v))
+        }
+        (_, _, Some(_)) => {
+            return Err(PyValueError::new_err(
+                "samples are quantized by randomized Lloyd (method='randomized')",
+            ));
+        }
+        (_, None, None) => return Err(PyValueError::new_err("give a law or samples")),
+        ("randomized", Some(l), None) => {
+            let law = law_of(l, a, b)?;
+            let params = lloyd_1d(n, samples, iterations, tol, seed, device);
+            py.detach(|| params.fit_law(law))
+        }
+        ("exact", Some(l), None) => {
+            let law = law_of(l, a, b)?;
+            let params = Deterministic1d::new(n)
+                .iterations(iterations)
+                .tolerance(tol);
+            py.detach(|| params.fit(law))
+        }
+        ("clvq", Some(l), None) => {
+            let law = law_of(l, a, b)?;
+            let params = Clvq::new(n)
+                .steps(iterations)
+                .seed(seed)
+                .evaluation_samples(samples)
+                .device(device);
+            py.detach(|| params.fit_law(law))
+        }
+        (other, _, _) => {
+            return Err(PyValueError::new_err(format!(
+                "unknown method '{other}': randomized, exact or clvq"
+            )));
+        }
+    }
+    .map_err(py_err)?;
+    let d = PyDict::new(py);
+    d.set_item("centroids", q.centroids.into_pyarray(py))?;
+    summary_into(py, d, q.probabilities, q.distortion, q.mse, &q.summary)
+}
+
+fn lloyd_1d(
+    n: usize,
+    samples: usize,
+    iterations: usize,
+    tol: f64,
+    seed: u64,
+    device: Device,
+) -> Lloyd1d {
+    Lloyd1d::new(n)
+        .samples(samples)
+        .iterations(iterations)
+        .tolerance(tol)
+        .seed(seed)
+        .device(device)
+}
+
+/// The probabilities, errors and run summary of a quantizer, added to `d`.
+fn summary_into<'py>(
+    py: Python<'py>,
+    d: Bound<'py, PyDict>,
+    probabilities: Vec<f64>,
+    distortion: f64,
+    mse: f64,
+    summary: &lloyd::FitSummary,
+) -> PyResult<Bound<'py, PyDict>> {
+    d.set_item("probabilities", probabilities.into_pyarray(py))?;
+    d.set_item("distortion", distortion)?;
+    d.set_item("mse", mse)?;
+    d.set_item("n_iter", summary.iterations_run)?;
+    d.set_item("converged", summary.converged)?;
+    d.set_item("device", summary.device.clone())?;
+    let history: Vec<f64> = summary.history.iter().map(|h| h.distortion).collect();
+    d.set_item("history", history.into_pyarray(py))?;
+    Ok(d)
+}
+
+/// The law named `law` with `params` (a, b: mean and std, low and high, rate, mu and sigma).
+fn law_of(law: &str, a: f64, b: f64) -> PyResult<Law> {
+    let l = match law {
+        "normal" => Law::Normal { mean: a, std: b },
+        "uniform" => Law::Uniform { low: a, high: b },
+        "exponential" => Law::Exponential { rate: a },
+        "lognormal" => Law::LogNormal { mu: a, sigma: b },
+        other => {
+            return Err(PyValueError::new_err(format!(
+                "unknown law '{other}': normal, uniform, exponential or lognormal"
+            )));
+        }
+    };
+    Ok(l)
+}
+
+/// Product quantizer training: the codebooks as an (m, 2^bits, d / m) array.
+#[pyfunction]
+fn pq_train<'py>(
+    py: Python<'py>,
+    x: Matrix<'py>,
+    m: usize,
+    bits: u32,
+    iterations: usize,
+    seed: u64,
+    device: &str,
+) -> PyResult<Bound<'py, PyArray2<f64>>> {
+    let params = ProductQuantizer::new(m, bits)
+        .iterations(iterations)
+        .seed(seed)
+        .device(device_of(device)?);
+    let rows = x.rows()?;
+    let pq = py
+        .detach(|| match rows {
+            Rows::F32(v, d) => params.train(v, d),
+            Rows::F64(v, d) => params.train(v, d),
+        })
+        .map_err(py_err)?;
+    pq_centroids(py, &pq)
+}
+
+/// Every sub-space's centroids stacked: (m · 2^bits) x (d / m).
+fn pq_centroids<'py>(py: Python<'py>, pq: &PqCodebook) -> PyResult<Bound<'py, PyArray2<f64>>> {
+    let dsub = pq.dim() / pq.m();
+    let mut all = Vec::with_capacity(pq.m() * pq.ksub() * dsub);
+    for j in 0..pq.m() {
+        all.extend_from_slice(pq.codebook(j).centroids());
+    }
+    matrix_f64(py, all, dsub)
+}
+
+/// The product quantizer the stacked centroids describe.
+fn pq_of(centroids: &PyReadonlyArray2<'_, f64>, m: usize) -> PyResult<PqCodebook> {
+    let dsub = centroids.shape()[1];
+    let all: Vec<f64> = centroids.as_array().iter().copied().collect();
+    let ksub = centroids.shape()[0] / m.max(1);
+    let books = all
+        .chunks(ksub * dsub)
+        .map(|c| Codebook::from_f64(c.to_vec(), dsub))
+        .collect::<lloyd::Result<Vec<_>>>()
+        .map_err(py_err)?;
+    PqCodebook::from_codebooks(books).map_err(py_err)
+}
+
+/// Codes of each row of `x`: (n, m), uint8 for 8 bits or fewer, else uint16.
+#[pyfunction]
+fn pq_encode<'py>(
+    py: Python<'py>,
+    centroids: PyReadonlyArray2<'py, f64>,
+    m: usize,
+    x: Matrix<'py>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let pq = pq_of(&centroids, m)?;
+    let rows = x.rows()?;
+    let codes = py
+        .detach(|| match rows {
+            Rows::F32(v, _) => pq.encode(v),
+            Rows::F64(v, _) => pq.encode(v),
+        })
+        .map_err(py_err)?;
+    let n = codes.len() / m.max(1);
+    Ok(match codes {
+        PqCodes::U8(c) => Array2::from_shape_vec((n, m), c)
+            .map_err(|e| PyValueError::new_err(e.to_string()))?
+            .into_pyarray(py)
+            .into_any(),
+        PqCodes::U16(c) => Array2::from_shape_vec((n, m), c)
+            .map_err(|e| PyValueError::new_err(e.to_string()))?
+            .into_pyarray(py)
+            .into_any(),
+    })
+}
+
+/// The vectors that codes stand for: (n, d) float64.
+#[pyfunction]
+fn pq_decode<'py>(
+    py: Python<'py>,
+    centroids: PyReadonlyArray2<'py, f64>,
+    m: usize,
+    codes: PyReadonlyArray2<'py, u16>,
+) -> PyResult<Bound<'py, PyArray2<f64>>> {
+    let pq = pq_of(&centroids, m)?;
+    let codes = PqCodes::U16(codes.as_array().iter().copied().collect());
+    let out = py.detach(|| pq.decode(&codes)).map_err(py_err)?;
+    matrix_f64(py, out, pq.dim())
+}
+
+/// The extension module.
+#[pymodule]
+fn _lloyd(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(devices, m)?)?;
+    m.add_function(wrap_pyfunction!(kmeans_fit, m)?)?;
+    m.add_function(wrap_pyfunction!(encode, m)?)?;
+    m.add_function(wrap_pyfunction!(distances, m)?)?;
+    m.add_function(wrap_pyfunction!(quantize, m)?)?;
+    m.add_function(wrap_pyfunction!(pq_train, m)?)?;
+    m.add_function(wrap_pyfunction!(pq_encode, m)?)?;
+    m.add_function(wrap_pyfunction!(pq_decode, m)?)?;
+    Ok(())
+}

@@ -1,0 +1,13 @@
+"""The examples in the package's docstrings run as written."""
+
+import doctest
+import importlib
+
+import pytest
+
+
+@pytest.mark.parametrize("module", ["lloyd._kmeans", "lloyd._faiss", "lloyd._quantize"])
+def test_docstring_examples(module):
+    result = doctest.testmod(importlib.import_module(module), optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 0
+    assert result.failed == 0

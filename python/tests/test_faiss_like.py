@@ -1,0 +1,88 @@
+"""lloyd.Kmeans and lloyd.ProductQuantizer as a faiss user meets them."""
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import lloyd
+
+
+def test_kmeans_train_search_and_obj():
+    x = np.random.default_rng(0).standard_normal((2000, 8)).astype(np.float32)
+    km = lloyd.Kmeans(8, 20, niter=10, seed=3)
+    last = km.train(x)
+    assert km.centroids.shape == (20, 8) and km.centroids.dtype == np.float32
+    assert len(km.obj) == 10 and last == pytest.approx(km.obj[-1])
+    assert np.all(np.diff(km.obj) <= 1e-6 * km.obj[0])  # Lloyd never increases the error
+    D, index = km.index.search(x, 1)
+    assert D.shape == (2000, 1) and index.dtype == np.int64
+    d2 = ((x[:, None] - km.centroids[None]) ** 2).sum(-1)
+    np.testing.assert_array_equal(index[:, 0], d2.argmin(1))
+    np.testing.assert_allclose(D[:, 0], d2.min(1), rtol=1e-4, atol=1e-5)
+
+
+def test_kmeans_from_init_centroids_matches_faiss_when_installed():
+    faiss = pytest.importorskip("faiss")
+    x = np.random.default_rng(1).standard_normal((3000, 6)).astype(np.float32)
+    init = x[:12].copy()
+    ours = lloyd.Kmeans(6, 12, niter=15)
+    ours.train(x, init_centroids=init)
+    theirs = faiss.Kmeans(6, 12, niter=15, max_points_per_centroid=10**6)
+    theirs.train(x, init_centroids=init)
+    _, ia = ours.index.search(x, 1)
+    _, ib = theirs.index.search(x, 1)
+    assert (ia[:, 0] == ib[:, 0]).mean() > 0.999
+    np.testing.assert_allclose(ours.centroids, theirs.centroids, rtol=1e-3, atol=1e-4)
+
+
+def test_product_quantizer_round_trip_and_search(tmp_path):
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((3000, 16)).astype(np.float32)
+    pq = lloyd.ProductQuantizer(16, 4, 5, niter=10)
+    pq.train(x)
+    codes = pq.compute_codes(x)
+    assert codes.shape == (3000, 4) and codes.dtype == np.uint8 and codes.max() < 32
+    y = pq.decode(codes)
+    assert y.shape == x.shape
+    assert ((x - y) ** 2).sum(1).mean() < (x**2).sum(1).mean() * 0.7
+    # Asymmetric search: the same order as exact distances to the decoded vectors.
+    D, index = pq.search(x[:5], codes, 3)
+    exact = ((x[:5, None] - y[None]) ** 2).sum(-1)
+    np.testing.assert_allclose(D, np.sort(exact, 1)[:, :3], rtol=1e-4, atol=1e-4)
+    # Saved as the CLI's .npy, loaded back to the same codes.
+    path = tmp_path / "pq.npy"
+    pq.save(path)
+    again = lloyd.ProductQuantizer.load(path)
+    np.testing.assert_array_equal(again.compute_codes(x), codes)
+    with pytest.raises(ValueError, match="not a regular file"):
+        pq.save(tmp_path)
+
+
+def test_pq_codebook_is_the_clis(tmp_path):
+    built = Path(__file__).resolve().parents[2] / "target" / "release" / "lloyd"
+    exe = str(built) if built.exists() else shutil.which("lloyd")
+    if exe is None:
+        pytest.skip("the lloyd CLI is neither built (cargo build --release) nor on PATH")
+    x = np.random.default_rng(3).standard_normal((500, 8)).astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    pq = lloyd.ProductQuantizer(8, 2, 4)
+    pq.train(x)
+    pq.save(tmp_path / "pq.npy")
+    subprocess.run(
+        [
+            exe,
+            "pq",
+            "encode",
+            "--codebook",
+            str(tmp_path / "pq.npy"),
+            "--input",
+            str(tmp_path / "x.npy"),
+            "--output",
+            str(tmp_path / "c.npy"),
+        ],
+        check=True,
+    )
+    np.testing.assert_array_equal(np.load(tmp_path / "c.npy"), pq.compute_codes(x))
