@@ -105,8 +105,27 @@ impl FitSummary {
     }
 }
 
-/// A callback the driver calls after every iteration (progress bars, logging).
-pub type Observer = Arc<dyn Fn(&IterationStats) + Send + Sync>;
+/// A callback the driver calls after every iteration (progress bars, logging). An error it
+/// returns stops the fit with that error ([`crate::Error::Interrupted`] for a user's
+/// interrupt): the way a caller cancels a long fit between iterations.
+///
+/// ```
+/// use std::sync::Arc;
+/// let stop_after_two: lloyd::Observer = Arc::new(|s: &lloyd::IterationStats| {
+///     if s.iteration >= 1 {
+///         return Err(lloyd::Error::Interrupted("enough".into()));
+///     }
+///     Ok(())
+/// });
+/// let data: Vec<f32> = (0..1000).map(|i| (i % 97) as f32).collect();
+/// let out = lloyd::KMeans::new(5)
+///     .tolerance(0.0)
+///     .device(lloyd::Device::Cpu)
+///     .on_iteration(stop_after_two)
+///     .fit(&data, 2);
+/// assert!(matches!(out, Err(lloyd::Error::Interrupted(_))));
+/// ```
+pub type Observer = Arc<dyn Fn(&IterationStats) -> crate::error::Result<()> + Send + Sync>;
 
 /// How long to iterate.
 #[derive(Clone)]
@@ -182,7 +201,7 @@ pub(crate) fn run(
             let seconds = r.seconds.unwrap_or(share);
             let stats = IterationStats::of(history.len(), &r, total_mass, seconds, frame);
             if let Some(obs) = &schedule.observer {
-                obs(&stats);
+                obs(&stats)?;
             }
             // Iterations a batch ran past the stopping point stay in the history: they ran.
             converged |= stops(previous, &r, schedule.tolerance);

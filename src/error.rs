@@ -185,6 +185,9 @@ pub enum Error {
     /// A request this device or backend does not serve (the message names the alternative).
     #[error("not supported: {0}")]
     Unsupported(String),
+    /// An observer stopped the fit (a user's interrupt, or a callback that failed).
+    #[error("interrupted: {0}")]
+    Interrupted(String),
     /// A file could not be read or written.
     #[error("{path}: {source}")]
     Io {

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import os
 import stat
+import sys
 import tempfile
 
 import numpy as np
 
 from . import _lloyd
 from ._arrays import as_rows, as_weights, device_name
+from ._progress import watcher
 
 
 class _NearestIndex:
@@ -85,27 +87,30 @@ class Kmeans:
             device_name(self.gpu),
             as_weights(weights, x.shape[0]),
             bool(self.spherical),
+            watcher("Kmeans", self.niter, self.verbose, None),
         )
+        if self.verbose:
+            sys.stderr.write("\n")
         self.centroids = fit["centroids"].astype(np.float32)
         total = float(fit["inertia"]) / fit["mse"] if fit["mse"] > 0 else float(x.shape[0])
         self.iteration_stats = fit["history"]
         self.obj = np.array([h["mse"] * total for h in fit["history"]])
-        if self.verbose:
-            print(
-                f"lloyd Kmeans: {len(self.obj)} iterations on {fit['device']}, obj {self.obj[-1]}"
-            )
         return float(self.obj[-1]) if self.obj.size else 0.0
 
     def search(self, x, k: int = 1):
-        """Squared distances (float32) and indices (int64) of each row's nearest centroid."""
+        """Squared distances (float32) and indices (int64) of each row's ``k`` nearest
+        centroids, nearest first (ties to the lower index)."""
         if self.centroids is None:
             raise RuntimeError("train the Kmeans first")
-        if k != 1:
-            raise ValueError("lloyd's Kmeans searches the nearest centroid only (k=1)")
-        labels, d2 = _lloyd.encode(
-            self.centroids.astype(np.float64), as_rows(x), device_name(self.gpu)
-        )
-        return d2.astype(np.float32)[:, None], labels.astype(np.int64)[:, None]
+        if not 1 <= k <= self.k:
+            raise ValueError(f"k must be between 1 and {self.k}, got {k}")
+        rows, centroids = as_rows(x), self.centroids.astype(np.float64)
+        if k == 1:
+            labels, d2 = _lloyd.encode(centroids, rows, device_name(self.gpu))
+            return d2.astype(np.float32)[:, None], labels.astype(np.int64)[:, None]
+        d2 = _lloyd.distances(centroids, rows) ** 2
+        idx = np.argsort(d2, axis=1, kind="stable")[:, :k]
+        return np.take_along_axis(d2, idx, 1).astype(np.float32), idx.astype(np.int64)
 
 
 class ProductQuantizer:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import numbers
+import sys
 
 import numpy as np
 
 from . import _lloyd
 from ._arrays import as_rows, as_weights
 from ._base import BaseEstimator, ClusterMixin, TransformerMixin, check_is_fitted, validate_data
+from ._progress import watcher
 
 _INITS = {"k-means++": "k-means++", "random": "random", "k-means||": "k-means||"}
 
@@ -43,6 +45,12 @@ class KMeans(ClusterMixin, TransformerMixin, BaseEstimator):
         "cpu", "gpu", "gpu:INDEX", "gpu:NAME" or "auto" (a hardware GPU when there is one).
     spherical : bool, default=False
         Centroids scaled to unit norm after each update (faiss's ``spherical=True``).
+    verbose : int, default=0
+        A progress bar on stderr, one step per iteration.
+    callback : callable or None, default=None
+        Called after every iteration with a dict (iteration, mse, distortion, seconds,
+        empty_cells_split); an exception it raises stops the fit and propagates. Ctrl-C
+        stops a fit between iterations with ``KeyboardInterrupt``.
 
     Attributes
     ----------
@@ -84,6 +92,8 @@ class KMeans(ClusterMixin, TransformerMixin, BaseEstimator):
         random_state=None,
         device="auto",
         spherical=False,
+        verbose=0,
+        callback=None,
     ):
         self.n_clusters = n_clusters
         self.init = init
@@ -93,6 +103,8 @@ class KMeans(ClusterMixin, TransformerMixin, BaseEstimator):
         self.random_state = random_state
         self.device = device
         self.spherical = spherical
+        self.verbose = verbose
+        self.callback = callback
 
     def _check_params(self, n_samples: int, n_features: int):
         k = self.n_clusters
@@ -156,7 +168,10 @@ class KMeans(ClusterMixin, TransformerMixin, BaseEstimator):
             str(self.device),
             weights,
             bool(self.spherical),
+            watcher("KMeans", int(self.max_iter), self.verbose, self.callback),
         )
+        if self.verbose:
+            sys.stderr.write("\n")
         self.cluster_centers_ = fit["centroids"].astype(X.dtype, copy=False)
         self.labels_ = fit["labels"]
         self.inertia_ = float(fit["inertia"]) * unit

@@ -1,5 +1,5 @@
 # Type stubs of the compiled extension (python/src/lib.rs).
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import numpy.typing as npt
@@ -17,6 +17,7 @@ def kmeans_fit(
     device: str,
     sample_weight: npt.NDArray[np.float32] | None,
     spherical: bool,
+    callback: Callable[[dict[str, Any]], object] | None = None,
 ) -> dict[str, Any]: ...
 def encode(
     centroids: npt.NDArray[np.float64],
@@ -39,6 +40,7 @@ def quantize(
     a: float = 0.0,
     b: float = 1.0,
     values: npt.NDArray[np.float64] | None = None,
+    callback: Callable[[dict[str, Any]], object] | None = None,
 ) -> dict[str, Any]: ...
 def pq_train(
     x: npt.NDArray[np.float32] | npt.NDArray[np.float64],

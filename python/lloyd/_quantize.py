@@ -8,6 +8,7 @@ from typing import Callable
 import numpy as np
 
 from . import _lloyd
+from ._progress import watcher
 
 # Each law's two parameters, by name, with their defaults (N(0, 1), U[0, 1), ...).
 _LAW_PARAMS = {
@@ -54,6 +55,8 @@ def quantize(
     method: str = "randomized",
     tol: float = 0.0,
     dim: int = 1,
+    verbose: bool = False,
+    callback=None,
     **law_params,
 ) -> Quantizer:
     """The optimal ``n``-point quantizer of a law or of samples.
@@ -63,6 +66,8 @@ def quantize(
     samples. ``method`` is "randomized" (Lloyd's fixed point on ``samples`` draws),
     "exact" (closed-form cell integrals, Newton; 1-D laws) or "clvq" (stochastic gradient,
     ``iterations`` steps). ``dim`` > 1 quantizes the standard normal law of ℝ^dim.
+    ``verbose`` shows a progress bar on stderr; ``callback`` gets each iteration's figures
+    (Lloyd's methods); Ctrl-C stops a fit between iterations with ``KeyboardInterrupt``.
 
     >>> import lloyd
     >>> q = lloyd.quantize("normal", n=10, method="exact")
@@ -81,13 +86,32 @@ def quantize(
             for name, default in _LAW_PARAMS[law]
         )
         fit = _lloyd.quantize(
-            n, samples, iterations, tol, seed, device, method, dim, law=law, a=a, b=b
+            n,
+            samples,
+            iterations,
+            tol,
+            seed,
+            device,
+            method,
+            dim,
+            law=law,
+            a=a,
+            b=b,
+            callback=watcher("quantize", iterations, verbose, callback),
         )
     else:
         if law_params:
             raise ValueError("law parameters are for named laws, not samples")
         values = np.ascontiguousarray(np.asarray(law, dtype=np.float64).reshape(-1))
         fit = _lloyd.quantize(
-            n, values.shape[0], iterations, tol, seed, device, method, values=values
+            n,
+            values.shape[0],
+            iterations,
+            tol,
+            seed,
+            device,
+            method,
+            values=values,
+            callback=watcher("quantize", iterations, verbose, callback),
         )
     return Quantizer(**fit)

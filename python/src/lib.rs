@@ -9,10 +9,11 @@ use numpy::{IntoPyArray, PyArray1, PyArray2, PyReadonlyArray1, PyReadonlyArray2}
 use pyo3::exceptions::{PyMemoryError, PyOSError, PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
+use std::sync::{Arc, Mutex};
 
 use lloyd::{
-    Clvq, Codebook, Deterministic1d, Device, Error, Init, KMeans, KMeansFit, Law, Lloyd1d, LloydNd,
-    PqCodebook, PqCodes, ProductQuantizer,
+    Clvq, Codebook, Deterministic1d, Device, Error, Init, IterationStats, KMeans, KMeansFit, Law,
+    Lloyd1d, LloydNd, Observer, PqCodebook, PqCodes, ProductQuantizer,
 };
 
 /// lloyd's error as the Python exception a caller expects: bad input is a `ValueError`,
@@ -26,6 +27,43 @@ fn py_err(e: Error) -> PyErr {
         Error::Io { .. } => PyOSError::new_err(text),
         _ => PyValueError::new_err(text),
     }
+}
+
+/// The observer a Python fit runs between iterations: it lets Ctrl-C through (Python's
+/// signal handlers run when the fit's thread checks for them) and calls `callback` with the
+/// iteration's figures; either one raising stops the fit, and `raised` keeps the exception
+/// to re-raise once the fit has unwound.
+fn observer(callback: Option<Py<PyAny>>, raised: Arc<Mutex<Option<PyErr>>>) -> Observer {
+    Arc::new(move |s: &IterationStats| {
+        Python::attach(|py| {
+            let outcome = py.check_signals().and_then(|()| match &callback {
+                Some(cb) => {
+                    let d = PyDict::new(py);
+                    d.set_item("iteration", s.iteration)?;
+                    d.set_item("mse", s.mse)?;
+                    d.set_item("distortion", s.distortion)?;
+                    d.set_item("seconds", s.seconds)?;
+                    d.set_item("empty_cells_split", s.empty_cells_split)?;
+                    cb.call1(py, (d,)).map(|_| ())
+                }
+                None => Ok(()),
+            });
+            outcome.map_err(|e| {
+                let text = e.to_string();
+                *raised.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+                Error::Interrupted(text)
+            })
+        })
+    })
+}
+
+/// The exception the observer kept, else lloyd's error as a Python one.
+fn raised_or(raised: &Mutex<Option<PyErr>>, e: Error) -> PyErr {
+    raised
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .take()
+        .unwrap_or_else(|| py_err(e))
 }
 
 fn device_of(device: &str) -> PyResult<Device> {
@@ -106,7 +144,7 @@ fn fit_dict<'py>(py: Python<'py>, fit: KMeansFit) -> PyResult<Bound<'py, PyDict>
 /// K-means of the rows of `x`. `init` is "random", "k-means++", "k-means++-plain",
 /// "k-means||" or "given" (then `init_centroids`, k x d).
 #[pyfunction]
-#[pyo3(signature = (x, k, init, init_centroids, n_init, max_iter, tol, seed, device, sample_weight, spherical))]
+#[pyo3(signature = (x, k, init, init_centroids, n_init, max_iter, tol, seed, device, sample_weight, spherical, callback=None))]
 #[allow(clippy::too_many_arguments)]
 fn kmeans_fit<'py>(
     py: Python<'py>,
@@ -121,7 +159,9 @@ fn kmeans_fit<'py>(
     device: &str,
     sample_weight: Option<PyReadonlyArray1<'py, f32>>,
     spherical: bool,
+    callback: Option<Py<PyAny>>,
 ) -> PyResult<Bound<'py, PyDict>> {
+    let raised = Arc::new(Mutex::new(None));
     let init = match init {
         "random" => Init::RandomPoints,
         "k-means++" => Init::KMeansPlusPlus,
@@ -141,7 +181,8 @@ fn kmeans_fit<'py>(
         .tolerance(tol)
         .seed(seed)
         .spherical(spherical)
-        .device(device_of(device)?);
+        .device(device_of(device)?)
+        .on_iteration(observer(callback, raised.clone()));
     let weights = sample_weight.as_ref().map(|w| w.as_slice()).transpose()?;
     let rows = x.rows()?;
     let fit = py
@@ -151,7 +192,7 @@ fn kmeans_fit<'py>(
             (Rows::F32(v, d), Some(w)) => params.fit_weighted(v, d, w),
             (Rows::F64(v, d), Some(w)) => params.fit_weighted(v, d, w),
         })
-        .map_err(py_err)?;
+        .map_err(|e| raised_or(&raised, e))?;
     fit_dict(py, fit)
 }
 
@@ -229,7 +270,7 @@ fn distances<'py>(
 /// given samples (randomized Lloyd); `dim` > 1: the standard normal law of ℝ^dim
 /// (randomized Lloyd).
 #[pyfunction]
-#[pyo3(signature = (n, samples, iterations, tol, seed, device, method, dim=1, law=None, a=0.0, b=1.0, values=None))]
+#[pyo3(signature = (n, samples, iterations, tol, seed, device, method, dim=1, law=None, a=0.0, b=1.0, values=None, callback=None))]
 #[allow(clippy::too_many_arguments)]
 fn quantize<'py>(
     py: Python<'py>,
@@ -245,8 +286,11 @@ fn quantize<'py>(
     a: f64,
     b: f64,
     values: Option<PyReadonlyArray1<'py, f64>>,
+    callback: Option<Py<PyAny>>,
 ) -> PyResult<Bound<'py, PyDict>> {
     let device = device_of(device)?;
+    let raised = Arc::new(Mutex::new(None));
+    let watch = observer(callback, raised.clone());
     if dim > 1 {
         if method != "randomized" || law != Some("normal") || (a, b) != (0.0, 1.0) {
             return Err(PyValueError::new_err(
@@ -266,7 +310,7 @@ fn quantize<'py>(
     let q = match (method, law, &values) {
         ("randomized", _, Some(v)) => {
             let v = v.as_slice()?;
-            let params = lloyd_1d(n, samples, iterations, tol, seed, device);
+            let params = lloyd_1d(n, samples, iterations, tol, seed, device).on_iteration(watch);
             py.detach(|| params.fit_samples(v))
         }
         (_, _, Some(_)) => {
@@ -277,7 +321,7 @@ fn quantize<'py>(
         (_, None, None) => return Err(PyValueError::new_err("give a law or samples")),
         ("randomized", Some(l), None) => {
             let law = law_of(l, a, b)?;
-            let params = lloyd_1d(n, samples, iterations, tol, seed, device);
+            let params = lloyd_1d(n, samples, iterations, tol, seed, device).on_iteration(watch);
             py.detach(|| params.fit_law(law))
         }
         ("exact", Some(l), None) => {
@@ -302,7 +346,7 @@ fn quantize<'py>(
             )));
         }
     }
-    .map_err(py_err)?;
+    .map_err(|e| raised_or(&raised, e))?;
     let d = PyDict::new(py);
     d.set_item("centroids", q.centroids.into_pyarray(py))?;
     summary_into(py, d, q.probabilities, q.distortion, q.mse, &q.summary)

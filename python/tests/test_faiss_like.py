@@ -22,6 +22,12 @@ def test_kmeans_train_search_and_obj():
     d2 = ((x[:, None] - km.centroids[None]) ** 2).sum(-1)
     np.testing.assert_array_equal(index[:, 0], d2.argmin(1))
     np.testing.assert_allclose(D[:, 0], d2.min(1), rtol=1e-4, atol=1e-5)
+    D3, I3 = km.index.search(x, 3)
+    np.testing.assert_array_equal(I3[:, 0], index[:, 0])
+    np.testing.assert_array_equal(I3, np.argsort(d2, 1, kind="stable")[:, :3])
+    assert np.all(np.diff(D3, axis=1) >= 0)
+    with pytest.raises(ValueError):
+        km.index.search(x, 0)
 
 
 def test_kmeans_from_init_centroids_matches_faiss_when_installed():

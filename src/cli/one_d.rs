@@ -44,6 +44,7 @@ pub fn progress(total: usize, quiet: bool) -> (ProgressBar, Option<Observer>) {
     let observer: Observer = Arc::new(move |s: &IterationStats| {
         b.inc(1);
         b.set_message(format!("mse {:.6e}", s.mse));
+        Ok(())
     });
     (bar, Some(observer))
 }
