@@ -68,6 +68,8 @@ class KMeans(ClusterMixin, TransformerMixin, BaseEstimator):
         Per iteration of the kept start: ``mse``, ``seconds``, ``empty_cells_split``.
     device_ : str
         The device that ran the fit.
+    fit_seconds_ : float
+        Seconds the fit took inside lloyd (the Rust call), without the Python layer.
 
     Examples
     --------
@@ -178,6 +180,7 @@ class KMeans(ClusterMixin, TransformerMixin, BaseEstimator):
         self.n_iter_ = int(fit["n_iter"])
         self.history_ = fit["history"]
         self.device_ = fit["device"]
+        self.fit_seconds_ = fit["seconds"]
         return self
 
     def _rows(self, X):
