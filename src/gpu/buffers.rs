@@ -302,6 +302,9 @@ mod tests {
     /// lloyd's, the error fails the next read-back instead.
     #[test]
     fn an_uncaptured_error_fails_the_next_read_back() {
+        let _alone = super::super::context::SHARED_DEVICE
+            .write()
+            .unwrap_or_else(|p| p.into_inner());
         let ctx = match GpuContext::get(&Device::Gpu) {
             Ok(c) => c,
             Err(e) if std::env::var_os("LLOYD_REQUIRE_GPU").is_none() => {

@@ -6,6 +6,12 @@ use super::kernels::{Kernel, Slot};
 use crate::device::Device;
 use crate::error::{Error, Result};
 
+/// The library's tests that use the shared device hold this for reading; the one that makes
+/// the device report a fault holds it for writing, so that no other test's read-back takes
+/// that fault (faults are reported device-wide).
+#[cfg(test)]
+pub(crate) static SHARED_DEVICE: std::sync::RwLock<()> = std::sync::RwLock::new(());
+
 /// One GPU adapter as `lloyd devices` lists it.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct AdapterSummary {

@@ -381,8 +381,15 @@ mod tests {
     use crate::gpu::points::ResidentPoints;
     use crate::init::{greedy_candidates, kmeans_plus_plus, rows_of};
 
-    fn context() -> Option<std::sync::Arc<GpuContext>> {
-        match GpuContext::get(&Device::Gpu) {
+    /// The shared device, held for reading (see `SHARED_DEVICE`).
+    fn context() -> Option<(
+        std::sync::Arc<GpuContext>,
+        std::sync::RwLockReadGuard<'static, ()>,
+    )> {
+        let guard = crate::gpu::context::SHARED_DEVICE
+            .read()
+            .unwrap_or_else(|p| p.into_inner());
+        match GpuContext::get(&Device::Gpu).map(|c| (c, guard)) {
             Ok(c) => Some(c),
             Err(e) if std::env::var_os("LLOYD_REQUIRE_GPU").is_none() => {
                 eprintln!("GPU test skipped: {e}");
@@ -434,7 +441,9 @@ mod tests {
     /// draws from the same generator, measured by the other device.
     #[test]
     fn the_device_takes_the_cpus_rows() {
-        let Some(ctx) = context() else { return };
+        let Some((ctx, _shared)) = context() else {
+            return;
+        };
         // (points, dim, k, weighted, bytes per chunk)
         let cases = [
             (1usize, 3usize, 1usize, false, None),
@@ -486,7 +495,9 @@ mod tests {
     /// fall back to a uniform choice among the rest, as on the CPU.
     #[test]
     fn duplicates_past_the_distinct_points_follow_the_cpu() {
-        let Some(ctx) = context() else { return };
+        let Some((ctx, _shared)) = context() else {
+            return;
+        };
         let distinct = uniform(5 * 2, 3);
         let data: Vec<f32> = (0..23)
             .flat_map(|i| distinct[(i % 5) * 2..(i % 5) * 2 + 2].to_vec())
@@ -501,7 +512,9 @@ mod tests {
     /// More blocks than one dispatch dimension holds (65 535 workgroups of 256 points).
     #[test]
     fn more_blocks_than_one_dispatch_dimension() {
-        let Some(ctx) = context() else { return };
+        let Some((ctx, _shared)) = context() else {
+            return;
+        };
         let n = MAX_WORKGROUPS * SEED_BLOCK + 1234;
         let data = uniform(n, 11);
         let weights: Vec<f32> = (0..n).map(|i| 1.0 + (i % 3) as f32).collect();
