@@ -354,20 +354,11 @@ impl KMeans {
     ) -> Result<KMeansFit> {
         let start = Instant::now();
         let (dim, weights, frame, k) = (p.dim, p.weights, &p.frame, self.k);
-        // k-means++ in d-D asks the backend first: a GPU measures its draws where the
-        // points are resident.
-        let seeded_by_backend = p.values.is_none()
-            && matches!(self.init, Init::KMeansPlusPlus | Init::KMeansPlusPlusPlain);
-        let candidates = match self.init {
-            Init::KMeansPlusPlusPlain => 1,
-            _ => greedy_candidates(k),
-        };
+        // k-means++ is drawn once the backend exists: it asks the backend first (a GPU
+        // measures its draws where the points are resident), else seeds on the host.
         let init: Option<Vec<f64>> = match &self.init {
-            _ if seeded_by_backend => None,
+            Init::KMeansPlusPlus | Init::KMeansPlusPlusPlain => None,
             Init::RandomPoints => Some(random_points(&p.points, weights, dim, k, seed)),
-            Init::KMeansPlusPlus | Init::KMeansPlusPlusPlain => Some(kmeans_plus_plus(
-                &p.points, weights, dim, k, seed, candidates,
-            )),
             Init::KMeansParallel {
                 rounds,
                 oversampling,
@@ -391,7 +382,7 @@ impl KMeans {
         let b = match slot {
             Some(b) => b,
             None => {
-                // A backend that seeds itself starts from the first k rows until it has.
+                // A start still to draw: the first k rows hold its place.
                 let first_rows;
                 let centroids = match &init {
                     Some(c) => c,
@@ -414,6 +405,10 @@ impl KMeans {
             Some(c) if reused => b.set_centroids(&c)?,
             Some(_) => {}
             None => {
+                let candidates = match self.init {
+                    Init::KMeansPlusPlusPlain => 1,
+                    _ => greedy_candidates(k),
+                };
                 let rows = match b.kmeans_plus_plus(weights, k, seed, candidates)? {
                     Some(rows) => rows_of(&p.points, dim, &rows),
                     None => kmeans_plus_plus(&p.points, weights, dim, k, seed, candidates),

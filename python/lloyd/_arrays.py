@@ -42,3 +42,7 @@ def device_name(gpu) -> str:
     if isinstance(gpu, (int, np.integer)):
         return f"gpu:{int(gpu)}"
     return str(gpu)
+
+
+# The starts lloyd's K-means takes by name (scikit-learn's and faiss's spellings).
+INITS = ("k-means++", "random", "k-means||")

@@ -7,6 +7,8 @@ import inspect
 
 import numpy as np
 
+from ._arrays import as_rows
+
 try:
     from sklearn.base import BaseEstimator, ClusterMixin, TransformerMixin
     from sklearn.utils.validation import check_is_fitted as _sk_check_is_fitted
@@ -71,15 +73,7 @@ else:
             return self.fit(X, y, **fit_params).transform(X)
 
     def validate_data(estimator, X, *, reset: bool):
-        X = np.asarray(X)
-        if X.dtype == object:
-            X = X.astype(np.float64)
-        if X.ndim != 2:
-            raise ValueError(f"Expected a 2-D array, got shape {X.shape}")
-        if np.iscomplexobj(X):
-            raise ValueError("Complex data not supported")
-        dtype = X.dtype if X.dtype in (np.float32, np.float64) else np.float64
-        X = np.ascontiguousarray(X, dtype=dtype)
+        X = as_rows(X, name="X")
         if X.shape[0] < 1 or X.shape[1] < 1:
             raise ValueError(f"Found array with shape {X.shape}: at least one row and column")
         if not np.all(np.isfinite(X)):

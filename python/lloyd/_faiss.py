@@ -10,7 +10,7 @@ import tempfile
 import numpy as np
 
 from . import _lloyd
-from ._arrays import as_rows, as_weights, device_name
+from ._arrays import INITS, as_rows, as_weights, device_name
 from ._progress import watcher
 
 
@@ -67,11 +67,9 @@ class Kmeans:
         if x.shape[1] != self.d:
             raise ValueError(f"x has {x.shape[1]} columns, Kmeans was made for d={self.d}")
         centroids = None
-        kind = {"random": "random", "k-means++": "k-means++", "k-means||": "k-means||"}.get(
-            self.init
-        )
-        if kind is None:
-            raise ValueError(f"unknown init {self.init!r}")
+        kind = self.init
+        if kind not in INITS:
+            raise ValueError(f"unknown init {kind!r}: {', '.join(INITS)}")
         if init_centroids is not None:
             centroids = np.ascontiguousarray(np.asarray(init_centroids, dtype=np.float64))
             kind = "given"

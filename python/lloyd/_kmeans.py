@@ -8,11 +8,9 @@ import sys
 import numpy as np
 
 from . import _lloyd
-from ._arrays import as_rows, as_weights
+from ._arrays import INITS, as_rows, as_weights
 from ._base import BaseEstimator, ClusterMixin, TransformerMixin, check_is_fitted, validate_data
 from ._progress import watcher
-
-_INITS = {"k-means++": "k-means++", "random": "random", "k-means||": "k-means||"}
 
 
 class KMeans(ClusterMixin, TransformerMixin, BaseEstimator):
@@ -120,11 +118,11 @@ class KMeans(ClusterMixin, TransformerMixin, BaseEstimator):
             raise ValueError(f"tol must be a finite number >= 0, got {self.tol!r}")
         init, centroids = self.init, None
         if isinstance(init, str):
-            if init not in _INITS:
+            if init not in INITS:
                 raise ValueError(
                     f"init must be 'k-means++', 'random', 'k-means||' or an array, got {init!r}"
                 )
-            kind = _INITS[init]
+            kind = init
         else:
             centroids = np.ascontiguousarray(np.asarray(init, dtype=np.float64))
             if centroids.shape != (k, n_features):

@@ -37,15 +37,7 @@ fn observer(callback: Option<Py<PyAny>>, raised: Arc<Mutex<Option<PyErr>>>) -> O
     Arc::new(move |s: &IterationStats| {
         Python::attach(|py| {
             let outcome = py.check_signals().and_then(|()| match &callback {
-                Some(cb) => {
-                    let d = PyDict::new(py);
-                    d.set_item("iteration", s.iteration)?;
-                    d.set_item("mse", s.mse)?;
-                    d.set_item("distortion", s.distortion)?;
-                    d.set_item("seconds", s.seconds)?;
-                    d.set_item("empty_cells_split", s.empty_cells_split)?;
-                    cb.call1(py, (d,)).map(|_| ())
-                }
+                Some(cb) => cb.call1(py, (stats_dict(py, s)?,)).map(|_| ()),
                 None => Ok(()),
             });
             outcome.map_err(|e| {
@@ -55,6 +47,17 @@ fn observer(callback: Option<Py<PyAny>>, raised: Arc<Mutex<Option<PyErr>>>) -> O
             })
         })
     })
+}
+
+/// One iteration's figures as a dict, for callbacks and fit histories.
+fn stats_dict<'py>(py: Python<'py>, s: &IterationStats) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item("iteration", s.iteration)?;
+    d.set_item("mse", s.mse)?;
+    d.set_item("distortion", s.distortion)?;
+    d.set_item("seconds", s.seconds)?;
+    d.set_item("empty_cells_split", s.empty_cells_split)?;
+    Ok(d)
 }
 
 /// The exception the observer kept, else lloyd's error as a Python one.
@@ -130,12 +133,7 @@ fn fit_dict<'py>(py: Python<'py>, fit: KMeansFit) -> PyResult<Bound<'py, PyDict>
     d.set_item("setup_seconds", fit.summary.setup_seconds)?;
     let history = pyo3::types::PyList::empty(py);
     for h in &fit.summary.history {
-        let r = PyDict::new(py);
-        r.set_item("iteration", h.iteration)?;
-        r.set_item("mse", h.mse)?;
-        r.set_item("seconds", h.seconds)?;
-        r.set_item("empty_cells_split", h.empty_cells_split)?;
-        history.append(r)?;
+        history.append(stats_dict(py, h)?)?;
     }
     d.set_item("history", history)?;
     Ok(d)

@@ -241,6 +241,16 @@ pub(crate) fn guarded<T>(ctx: &GpuContext, what: &str, f: impl FnOnce() -> T) ->
     Ok(out)
 }
 
+/// A buffer the host maps to read what copies put in it ([`map_and_read`]).
+pub(crate) fn staging(ctx: &GpuContext, label: &str, size: u64) -> wgpu::Buffer {
+    ctx.device.create_buffer(&wgpu::BufferDescriptor {
+        label: Some(label),
+        size: size.max(4),
+        usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+        mapped_at_creation: false,
+    })
+}
+
 /// Copies `size` bytes of `src` from `offset` back to the host.
 pub(crate) fn read_back(
     ctx: &GpuContext,
@@ -248,12 +258,7 @@ pub(crate) fn read_back(
     offset: u64,
     size: u64,
 ) -> Result<Vec<u8>> {
-    let staging = ctx.device.create_buffer(&wgpu::BufferDescriptor {
-        label: Some("lloyd read-back"),
-        size,
-        usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-        mapped_at_creation: false,
-    });
+    let staging = staging(ctx, "lloyd read-back", size);
     let mut enc = ctx.device.create_command_encoder(&Default::default());
     enc.copy_buffer_to_buffer(src, offset, &staging, 0, size);
     ctx.queue.submit(Some(enc.finish()));

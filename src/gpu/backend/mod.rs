@@ -17,7 +17,7 @@ use self::plan::norms_of;
 use self::timer::Timer;
 use super::buffers::{
     CellParams, ChunkParams, DrawParams, bind_buffers, empty_storage, guarded, map_and_read,
-    read_back, storage, uniform_buffer,
+    read_back, staging, storage, uniform_buffer,
 };
 use super::context::GpuContext;
 use super::fixed::{scale_for, words_to_f64, words_to_i128};

@@ -168,19 +168,9 @@ impl GpuLloyd {
             let far_x = empty_storage(c, "farthest points", 4 * (k * dim) as u64);
             let history_bytes = 4 * (HISTORY_HEADER + HISTORY_RECORD * MAX_BATCH) as u64;
             let history = empty_storage(c, "history", history_bytes);
-            let history_staging = c.device.create_buffer(&wgpu::BufferDescriptor {
-                label: Some("history staging"),
-                size: history_bytes,
-                usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-                mapped_at_creation: false,
-            });
+            let history_staging = staging(c, "history staging", history_bytes);
             let stats = empty_storage(c, "stats", 4 * (k * STAT_WORDS) as u64);
-            let stats_staging = c.device.create_buffer(&wgpu::BufferDescriptor {
-                label: Some("stats staging"),
-                size: 4 * (k * STAT_WORDS) as u64,
-                usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-                mapped_at_creation: false,
-            });
+            let stats_staging = staging(c, "stats staging", 4 * (k * STAT_WORDS) as u64);
             let cell_params_buf = uniform_buffer(c, "cell params", &cell_base);
             let mut weight_bufs = Vec::new();
             let dummy = storage(c, "no weights", &[0u8; 4], wgpu::BufferUsages::empty());

@@ -9,7 +9,8 @@ use rand_chacha::ChaCha8Rng;
 use super::{GpuLloyd, Layout};
 use crate::error::Result;
 use crate::gpu::buffers::{
-    SeedParams, bind_buffers, empty_storage, guarded, map_and_read, storage, uniform_buffer,
+    SeedParams, bind_buffers, empty_storage, guarded, map_and_read, staging, storage,
+    uniform_buffer,
 };
 use crate::gpu::kernels::{NEAREST, POTENTIALS};
 use crate::gpu::layout::{SEED_BLOCK, SEED_MAX_CANDIDATES, SEED_WORKGROUP};
@@ -224,7 +225,7 @@ impl GpuLloyd {
                 .write_buffer(&c.params, 0, bytemuck::bytes_of(&p));
         }
         let total_blocks: usize = chunks.iter().map(|c| c.blocks).sum();
-        let staging = self.staging(4 * total_blocks as u64);
+        let staging = staging(&self.ctx, "seeding read-back", 4 * total_blocks as u64);
         let mut enc = self.ctx.device.create_command_encoder(&Default::default());
         self.copy_row(&mut enc, chunks, cands, row, 0);
         {
@@ -275,7 +276,11 @@ impl GpuLloyd {
             }
             unreachable!("a block of the points")
         };
-        let staging = self.staging(4 * (SEED_BLOCK * landings.len()) as u64);
+        let staging = staging(
+            &self.ctx,
+            "seeding read-back",
+            4 * (SEED_BLOCK * landings.len()) as u64,
+        );
         let mut enc = self.ctx.device.create_command_encoder(&Default::default());
         for (j, (_, l)) in landings.iter().enumerate() {
             let (ci, start, len) = span(l.block);
@@ -329,7 +334,7 @@ impl GpuLloyd {
             .iter()
             .map(|c| c.potential_workgroups as usize * SEED_MAX_CANDIDATES)
             .sum();
-        let staging = self.staging(4 * words as u64);
+        let staging = staging(&self.ctx, "seeding read-back", 4 * words as u64);
         let mut enc = self.ctx.device.create_command_encoder(&Default::default());
         for (slot, &row) in picks.iter().enumerate() {
             self.copy_row(&mut enc, chunks, cands, row, slot);
@@ -358,15 +363,6 @@ impl GpuLloyd {
             }
         }
         Ok(potential)
-    }
-
-    fn staging(&self, size: u64) -> wgpu::Buffer {
-        self.ctx.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("seeding read-back"),
-            size: size.max(4),
-            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: false,
-        })
     }
 }
 

@@ -23,12 +23,7 @@ impl Timer {
             usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
             mapped_at_creation: false,
         });
-        let staging = ctx.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("timestamps staging"),
-            size: 16 * MAX_BATCH as u64,
-            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: false,
-        });
+        let staging = staging(ctx, "timestamps staging", 16 * MAX_BATCH as u64);
         Timer {
             queries,
             resolved,
