@@ -192,7 +192,7 @@ pub(crate) fn run(
             // where the projected centroids stop moving.
             for r in &mut records {
                 let after = project_to_sphere(backend, frame)?;
-                r.moved = after != *before;
+                r.moved = after.0 != before.0;
                 *before = after;
             }
         }
@@ -209,7 +209,12 @@ pub(crate) fn run(
             history.push(stats);
         }
     }
-    let centroids = precision.round(backend.caller_centroids(frame)?);
+    // Spherical: the unit-norm centroids as projected, not read back through the frame
+    // (which would round them again, off the sphere).
+    let centroids = precision.round(match entering {
+        Some((_, caller)) => caller,
+        None => backend.caller_centroids(frame)?,
+    });
     let (cells, mse) = measure(backend, &centroids, total_mass, frame)?;
     Ok(Outcome {
         centroids,
@@ -221,10 +226,18 @@ pub(crate) fn run(
 }
 
 /// Scales each of `backend`'s centroids to unit norm in the caller's units (a centroid at
-/// the origin stays there); returns them as the next pass sees them (frame units).
-fn project_to_sphere(backend: &mut dyn Backend, frame: &Frame) -> Result<Vec<f64>> {
+/// the origin stays there); returns them as the next pass sees them (frame units) and in the
+/// caller's units.
+fn project_to_sphere(backend: &mut dyn Backend, frame: &Frame) -> Result<(Vec<f64>, Vec<f64>)> {
     let mut c = backend.caller_centroids(frame)?;
-    let dim = frame.dim();
+    to_unit_rows(&mut c, frame.dim());
+    let projected = frame.to_device_f64(&c);
+    backend.set_centroids(&projected)?;
+    Ok((projected, c))
+}
+
+/// Scales each row of `c` (`dim` columns) to unit norm; a row at the origin stays there.
+pub(crate) fn to_unit_rows(c: &mut [f64], dim: usize) {
     for row in c.chunks_exact_mut(dim) {
         // Scaled by the largest coordinate first, so that no square overflows or underflows.
         let big = row.iter().fold(0.0f64, |m, v| m.max(v.abs()));
@@ -238,9 +251,6 @@ fn project_to_sphere(backend: &mut dyn Backend, frame: &Frame) -> Result<Vec<f64
             row.iter_mut().for_each(|v| *v /= norm);
         }
     }
-    let projected = frame.to_device_f64(&c);
-    backend.set_centroids(&projected)?;
-    Ok(projected)
 }
 
 /// One assignment pass of `backend` against `centroids` (the caller's units): the cells

@@ -168,6 +168,24 @@ impl Engine {
         })
     }
 
+    /// [`Engine::intervals`] for the scalars of a K-means fit in `frame`: on the CPU, the
+    /// updates go through the caller's units as a fit merged from parts sees them.
+    pub(crate) fn frame_intervals(
+        &self,
+        values: Vec<f64>,
+        centroids: Vec<f64>,
+        frame: &Frame,
+    ) -> Result<Box<dyn Backend>> {
+        Ok(match &self.target {
+            Target::Cpu => {
+                let mut b = Cpu1d::new(values).in_frame(frame);
+                b.start_from(centroids);
+                Box::new(b)
+            }
+            Target::Gpu(_) => self.intervals(values, Start::Given(centroids))?,
+        })
+    }
+
     /// `m` samples of a law (its standard form: the frame is the identity) for the 1-D
     /// backends, drawn where they run: on the host for the CPU, on the device for a GPU.
     pub(crate) fn law_intervals(

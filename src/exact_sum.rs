@@ -17,7 +17,7 @@ const DIGITS: usize = 80;
 const NORMALISE_EVERY: u32 = 1 << 30;
 
 /// The exact sum of finite f64 values.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub(crate) struct ExactSum {
     digits: Vec<i64>,
     pending: u32,
@@ -33,6 +33,14 @@ impl Default for ExactSum {
 }
 
 impl ExactSum {
+    /// Whether a value decoded from bytes is one additions can produce: the digits all
+    /// there, each within the range the pending carries allow.
+    pub(crate) fn well_formed(&self) -> bool {
+        self.digits.len() == DIGITS
+            && self.pending < NORMALISE_EVERY
+            && self.digits.iter().all(|d| d.unsigned_abs() < 1 << 62)
+    }
+
     /// Adds a finite value (non-finite values are the caller's to refuse).
     pub(crate) fn add(&mut self, v: f64) {
         if let Some((m, e)) = parts_f64(v) {

@@ -22,7 +22,7 @@ const ROWS_PER_TASK: usize = 4096;
 
 /// The frame of a computation: see the module documentation. Built from an [`Extent`], so
 /// that every part of a fit split over machines can agree on it exactly.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Frame {
     /// The origin, in units scaled by 2^e_p.
     origin: Vec<f64>,
@@ -48,7 +48,7 @@ pub struct Frame {
 /// assert_eq!(parts.frame(), whole.frame());
 /// # Ok::<(), lloyd::Error>(())
 /// ```
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Extent {
     dim: usize,
     rows: u64,
@@ -175,6 +175,45 @@ impl Extent {
         self.rows
     }
 
+    /// Whether an extent decoded from bytes is one rows can produce.
+    pub(crate) fn well_formed(&self) -> bool {
+        let dim = self.dim;
+        dim >= 1
+            && [self.sums.len(), self.lo.len(), self.hi.len()] == [dim; 3]
+            && self.sums.iter().all(ExactSum::well_formed)
+            && self.mass.well_formed()
+            && self.lo.iter().chain(&self.hi).all(|v| !v.is_nan())
+            && self.max_weight.is_finite()
+            && self.max_weight >= 0.0
+            && (self.weighted || self.max_weight == 0.0)
+    }
+
+    /// The whole data's total weight (its number of rows without weights): the exact sum,
+    /// rounded once.
+    pub fn total_weight(&self) -> f64 {
+        match self.weighted {
+            true => self.mass.value(),
+            false => self.rows as f64,
+        }
+    }
+
+    /// The bytes of this extent, for another process to [`Extent::from_bytes`] and merge.
+    ///
+    /// ```
+    /// let e = lloyd::Extent::of(&[1.0f32, 2.0, 3.0, 4.0], 2)?;
+    /// assert_eq!(lloyd::Extent::from_bytes(&e.to_bytes())?, e);
+    /// # Ok::<(), lloyd::Error>(())
+    /// ```
+    pub fn to_bytes(&self) -> Vec<u8> {
+        crate::wire::to_bytes(self)
+    }
+
+    /// The extent `bytes` hold ([`Extent::to_bytes`]); anything else is an
+    /// [`Error::InvalidArgument`].
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
+        crate::wire::from_bytes(bytes)
+    }
+
     /// The frame: origin at the rows' mean, unit the largest deviation of any row (or point
     /// included) from it.
     pub fn frame(&self) -> Frame {
@@ -285,6 +324,32 @@ impl Frame {
     /// The dimension of the points.
     pub fn dim(&self) -> usize {
         self.origin.len()
+    }
+
+    /// Whether a frame decoded from bytes is one an extent can produce.
+    pub(crate) fn well_formed(&self) -> bool {
+        !self.origin.is_empty()
+            && self.origin.iter().all(|v| v.is_finite())
+            && [self.e_p, self.e_q, self.e_w]
+                .iter()
+                .all(|e| e.abs() < 4096)
+    }
+
+    /// The bytes of this frame, for another process to [`Frame::from_bytes`].
+    ///
+    /// ```
+    /// let f = lloyd::Extent::of(&[1.0f32, 2.0, 3.0, 4.0], 2)?.frame();
+    /// assert_eq!(lloyd::Frame::from_bytes(&f.to_bytes())?, f);
+    /// # Ok::<(), lloyd::Error>(())
+    /// ```
+    pub fn to_bytes(&self) -> Vec<u8> {
+        crate::wire::to_bytes(self)
+    }
+
+    /// The frame `bytes` hold ([`Frame::to_bytes`]); anything else is an
+    /// [`Error::InvalidArgument`].
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
+        crate::wire::from_bytes(bytes)
     }
 
     /// The caller's weights in this frame's unit (at most 1 for the weights it was built

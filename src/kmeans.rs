@@ -8,7 +8,7 @@ use crate::codebook::{Codebook, Encoder};
 use crate::data::{check_k, check_points, check_schedule, check_weights};
 use crate::device::{Device, GpuOptions};
 use crate::driver::{self, FitSummary, Observer, Schedule};
-use crate::engine::{Engine, Start};
+use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::frame::Frame;
 use crate::init::{Init, greedy_candidates, kmeans_plus_plus, random_points, random_rows, rows_of};
@@ -240,7 +240,9 @@ impl KMeans {
             points,
             weights,
             dim,
-            total_mass: weights.map_or(n as f64, |w| w.iter().map(|&v| f64::from(v)).sum()),
+            // Summed exactly, so that a fit spread over parts ([`crate::LloydRun`] with
+            // [`crate::Extent::total_weight`]) reports the same errors to the bit.
+            total_mass: weights.map_or(n as f64, exact_total),
             seconds: start.elapsed().as_secs_f64(),
         };
         // One backend serves every restart: the points stay resident (on a GPU, uploaded
@@ -392,9 +394,10 @@ impl KMeans {
                     }
                 };
                 slot.insert(match &p.values {
-                    Some(values) => p
-                        .engine
-                        .intervals(values.clone(), Start::Given(centroids.clone()))?,
+                    Some(values) => {
+                        p.engine
+                            .frame_intervals(values.clone(), centroids.clone(), frame)?
+                    }
                     None => p
                         .engine
                         .dense(Cow::Borrowed(&p.points), weights, frame, centroids)?,
@@ -493,4 +496,13 @@ struct Prepared<'a> {
     total_mass: f64,
     /// Seconds spent preparing them.
     seconds: f64,
+}
+
+/// The exact sum of the weights, rounded once.
+fn exact_total(weights: &[f32]) -> f64 {
+    let mut sum = crate::exact_sum::ExactSum::default();
+    for &w in weights {
+        sum.add(f64::from(w));
+    }
+    sum.value()
 }

@@ -44,7 +44,7 @@ use crate::real::Real;
 /// assert!((next.centroids[1] - 5.1333).abs() < 1e-3);
 /// # Ok::<(), lloyd::Error>(())
 /// ```
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct LloydStats {
     frame: Frame,
     /// The centroids the points were assigned to, in frame units.
@@ -54,7 +54,7 @@ pub struct LloydStats {
 }
 
 /// The sums of points in d-D (or weighted), or of scalars in intervals.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 enum Cells {
     Points(CellSums),
     Intervals(IntervalSums),
@@ -110,28 +110,60 @@ impl LloydStats {
         centroids: &[f64],
         first_row: u64,
     ) -> Result<Self> {
+        Self::compute_labeled_on(encoder, frame, data, weights, centroids, first_row).map(|r| r.0)
+    }
+
+    /// [`LloydStats::compute_on`] with the label of each row: the index of its nearest
+    /// centroid as [`LloydStats::centroids`] lists them (ties to the lowest index), found in
+    /// the frame, so they are the labels a [`crate::KMeans`] fit in the same frame returns.
+    ///
+    /// ```
+    /// use lloyd::{Encoder, Extent, LloydStats};
+    /// let data = [0.0f32, 0.0, 0.1, 0.0, 5.0, 5.0];
+    /// let frame = Extent::of(&data, 2)?.frame();
+    /// let (stats, labels) =
+    ///     LloydStats::compute_labeled_on(&mut Encoder::new(&lloyd::Device::Cpu)?, &frame,
+    ///         &data, None, &[5.0, 5.0, 0.0, 0.0], 0)?;
+    /// assert_eq!(labels, vec![1, 1, 0]);
+    /// assert_eq!(stats.counts(), &[1, 2]);
+    /// # Ok::<(), lloyd::Error>(())
+    /// ```
+    pub fn compute_labeled_on<T: Real>(
+        encoder: &mut Encoder,
+        frame: &Frame,
+        data: &[T],
+        weights: Option<&[f32]>,
+        centroids: &[f64],
+        first_row: u64,
+    ) -> Result<(Self, Vec<u32>)> {
+        let w = Self::checked_weights(frame, data, weights, centroids)?;
+        let c = frame.to_device_f64(centroids);
+        Self::labeled_in_frame(encoder, frame, data, w.as_deref(), c, first_row)
+    }
+
+    /// The weights in the frame's unit, after checking points, centroids and weights.
+    fn checked_weights<T: Real>(
+        frame: &Frame,
+        data: &[T],
+        weights: Option<&[f32]>,
+        centroids: &[f64],
+    ) -> Result<Option<Vec<f64>>> {
         let dim = frame.dim();
         let n = check_points(data, dim)?;
         check_points(centroids, dim).map_err(|e| {
             Error::InvalidArgument(format!("the centroids are not a k x {dim} matrix: {e}"))
         })?;
-        let w = match weights {
-            Some(w) => {
-                check_weight_values(w, n)?;
-                let scaled = frame.weights_to_device(w);
-                if scaled.iter().any(|&v| v > 1.0) {
-                    return Err(Error::InvalidArgument(
-                        "a weight is larger than any the frame's extent saw: build the frame \
-                         with Extent::of_weighted over every part's weights"
-                            .into(),
-                    ));
-                }
-                Some(scaled)
-            }
-            None => None,
-        };
-        let c = frame.to_device_f64(centroids);
-        Self::compute_in_frame(encoder, frame, data, w.as_deref(), c, first_row)
+        let Some(w) = weights else { return Ok(None) };
+        check_weight_values(w, n)?;
+        let scaled = frame.weights_to_device(w);
+        if scaled.iter().any(|&v| v > 1.0) {
+            return Err(Error::InvalidArgument(
+                "a weight is larger than any the frame's extent saw: build the frame \
+                 with Extent::of_weighted over every part's weights"
+                    .into(),
+            ));
+        }
+        Ok(Some(scaled))
     }
 
     /// [`LloydStats::compute_on`] for checked points and weights (in the frame's weight
@@ -141,9 +173,21 @@ impl LloydStats {
         frame: &Frame,
         data: &[T],
         w: Option<&[f64]>,
-        mut c: Vec<f64>,
+        c: Vec<f64>,
         first_row: u64,
     ) -> Result<Self> {
+        Ok(Self::labeled_in_frame(encoder, frame, data, w, c, first_row)?.0)
+    }
+
+    /// [`LloydStats::compute_in_frame`] with the rows' labels.
+    fn labeled_in_frame<T: Real>(
+        encoder: &mut Encoder,
+        frame: &Frame,
+        data: &[T],
+        w: Option<&[f64]>,
+        mut c: Vec<f64>,
+        first_row: u64,
+    ) -> Result<(Self, Vec<u32>)> {
         let dim = frame.dim();
         let outside = |i: usize| {
             Error::InvalidArgument(format!(
@@ -160,15 +204,19 @@ impl LloydStats {
             }
             c.sort_by(f64::total_cmp);
             let mut cells = IntervalSums::zeros(c.len());
+            let mut labels = Vec::with_capacity(values.len());
             for &x in &values {
-                cells.add(nearest_sorted(&c, x, midpoint), x);
+                let l = nearest_sorted(&c, x, midpoint);
+                cells.add(l, x);
+                labels.push(l as u32);
             }
-            return Ok(LloydStats {
+            let stats = LloydStats {
                 frame: frame.clone(),
                 centroids: c,
                 weighted: false,
                 cells: Cells::Intervals(cells),
-            });
+            };
+            return Ok((stats, labels));
         }
         let points = frame.to_device_f32(data);
         if let Some(i) = points.iter().position(|v| v.abs() > 1.0) {
@@ -185,12 +233,68 @@ impl LloydStats {
             error_exponent(&c, dim),
             first_row,
         );
-        Ok(LloydStats {
+        let stats = LloydStats {
             frame: frame.clone(),
             centroids: c,
             weighted: w.is_some(),
             cells: Cells::Points(cells),
-        })
+        };
+        Ok((stats, labels))
+    }
+
+    /// Whether statistics decoded from bytes are ones a pass can produce.
+    pub(crate) fn well_formed(&self) -> bool {
+        let dim = self.frame.dim();
+        self.frame.well_formed()
+            && self.centroids.iter().all(|v| v.is_finite())
+            && match &self.cells {
+                Cells::Points(c) => {
+                    c.well_formed() && c.dim == dim && self.centroids.len() == c.sums.len()
+                }
+                Cells::Intervals(c) => {
+                    c.well_formed()
+                        && dim == 1
+                        && !self.weighted
+                        && self.centroids.len() == c.k()
+                        && self.centroids.is_sorted_by(|a, b| a <= b)
+                }
+            }
+    }
+
+    /// The bytes of these statistics, for another process to [`LloydStats::from_bytes`]
+    /// and merge (pickling in Python, Dask's transfers between workers).
+    ///
+    /// ```
+    /// use lloyd::{Extent, LloydStats};
+    /// let data = [0.0f32, 1.0, 9.0, 10.0];
+    /// let frame = Extent::of(&data, 2)?.frame();
+    /// let s = LloydStats::compute(&frame, &data, None, &[0.0, 0.0, 9.0, 9.0], 0)?;
+    /// assert_eq!(LloydStats::from_bytes(&s.to_bytes())?, s);
+    /// # Ok::<(), lloyd::Error>(())
+    /// ```
+    pub fn to_bytes(&self) -> Vec<u8> {
+        crate::wire::to_bytes(self)
+    }
+
+    /// The statistics `bytes` hold ([`LloydStats::to_bytes`]); anything else is an
+    /// [`Error::InvalidArgument`].
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
+        crate::wire::from_bytes(bytes)
+    }
+
+    /// Whether the cells are intervals (scalars without weights).
+    pub(crate) fn intervals(&self) -> bool {
+        matches!(self.cells, Cells::Intervals(_))
+    }
+
+    /// The centroids of the pass in frame units (sorted, for intervals).
+    pub(crate) fn centroids_in_frame(&self) -> &[f64] {
+        &self.centroids
+    }
+
+    /// The frame the statistics were computed in.
+    pub fn frame(&self) -> &Frame {
+        &self.frame
     }
 
     /// Adds the statistics of other points against the same centroids in the same frame:

@@ -3,7 +3,7 @@
 
 mod common;
 
-use lloyd::{Device, Extent, Init, KMeans, LloydStats};
+use lloyd::{Device, Extent, Init, KMeans, LloydRun, LloydStats};
 use rand::seq::SliceRandom;
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -251,4 +251,99 @@ fn bad_inputs_are_refused() {
         .unwrap()
         .frame();
     assert!(LloydStats::compute(&wf, &data[2..], Some(&[0.0]), &c, 1).is_ok());
+}
+
+/// A [`LloydRun`] fed the merged statistics of parts stops where a fit stops and reports
+/// its history, to the bit: with a tolerance, spherical, weighted, and in 1-D.
+#[test]
+fn a_run_over_parts_is_the_fit() {
+    let (n, k) = (3000, 7);
+    let mut rng = ChaCha8Rng::seed_from_u64(21);
+    let weights: Vec<f32> = (0..n).map(|i| 0.5 + (i % 5) as f32).collect();
+    for (dim, weighted, spherical, tolerance) in [
+        (3, false, false, 1e-4),
+        (3, true, false, 1e-3),
+        (4, false, true, 0.0),
+        (1, false, false, 1e-6),
+        (1, true, false, 0.0),
+    ] {
+        let data = shifted_blobs(n, dim, 30 + dim as u64);
+        let w = weighted.then_some(weights.as_slice());
+        let init: Vec<f64> = data[5 * dim..(5 + k) * dim].to_vec();
+        let params = KMeans::new(k)
+            .iterations(200)
+            .tolerance(tolerance)
+            .spherical(spherical)
+            .init(Init::Centroids(init.clone()))
+            .device(Device::Cpu);
+        let fit = match w {
+            Some(w) => params.fit_weighted(&data, dim, w).unwrap(),
+            None => params.fit(&data, dim).unwrap(),
+        };
+        let parts = random_split(n, 4, &mut rng);
+        let mut extent: Option<Extent> = None;
+        for &(a, b) in &parts {
+            let e = Extent::of_weighted(&data[a * dim..b * dim], dim, w.map(|w| &w[a..b])).unwrap();
+            match &mut extent {
+                Some(x) => x.merge(&e).unwrap(),
+                None => extent = Some(e),
+            }
+        }
+        let extent = extent.unwrap();
+        let total = extent.total_weight();
+        let frame = extent.including(&init).frame();
+        let mut run = LloydRun::new(&frame, &init, total, tolerance, spherical).unwrap();
+        while !run.converged() && run.history().len() < 200 {
+            let stats = merged_pass(&frame, &data, dim, w, &parts, run.centroids());
+            run.step(&stats, 0.0).unwrap();
+        }
+        let case =
+            format!("dim {dim}, weighted {weighted}, spherical {spherical}, tol {tolerance}");
+        assert_eq!(run.history().len(), fit.summary.iterations_run, "{case}");
+        assert_eq!(run.converged(), fit.summary.converged, "{case}");
+        let mse = |h: &[lloyd::IterationStats]| h.iter().map(|s| s.mse).collect::<Vec<_>>();
+        assert_eq!(mse(run.history()), mse(&fit.summary.history), "{case}");
+        assert_eq!(fit.codebook.centroids(), run.centroids(), "{case}");
+        let last = merged_pass(&frame, &data, dim, w, &parts, run.centroids());
+        assert_eq!(fit.counts, last.counts(), "{case}");
+        assert_eq!(fit.mse, last.inertia() / total, "{case}");
+    }
+}
+
+/// A run refuses statistics of other centroids, and bad parameters.
+#[test]
+fn a_run_refuses_foreign_statistics_and_bad_parameters() {
+    let data = shifted_blobs(100, 2, 5);
+    let frame = Extent::of(&data, 2).unwrap().frame();
+    let init = data[..6].to_vec();
+    let mut run = LloydRun::new(&frame, &init, 100.0, 0.0, false).unwrap();
+    let other = LloydStats::compute(&frame, &data, None, &data[6..12], 0).unwrap();
+    assert!(run.step(&other, 0.0).is_err());
+    assert!(LloydRun::new(&frame, &init, 0.0, 0.0, false).is_err());
+    assert!(LloydRun::new(&frame, &init, 100.0, -1.0, false).is_err());
+    assert!(LloydRun::new(&frame, &init[..5], 100.0, 0.0, false).is_err());
+    let mut nan = init.clone();
+    nan[3] = f64::NAN;
+    assert!(LloydRun::new(&frame, &nan, 100.0, 0.0, false).is_err());
+}
+
+/// Statistics, extents and frames survive their bytes, and merge after the trip as before.
+#[test]
+fn statistics_merge_the_same_after_their_bytes() {
+    let (n, dim) = (2000, 3);
+    let data = shifted_blobs(n, dim, 8);
+    let c = data[..5 * dim].to_vec();
+    let (a, b) = data.split_at(700 * dim);
+    let mut extent = Extent::from_bytes(&Extent::of(a, dim).unwrap().to_bytes()).unwrap();
+    extent.merge(&Extent::of(b, dim).unwrap()).unwrap();
+    let frame = lloyd::Frame::from_bytes(&extent.frame().to_bytes()).unwrap();
+    assert_eq!(frame, Extent::of(&data, dim).unwrap().frame());
+    let whole = LloydStats::compute(&frame, &data, None, &c, 0).unwrap();
+    let sa = LloydStats::compute(&frame, a, None, &c, 0).unwrap();
+    let sb = LloydStats::compute(&frame, b, None, &c, 700).unwrap();
+    let mut merged = LloydStats::from_bytes(&sb.to_bytes()).unwrap();
+    merged
+        .merge(&LloydStats::from_bytes(&sa.to_bytes()).unwrap())
+        .unwrap();
+    assert_eq!(merged, whole);
 }

@@ -11,6 +11,8 @@ use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use std::sync::{Arc, Mutex};
 
+mod dist;
+
 use lloyd::{
     Clvq, Codebook, Deterministic1d, Device, Error, Init, IterationStats, KMeans, KMeansFit, Law,
     Lloyd1d, LloydNd, Observer, PqCodebook, PqCodes, ProductQuantizer,
@@ -508,5 +510,6 @@ fn _lloyd(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(pq_train, m)?)?;
     m.add_function(wrap_pyfunction!(pq_encode, m)?)?;
     m.add_function(wrap_pyfunction!(pq_decode, m)?)?;
+    dist::register(m)?;
     Ok(())
 }

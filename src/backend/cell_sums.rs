@@ -34,7 +34,7 @@ pub(crate) fn unfixed(v: i128, e: i32) -> f64 {
 }
 
 /// A cell's extreme point: its squared distance and its row in the whole data.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Extreme {
     pub dist: f64,
     pub row: u64,
@@ -73,7 +73,7 @@ pub(crate) fn error_exponent(centroids: &[f64], dim: usize) -> i32 {
 
 /// Counts, weights, coordinate sums and squared errors of each cell in fixed point, with
 /// each cell's farthest and nearest points (for the empty-cell policy).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub(crate) struct CellSums {
     pub dim: usize,
     pub counts: Vec<u64>,
@@ -109,6 +109,44 @@ impl CellSums {
 
     pub(crate) fn k(&self) -> usize {
         self.counts.len()
+    }
+
+    /// Whether sums decoded from bytes are ones points of a frame can produce (|x| ≤ 1,
+    /// weights ≤ 1, errors ≤ 1 after scaling): lengths consistent, far and near points
+    /// filled, and totals that no merge of them can overflow.
+    pub(crate) fn well_formed(&self) -> bool {
+        let (k, dim) = (self.k(), self.dim);
+        let total: u128 = self.counts.iter().map(|&c| u128::from(c)).sum();
+        // A margin of 2x over the exact bounds, for the roundings of the fixed point.
+        let bound = |c: u64| i128::from(c) << (FRACTION_BITS + 1);
+        let extreme = |e: &Extreme| e.row == u64::MAX || (e.dist.is_finite() && e.dist >= 0.0);
+        dim >= 1
+            && k >= 1
+            && total < 1 << 60
+            && self.error_exp.abs() < 4096
+            && [
+                self.mass.len(),
+                self.errors.len(),
+                self.far.len(),
+                self.near.len(),
+            ] == [k; 4]
+            && Some(self.sums.len()) == k.checked_mul(dim)
+            && self.far_points.len() == self.sums.len()
+            && self.near_points.len() == self.sums.len()
+            && self
+                .far_points
+                .iter()
+                .chain(&self.near_points)
+                .all(|v| v.abs() <= 1.0)
+            && self.far.iter().chain(&self.near).all(extreme)
+            && (0..k).all(|j| {
+                let b = bound(self.counts[j]);
+                (0..=b).contains(&self.mass[j])
+                    && (0..=b).contains(&self.errors[j])
+                    && self.sums[j * dim..(j + 1) * dim]
+                        .iter()
+                        .all(|s| s.abs() <= b)
+            })
     }
 
     /// Adds point `x` (frame units) of weight `w` (the frame's unit, at most 1) in cell `l`

@@ -7,6 +7,7 @@ use super::cell_sums::fixed;
 use super::interval_sums::{IntervalSums, fixed_square};
 use super::{Backend, CellStats, Update};
 use crate::error::Result;
+use crate::frame::Frame;
 
 /// Sorted samples, exact prefix sums of them and of their squares, and the current sorted
 /// centroids.
@@ -26,6 +27,11 @@ pub(crate) struct Cpu1d {
     bounds: Vec<usize>,
     sums: IntervalSums,
     stats: CellStats,
+    /// The frame of a K-means fit, whose updates pass through the caller's units as
+    /// [`crate::LloydStats::update`] hands them on (None for quantizers of laws).
+    frame: Option<Frame>,
+    /// The centroids of the last update in the caller's units, when in a frame.
+    caller: Option<Vec<f64>>,
 }
 
 impl Cpu1d {
@@ -58,7 +64,16 @@ impl Cpu1d {
             bounds: Vec::new(),
             sums: IntervalSums::zeros(0),
             stats: CellStats::zeros(0),
+            frame: None,
+            caller: None,
         }
+    }
+
+    /// Updates round through the caller's units of `frame` (the samples' frame, in which
+    /// they lie in [−1, 1]), so that a fit equals one merged from the statistics of parts.
+    pub(crate) fn in_frame(mut self, frame: &Frame) -> Self {
+        self.frame = Some(frame.clone());
+        self
     }
 
     /// The empirical quantiles at levels (2i + 1) / 2N: a start close to the optimum for
@@ -190,7 +205,17 @@ impl Backend for Cpu1d {
     }
 
     fn update(&mut self) -> Result<Update> {
-        let (centroids, splits) = self.sums.means_and_splits(&self.centroids);
+        let (mut centroids, splits) = self.sums.means_and_splits(&self.centroids);
+        if let Some(frame) = &self.frame {
+            let unit = self.unit;
+            let caller = frame.to_caller(&centroids.iter().map(|c| c / unit).collect::<Vec<_>>());
+            centroids = frame
+                .to_device_f64(&caller)
+                .iter()
+                .map(|c| c * unit)
+                .collect();
+            self.caller = Some(caller);
+        }
         let moved = centroids != self.centroids;
         self.centroids = centroids;
         Ok(Update { splits, moved })
@@ -200,7 +225,15 @@ impl Backend for Cpu1d {
         Ok(self.centroids.iter().map(|&c| c / self.unit).collect())
     }
 
+    fn caller_centroids(&mut self, frame: &Frame) -> Result<Vec<f64>> {
+        Ok(match (&self.caller, &self.frame) {
+            (Some(c), Some(f)) if f == frame => c.clone(),
+            _ => frame.to_caller(&self.centroids()?),
+        })
+    }
+
     fn set_centroids(&mut self, centroids: &[f64]) -> Result<()> {
+        self.caller = None;
         let bounds = std::mem::take(&mut self.bounds);
         self.start_from(centroids.to_vec());
         // The old boundaries stay as hints for the next search.

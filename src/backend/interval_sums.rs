@@ -77,7 +77,7 @@ impl Double {
 }
 
 /// The statistics of one pass, cells in increasing order of their centroids.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub(crate) struct IntervalSums {
     pub counts: Vec<u64>,
     /// Σ x in fixed point (2⁻⁶⁴ units).
@@ -102,6 +102,32 @@ impl IntervalSums {
 
     pub(crate) fn k(&self) -> usize {
         self.counts.len()
+    }
+
+    /// Whether sums decoded from bytes are ones values of a frame (|x| ≤ 1) can produce:
+    /// lengths consistent and totals that no merge of them can overflow.
+    pub(crate) fn well_formed(&self) -> bool {
+        let k = self.k();
+        let total: u128 = self.counts.iter().map(|&c| u128::from(c)).sum();
+        k >= 1
+            && total < 1 << 60
+            && [
+                self.sums.len(),
+                self.squares.len(),
+                self.low.len(),
+                self.high.len(),
+            ] == [k; 4]
+            && (0..k).all(|j| {
+                // A margin of 2x over the exact bound, for the roundings of the fixed point.
+                let b = i128::from(self.counts[j]) << (FRACTION_BITS + 1);
+                let (lo, hi) = (self.low[j], self.high[j]);
+                self.sums[j].abs() <= b
+                    && (0..=b).contains(&self.squares[j])
+                    && match self.counts[j] {
+                        0 => lo == f64::INFINITY && hi == f64::NEG_INFINITY,
+                        _ => (-1.0..=1.0).contains(&lo) && (-1.0..=1.0).contains(&hi) && lo <= hi,
+                    }
+            })
     }
 
     /// Adds value `x` to cell `l`.

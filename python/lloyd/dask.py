@@ -1,0 +1,531 @@
+"""lloyd on a Dask cluster: K-means and product quantization of a ``dask.array`` of rows.
+
+Each Lloyd iteration sends the centroids to the workers, computes every block's statistics
+with lloyd where the block lives (the GIL released, float32 C-contiguous blocks used in
+place), merges them in a tree and updates on the client. The statistics are exact sums in a
+frame every block agrees on, so from the same initial centroids a fit equals
+:class:`lloyd.KMeans` on the whole array in memory, bit for bit, whatever the chunking and
+the number of workers.
+
+Works with any Dask scheduler; on a ``distributed`` cluster, create the ``Client`` first::
+
+    from distributed import Client, LocalCluster
+    client = Client(LocalCluster(n_workers=2, threads_per_worker=1))
+    km = lloyd.dask.KMeans(n_clusters=256, random_state=0).fit(X)   # X: a dask.array
+"""
+
+from __future__ import annotations
+
+import time
+
+import dask
+import dask.array as da
+import numpy as np
+
+from . import _lloyd
+from ._arrays import INITS, as_rows
+from ._base import BaseEstimator, ClusterMixin, TransformerMixin, check_is_fitted
+from ._faiss import ProductQuantizer as _LocalProductQuantizer
+from ._kmeans import KMeans as _LocalKMeans
+
+__all__ = ["KMeans", "ProductQuantizer"]
+
+# k-means‖: rounds, and points drawn per round as a multiple of k (Bahmani et al.; lloyd's
+# single-machine k-means‖ uses the same).
+ROUNDS, OVERSAMPLING = 5, 2.0
+
+
+# --- work done on the workers, one block at a time -------------------------------------------
+
+
+def _weights_of(w):
+    return None if w is None else np.ascontiguousarray(np.asarray(w).reshape(-1), np.float32)
+
+
+def _extent(block, w):
+    return _lloyd.Extent.of(as_rows(block, name="X"), _weights_of(w))
+
+
+def _weight_range(block, w):
+    w = _weights_of(w)
+    return (float(w.min()), float(w.max()), int(np.count_nonzero(w > 0)), w.size)
+
+
+def _stats(frame, block, w, centroids, first_row, device):
+    rows = as_rows(block, name="X")
+    return _lloyd.LloydStats.compute(frame, rows, centroids, first_row, _weights_of(w), device)[0]
+
+
+def _stats_subspaces(frames, block, centroids, first_row, device, dsub):
+    """The statistics of each active sub-space (frames[j] is None when it has converged)."""
+    rows = as_rows(block, name="X")
+    out = []
+    for j, (frame, c) in enumerate(zip(frames, centroids)):
+        if frame is None:
+            out.append(None)
+            continue
+        sub = np.ascontiguousarray(rows[:, j * dsub : (j + 1) * dsub])
+        out.append(_lloyd.LloydStats.compute(frame, sub, c, first_row, None, device)[0])
+    return out
+
+
+def _labels_in_frame(block, frame, centroids, device):
+    rows = as_rows(block, name="X")
+    return _lloyd.LloydStats.compute(frame, rows, centroids, 0, None, device, True)[1]
+
+
+def _predict(block, centroids, device):
+    return _lloyd.encode(centroids, as_rows(block, name="X"), device)[0]
+
+
+def _squared(block, centroids, device):
+    return _lloyd.encode(centroids, as_rows(block, name="X"), device)[1]
+
+
+def _transform(block, centroids):
+    return _lloyd.distances(centroids, as_rows(block, name="X"))
+
+
+def _rows_at(block, picks):
+    return np.asarray(block, dtype=np.float64)[picks]
+
+
+def _positive_rows_at(block, w, ranks):
+    positive = np.flatnonzero(_weights_of(w) > 0)
+    return np.asarray(block, dtype=np.float64)[positive[ranks]]
+
+
+def _d2_min(block, d2, candidates, device):
+    new = _lloyd.encode(candidates, as_rows(block, name="X"), device)[1]
+    return new if d2 is None else np.minimum(d2, new)
+
+
+def _weighted_sum(x, w):
+    return float(x.sum() if w is None else np.dot(x, _weights_of(w)))
+
+
+def _extents_subspaces(block, m, dsub):
+    rows = as_rows(block, name="X")
+    return [
+        _lloyd.Extent.of(np.ascontiguousarray(rows[:, j * dsub : (j + 1) * dsub]))
+        for j in range(m)
+    ]
+
+
+def _draw(block, d2, w, factor, seed):
+    """Rows drawn independently with probability min(1, factor * w * D²)."""
+    p = d2 * factor if w is None else d2 * _weights_of(w) * factor
+    u = np.random.default_rng(seed).random(p.shape[0])
+    return np.asarray(block, dtype=np.float64)[u < p]
+
+
+def _candidate_weights(block, w, candidates, device):
+    labels = _lloyd.encode(candidates, as_rows(block, name="X"), device)[0]
+    return np.bincount(labels, weights=_weights_of(w), minlength=candidates.shape[0])
+
+
+# --- the client's side -------------------------------------------------------------------------
+
+
+def _merge(a, b):
+    return a.merge(b)
+
+
+def _merge_lists(a, b):
+    return [x if y is None else x.merge(y) for x, y in zip(a, b)]
+
+
+def _tree(parts, combine):
+    """Parts combined pairwise, level by level: depth log2(blocks), no task holds them all."""
+    parts = list(parts)
+    while len(parts) > 1:
+        parts = [
+            dask.delayed(combine, pure=True)(parts[i], parts[i + 1])
+            if i + 1 < len(parts)
+            else parts[i]
+            for i in range(0, len(parts), 2)
+        ]
+    return parts[0]
+
+
+def _seed_of(random_state) -> int:
+    return _LocalKMeans(random_state=random_state)._seed()
+
+
+class _Blocks:
+    """A dask array of rows as blocks of whole rows, with their first rows and weights."""
+
+    def __init__(self, X, sample_weight=None, persist=True):
+        if not isinstance(X, da.Array):
+            X = da.from_array(np.asarray(X), chunks=(max(1, min(len(X), 1 << 16)), -1))
+        if X.ndim != 2:
+            raise ValueError(f"X must be a 2-D array (n, d), got shape {X.shape}")
+        if np.issubdtype(X.dtype, np.complexfloating):
+            raise ValueError("X must be real, got complex values")
+        if X.numblocks[1] != 1:
+            X = X.rechunk({1: -1})
+        if X.dtype not in (np.float32, np.float64):
+            X = X.astype(np.float64)
+        w = None
+        if sample_weight is not None:
+            w = sample_weight if isinstance(sample_weight, da.Array) else da.asarray(sample_weight)
+            w = w.reshape(-1)
+            if w.shape[0] != X.shape[0]:
+                raise ValueError(f"sample_weight has {w.shape[0]} values for {X.shape[0]} rows")
+            w = w.astype(np.float32).rechunk((X.chunks[0],))
+        if persist:
+            X = X.persist()
+            w = None if w is None else w.persist()
+        self.X, self.w = X, w
+        self.blocks = list(X.to_delayed().ravel())
+        self.weights = [None] * len(self.blocks) if w is None else list(w.to_delayed().ravel())
+        self.first = np.concatenate([[0], np.cumsum(X.chunks[0])]).astype(np.int64)
+        self.n, self.d = X.shape
+
+    def each(self, fn, *args):
+        """fn(block, weights, *args) for every block, lazily."""
+        f = dask.delayed(fn, pure=True)
+        return [f(b, w, *args) for b, w in zip(self.blocks, self.weights)]
+
+    def drop_weights(self):
+        self.w, self.weights = None, [None] * len(self.blocks)
+
+
+def _shared(value):
+    """One graph node every task of a pass depends on: sent once to each worker."""
+    return dask.delayed(value, pure=True, traverse=False)
+
+
+def _random_rows(data: _Blocks, k: int, rng, positive_counts=None) -> np.ndarray:
+    """k distinct rows drawn uniformly (among rows of positive weight, when weighted)."""
+    counts = positive_counts if positive_counts is not None else np.diff(data.first)
+    total = int(np.sum(counts))
+    picks = np.sort(rng.choice(total, size=k, replace=False))
+    edges = np.concatenate([[0], np.cumsum(counts)])
+    where = np.searchsorted(edges, picks, side="right") - 1
+    parts = []
+    for b in np.unique(where):
+        local = picks[where == b] - edges[b]
+        if positive_counts is None:
+            parts.append(dask.delayed(_rows_at, pure=True)(data.blocks[b], local))
+        else:
+            f = dask.delayed(_positive_rows_at, pure=True)
+            parts.append(f(data.blocks[b], data.weights[b], local))
+    rows = np.concatenate(dask.compute(*parts))
+    # Drawn in row order above; shuffled by the same generator, so the start has no order.
+    return rows[rng.permutation(k)]
+
+
+def _kmeans_parallel(data: _Blocks, k: int, seed: int, device: str, positive_counts):
+    """k-means‖ over the blocks: a few rounds of oversampled D² draws, then a weighted greedy
+    k-means++ of the candidates on the client (Bahmani et al.; Spark's and dask-ml's start)."""
+    rng = np.random.default_rng(seed)
+    candidates = _random_rows(data, 1, rng, positive_counts)
+    d2 = [None] * len(data.blocks)
+    fresh = candidates
+    for r in range(ROUNDS):
+        c = _shared(fresh)
+        d2 = [
+            dask.delayed(_d2_min, pure=True)(b, prev, c, device)
+            for b, prev in zip(data.blocks, d2)
+        ]
+        d2 = list(dask.persist(*d2))
+        f = dask.delayed(_weighted_sum, pure=True)
+        phi = sum(dask.compute(*[f(x, w) for x, w in zip(d2, data.weights)]))
+        if not phi > 0:
+            break
+        factor = OVERSAMPLING * k / phi
+        seeds = np.random.SeedSequence([seed, r]).spawn(len(data.blocks))
+        drawn = dask.compute(
+            *[
+                dask.delayed(_draw, pure=True)(b, x, w, factor, s.generate_state(2))
+                for b, x, w, s in zip(data.blocks, d2, data.weights, seeds)
+            ]
+        )
+        fresh = np.concatenate(drawn)
+        if fresh.shape[0] == 0:
+            break
+        candidates = np.concatenate([candidates, fresh])
+    if candidates.shape[0] < k:
+        extra = _random_rows(data, k, rng, positive_counts)
+        return extra
+    c = _shared(candidates)
+    mass = sum(dask.compute(*data.each(_candidate_weights, c, device)))
+    local = _LocalKMeans(
+        k, init="k-means++", n_init=1, max_iter=300, random_state=seed, device="cpu"
+    )
+    keep = mass > 0
+    if np.count_nonzero(keep) < k:
+        keep = np.ones_like(keep)
+        mass = np.maximum(mass, 1e-30)
+    return local.fit(candidates[keep], sample_weight=mass[keep]).cluster_centers_.astype(
+        np.float64
+    )
+
+
+class KMeans(ClusterMixin, TransformerMixin, BaseEstimator):
+    """K-means of a ``dask.array`` on a Dask cluster, equal to :class:`lloyd.KMeans`.
+
+    Parameters are :class:`lloyd.KMeans`'s; where they differ:
+
+    init : {"k-means||", "k-means++", "random"} or ndarray, default="k-means||"
+        "k-means||" (and "k-means++", its scalable form here) draws a few rounds of
+        candidates over the blocks, then reduces them on the client; "random" draws k
+        distinct rows without gathering the data; an array starts from those centroids, and
+        then the fit equals :class:`lloyd.KMeans` from them, bit for bit.
+    n_init : int or "auto", default="auto"
+        Starts tried, each a full fit over the cluster ("auto": 1).
+    device : str, default="auto"
+        The device each worker assigns on: "auto" takes a worker's GPU when it has one.
+        Bit-for-bit equality with the in-memory fit holds on the CPU.
+    persist : bool, default=True
+        Keep ``X`` in the workers' memory for the iterations (each reads it once per
+        iteration; without it, a lazily generated or loaded ``X`` is recomputed each time).
+
+    Attributes are :class:`lloyd.KMeans`'s; ``labels_`` is a lazy ``dask.array``.
+    """
+
+    def __init__(
+        self,
+        n_clusters=8,
+        *,
+        init="k-means||",
+        n_init="auto",
+        max_iter=300,
+        tol=1e-4,
+        random_state=None,
+        device="auto",
+        spherical=False,
+        verbose=0,
+        callback=None,
+        persist=True,
+    ):
+        self.n_clusters = n_clusters
+        self.init = init
+        self.n_init = n_init
+        self.max_iter = max_iter
+        self.tol = tol
+        self.random_state = random_state
+        self.device = device
+        self.spherical = spherical
+        self.verbose = verbose
+        self.callback = callback
+        self.persist = persist
+
+    def _check(self, n_features):
+        local = _LocalKMeans(
+            self.n_clusters,
+            init=self.init if not isinstance(self.init, str) else "random",
+            n_init=self.n_init if self.n_init != "auto" else 1,
+            max_iter=self.max_iter,
+            tol=self.tol,
+        )
+        if isinstance(self.init, str) and self.init not in INITS:
+            raise ValueError(
+                f"init must be 'k-means||', 'k-means++', 'random' or an array, got {self.init!r}"
+            )
+        _, centroids, n_init = local._check_params(int(self.n_clusters), n_features)
+        return centroids, n_init
+
+    def fit(self, X, y=None, sample_weight=None):
+        """Fits the centroids to the rows of the dask array ``X`` (optionally weighted)."""
+        start = time.perf_counter()
+        data = _Blocks(X, sample_weight, persist=bool(self.persist))
+        given, n_init = self._check(data.d)
+        k, device = int(self.n_clusters), str(self.device)
+        unit, positive = 1.0, None
+        if data.w is not None:
+            ranges = dask.compute(*data.each(_weight_range))
+            lo, hi = min(r[0] for r in ranges), max(r[1] for r in ranges)
+            if not (np.isfinite(lo) and np.isfinite(hi)) or lo < 0:
+                raise ValueError("sample_weight must be finite and non-negative")
+            positive = np.array([r[2] for r in ranges])
+            if lo == hi and lo > 0:
+                # As lloyd.KMeans: equal weights are no weights (the inertia scaled).
+                unit, positive = lo, None
+                data.drop_weights()
+        extent = _tree(data.each(_extent), _merge).compute()
+        if data.n < k:
+            raise ValueError(f"n_samples={data.n} should be >= n_clusters={k}.")
+        if positive is not None and positive.sum() < k:
+            raise ValueError(
+                f"only {positive.sum()} rows have a positive weight, fewer than n_clusters={k}"
+            )
+        total = extent.total_weight
+        seed = _seed_of(self.random_state)
+        best = None
+        for r in range(1 if given is not None else n_init):
+            if given is not None:
+                init = given
+            elif self.init == "random":
+                init = _random_rows(data, k, np.random.default_rng(seed + r), positive)
+            else:
+                init = _kmeans_parallel(data, k, seed + r, device, positive)
+            fit = self._fit_from(data, extent, init, total, device)
+            if best is None or fit["inertia"] < best["inertia"]:
+                best = fit
+        self.cluster_centers_ = best["centroids"].astype(data.X.dtype, copy=False)
+        self.inertia_ = best["inertia"] * unit
+        self.n_iter_ = best["n_iter"]
+        self.history_ = best["history"]
+        self.converged_ = best["converged"]
+        self.counts_ = best["counts"]
+        self.n_features_in_ = data.d
+        self.device_ = device
+        frame, c = best["frame"], best["centroids"]
+        self.labels_ = data.X.map_blocks(
+            _labels_in_frame, frame, c, device, drop_axis=1, dtype=np.int32
+        )
+        self.fit_seconds_ = time.perf_counter() - start
+        return self
+
+    def _fit_from(self, data: _Blocks, extent, init, total, device):
+        init = np.ascontiguousarray(init, dtype=np.float64)
+        frame = extent.including(init).frame()
+        run = _lloyd.LloydRun(frame, init, total, float(self.tol), bool(self.spherical))
+        shared_frame = _shared(frame)
+        for it in range(int(self.max_iter)):
+            t = time.perf_counter()
+            c = _shared(run.centroids)
+            parts = [
+                dask.delayed(_stats, pure=True)(shared_frame, b, w, c, int(f), device)
+                for b, w, f in zip(data.blocks, data.weights, data.first)
+            ]
+            stats = _tree(parts, _merge).compute()
+            done = run.step(stats, time.perf_counter() - t)
+            entry = run.history[-1]
+            if self.verbose:
+                print(f"lloyd.dask: iteration {it}: mse {entry['mse']:.6g}", flush=True)
+            if self.callback is not None:
+                self.callback(entry)
+            if done:
+                break
+        centroids = run.centroids
+        if data.X.dtype == np.float32:
+            # As lloyd.KMeans: centroids in the data's precision, measured as returned.
+            centroids = centroids.astype(np.float32).astype(np.float64)
+        c = _shared(centroids)
+        parts = [
+            dask.delayed(_stats, pure=True)(shared_frame, b, w, c, int(f), device)
+            for b, w, f in zip(data.blocks, data.weights, data.first)
+        ]
+        last = _tree(parts, _merge).compute()
+        history = run.history
+        return {
+            "centroids": centroids,
+            "inertia": (last.inertia / total) * total,
+            "n_iter": len(history),
+            "history": history,
+            "converged": run.converged,
+            "counts": last.counts,
+            "frame": frame,
+        }
+
+    def _checked(self, X):
+        check_is_fitted(self)
+        if not isinstance(X, da.Array):
+            X = da.from_array(np.asarray(X), chunks=(max(1, min(len(X), 1 << 16)), -1))
+        if X.ndim != 2 or X.shape[1] != self.n_features_in_:
+            raise ValueError(
+                f"X has shape {X.shape}, expected (n, {self.n_features_in_}) as in the fit"
+            )
+        if X.numblocks[1] != 1:
+            X = X.rechunk({1: -1})
+        return X, np.ascontiguousarray(self.cluster_centers_, dtype=np.float64)
+
+    def predict(self, X):
+        """Index of the nearest centroid of each row (int32), lazily, block by block."""
+        X, c = self._checked(X)
+        return X.map_blocks(_predict, c, str(self.device), drop_axis=1, dtype=np.int32)
+
+    def fit_predict(self, X, y=None, sample_weight=None):
+        """Fits and returns ``labels_`` (lazy)."""
+        return self.fit(X, sample_weight=sample_weight).labels_
+
+    def transform(self, X):
+        """Distance of each row to every centroid, (n, n_clusters), lazily."""
+        X, c = self._checked(X)
+        return X.map_blocks(_transform, c, chunks=(X.chunks[0], (c.shape[0],)), dtype=np.float64)
+
+    def score(self, X, y=None, sample_weight=None):
+        """Opposite of the (weighted) inertia of ``X`` against the centroids (computed)."""
+        X, c = self._checked(X)
+        d2 = X.map_blocks(_squared, c, str(self.device), drop_axis=1, dtype=np.float64)
+        if sample_weight is not None:
+            d2 = d2 * da.asarray(sample_weight).reshape(-1).rechunk((X.chunks[0],))
+        return -float(d2.sum().compute())
+
+
+class ProductQuantizer(_LocalProductQuantizer):
+    """:class:`lloyd.ProductQuantizer` trained on a ``dask.array``: the K-means of all M
+    sub-spaces advance together, one pass over the blocks per iteration.
+
+    ``train`` starts each sub-space from ``init_centroids`` (M, 2^nbits, d/M) when given,
+    else from 2^nbits random rows; then each sub-space's fit equals :class:`lloyd.KMeans` of
+    that sub-space from the same start. ``compute_codes`` and ``decode`` take dask arrays
+    too (lazily) as well as NumPy ones.
+    """
+
+    def train(self, x, init_centroids=None, tol: float = 0.0) -> None:
+        data = _Blocks(x)
+        if data.d != self.d:
+            raise ValueError(f"x has {data.d} columns, the quantizer has d={self.d}")
+        m, ks, ds = self.M, self.ksub, self.dsub
+        if data.n < ks:
+            raise ValueError(f"n_samples={data.n} should be >= 2^nbits={ks}")
+        device = self.gpu if isinstance(self.gpu, str) else ("gpu" if self.gpu else "cpu")
+        if init_centroids is None:
+            rng = np.random.default_rng(_seed_of(self.seed))
+            init = [_random_rows(data, ks, rng)[:, j * ds : (j + 1) * ds] for j in range(m)]
+        else:
+            init_centroids = np.asarray(init_centroids, dtype=np.float64)
+            if init_centroids.shape != (m, ks, ds):
+                raise ValueError(
+                    f"init_centroids has shape {init_centroids.shape}, expected {(m, ks, ds)}"
+                )
+            init = list(init_centroids)
+        f = dask.delayed(_extents_subspaces, pure=True)
+        extents = _tree([f(b, m, ds) for b in data.blocks], _merge_lists).compute()
+        runs, frames = [], []
+        for j in range(m):
+            c = np.ascontiguousarray(init[j])
+            frames.append(extents[j].including(c).frame())
+            runs.append(_lloyd.LloydRun(frames[j], c, extents[j].total_weight, float(tol), False))
+        for _ in range(int(self.niter)):
+            active = [not r.converged for r in runs]
+            if not any(active):
+                break
+            t = time.perf_counter()
+            fr = _shared([f if a else None for f, a in zip(frames, active)])
+            cs = _shared([r.centroids for r in runs])
+            parts = [
+                dask.delayed(_stats_subspaces, pure=True)(fr, b, cs, int(f), device, ds)
+                for b, f in zip(data.blocks, data.first)
+            ]
+            merged = _tree(parts, _merge_lists).compute()
+            seconds = time.perf_counter() - t
+            for r, s, a in zip(runs, merged, active):
+                if a:
+                    r.step(s, seconds)
+        dtype = np.float32
+        self.centroids = np.stack([r.centroids for r in runs]).astype(dtype)
+        self.iteration_stats = [r.history for r in runs]
+
+    def compute_codes(self, x):
+        """(n, M) codes; lazily for a dask array."""
+        if isinstance(x, da.Array):
+            x = x.rechunk({1: -1}) if x.numblocks[1] != 1 else x
+            dtype = np.uint8 if self.nbits <= 8 else np.uint16
+            return x.map_blocks(
+                super().compute_codes, chunks=(x.chunks[0], (self.M,)), dtype=dtype
+            )
+        return super().compute_codes(x)
+
+    def decode(self, codes):
+        """(n, d) vectors; lazily for a dask array of codes."""
+        if isinstance(codes, da.Array):
+            codes = codes.rechunk({1: -1}) if codes.numblocks[1] != 1 else codes
+            return codes.map_blocks(
+                super().decode, chunks=(codes.chunks[0], (self.d,)), dtype=np.float32
+            )
+        return super().decode(codes)
