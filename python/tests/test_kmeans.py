@@ -173,3 +173,16 @@ print("ok")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "ok"
+
+
+def test_dataframe_columns_become_feature_names_in():
+    pd = pytest.importorskip("pandas")
+    pytest.importorskip("sklearn")
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame(rng.normal(size=(200, 3)), columns=["a", "b", "c"])
+    km = lloyd.KMeans(4, random_state=0, device="cpu").fit(df)
+    assert list(km.feature_names_in_) == ["a", "b", "c"]
+    assert km.n_features_in_ == 3
+    np.testing.assert_array_equal(km.predict(df), km.labels_)
+    with pytest.raises(ValueError, match="feature names"):
+        km.predict(df.rename(columns={"a": "z"}))

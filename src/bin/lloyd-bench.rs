@@ -48,8 +48,10 @@ struct Args {
     /// Timed iterations per run (after the warm-up).
     #[arg(long)]
     iterations: Option<usize>,
-    /// Warm-up iterations, not timed.
-    #[arg(long, default_value_t = 3)]
+    /// Iterations at the start of each fit, not timed (the first: its caches are cold).
+    /// Every timed iteration then belongs to the same fit from its initial centroids, as
+    /// a user's fit runs them: not a converged state.
+    #[arg(long, default_value_t = 1)]
     warmup: usize,
     /// K-means points n.
     #[arg(long, value_delimiter = ',')]
@@ -151,19 +153,26 @@ fn external(
     Ok((ms, v["setup_ms"].as_f64().unwrap_or(f64::NAN)))
 }
 
-/// Times `iterations` iterations after `warmup`, run as a fit runs them (on a GPU, queued
-/// in batches with one read-back each): up to five batches, each giving one wall-clock
-/// sample (the batch's time over its iterations); every iteration gives a device sample.
-/// Returns per-iteration wall and device ms.
+/// Times the iterations of a fresh `iterations`-iteration fit after its first `warmup`, run as a fit runs
+/// them: on the CPU each iteration alone (one wall-clock sample each, so the median is the
+/// fit's median iteration); on a GPU queued in up to five batches with one read-back each
+/// (one sample a batch: its time over its iterations). Every iteration gives a device
+/// sample. Returns per-iteration wall and device ms.
 fn time_steps(
     s: &mut Stepper,
     warmup: usize,
     iterations: usize,
+    device: &Device,
 ) -> Result<(Vec<f64>, Vec<f64>), String> {
     if warmup > 0 {
         s.run(warmup).map_err(|e| e.to_string())?;
     }
-    let batches = iterations.clamp(1, 5);
+    // A fit of `iterations` in all.
+    let iterations = iterations.saturating_sub(warmup).max(1);
+    let batches = match device {
+        Device::Cpu => iterations,
+        _ => iterations.clamp(1, 5),
+    };
     let mut wall = Vec::with_capacity(batches);
     let mut device = Vec::new();
     for b in 0..batches {
@@ -261,7 +270,7 @@ fn run(a: &Args) -> Result<(), String> {
                             let mut s = Stepper::quantizer1d(samples.clone(), n, dev)
                                 .map_err(|e| e.to_string())?;
                             let setup_ms = t.elapsed().as_secs_f64() * 1e3;
-                            let (wall, device) = time_steps(&mut s, a.warmup, iterations)?;
+                            let (wall, device) = time_steps(&mut s, a.warmup, iterations, dev)?;
                             Row::new(name, "lloyd1d", n, m, 1, seed, setup_ms, &wall, &device)
                         }
                         Method::External(cmd) => {
@@ -308,7 +317,7 @@ fn run(a: &Args) -> Result<(), String> {
                         let mut s = Stepper::kmeans_with_options(&data, d, k, 0, &[], dev, &choice)
                             .map_err(|e| e.to_string())?;
                         let setup_ms = t.elapsed().as_secs_f64() * 1e3;
-                        let (wall, device) = time_steps(&mut s, 1, kmeans_iterations)?;
+                        let (wall, device) = time_steps(&mut s, 1, kmeans_iterations, dev)?;
                         rows.push(Row::new(
                             &label, "kmeans", k, n, d, 0, setup_ms, &wall, &device,
                         ));
