@@ -303,15 +303,83 @@ impl PqCodebook {
     /// quantizer).
     pub fn decode(&self, codes: &PqCodes) -> Result<Vec<f64>> {
         let n = self.check_codes(codes)?;
-        let (m, dsub) = (self.m(), self.dsub());
-        let mut out = Vec::with_capacity(n * self.dim);
-        for i in 0..n {
-            for j in 0..m {
-                out.extend_from_slice(self.codebooks[j].centroid(codes.get(i * m + j)));
-            }
-        }
-        debug_assert_eq!(out.len(), n * m * dsub);
+        let mut out = vec![0.0; n * self.dim];
+        self.decode_rows(codes, &mut out, |v| v);
         Ok(out)
+    }
+
+    /// [`PqCodebook::decode`] into a caller's float32 buffer of `n x d` values, the rows
+    /// spread over the threads (the centroids of a float32 quantizer are exact in it).
+    ///
+    /// ```
+    /// use lloyd::{Codebook, PqCodebook, PqCodes};
+    /// let pq = PqCodebook::from_codebooks(vec![
+    ///     Codebook::new(vec![0.0, 1.0], 1)?,
+    ///     Codebook::new(vec![5.0, 7.0], 1)?,
+    /// ])?;
+    /// let mut out = [0.0f32; 4];
+    /// pq.decode_into(&PqCodes::U8(vec![1, 0, 0, 1]), &mut out)?;
+    /// assert_eq!(out, [1.0, 5.0, 0.0, 7.0]);
+    /// # Ok::<(), lloyd::Error>(())
+    /// ```
+    pub fn decode_into(&self, codes: &PqCodes, out: &mut [f32]) -> Result<()> {
+        let n = self.check_codes(codes)?;
+        if out.len() != n * self.dim {
+            return Err(Error::InvalidArgument(format!(
+                "the output holds {} values, the {n} codes decode to {n} x {} = {}",
+                out.len(),
+                self.dim,
+                n * self.dim
+            )));
+        }
+        self.decode_rows(codes, out, |v| v as f32);
+        Ok(())
+    }
+
+    /// Writes each row's sub-vectors into `out` (checked codes, `n x d` values): the
+    /// centroids converted once into one table, then a copy per sub-vector.
+    fn decode_rows<T: Copy + Send + Sync>(
+        &self,
+        codes: &PqCodes,
+        out: &mut [T],
+        convert: impl Fn(f64) -> T,
+    ) {
+        let table: Vec<T> = self
+            .codebooks
+            .iter()
+            .flat_map(|cb| cb.centroids().iter().map(|&v| convert(v)))
+            .collect();
+        match codes {
+            PqCodes::U8(c) => self.copy_rows(c, &table, out),
+            PqCodes::U16(c) => self.copy_rows(c, &table, out),
+        }
+    }
+
+    /// Row i of `out` is the concatenation, over the sub-spaces j, of centroid `codes[i m +
+    /// j]` of sub-space j in `table` (`m x ksub x dsub`); rows spread over the threads.
+    fn copy_rows<C: Copy + Into<usize> + Sync, T: Copy + Send + Sync>(
+        &self,
+        codes: &[C],
+        table: &[T],
+        out: &mut [T],
+    ) {
+        use rayon::prelude::*;
+        // Rows per task: enough work to cover the task's cost.
+        const ROWS: usize = 1024;
+        let (m, dsub, dim) = (self.m(), self.dsub(), self.dim);
+        // Every sub-space holds as many centroids as the first.
+        let ksub = self.codebooks[0].k();
+        out.par_chunks_mut(ROWS * dim)
+            .zip(codes.par_chunks(ROWS * m))
+            .for_each(|(block, block_codes)| {
+                for (row, row_codes) in block.chunks_exact_mut(dim).zip(block_codes.chunks_exact(m))
+                {
+                    for (j, (sub, &code)) in row.chunks_exact_mut(dsub).zip(row_codes).enumerate() {
+                        let at = (j * ksub + code.into()) * dsub;
+                        sub.copy_from_slice(&table[at..at + dsub]);
+                    }
+                }
+            });
     }
 
     /// Mean squared reconstruction error per sub-space (their sum is [`PqCodebook::mse`]).

@@ -172,3 +172,37 @@ fn codebooks_make_a_quantizer_only_when_they_fit_together() {
         Err(Error::InvalidArgument(m)) if m.contains("sub-space 1")
     ));
 }
+
+/// Decoding into a float32 buffer, on every thread, gives the rows decode gives, for u8 and
+/// u16 codes and row counts across the threads' blocks; a wrong buffer or code is refused.
+#[test]
+fn decode_into_a_buffer_equals_decode() {
+    let data = gaussian(3001, 16, 8);
+    for bits in [4u32, 9] {
+        let pq = train(bits, &data);
+        let codes = pq.encode(&data).unwrap();
+        let want: Vec<f32> = pq
+            .decode(&codes)
+            .unwrap()
+            .iter()
+            .map(|&v| v as f32)
+            .collect();
+        let mut out = vec![f32::NAN; 3001 * 16];
+        pq.decode_into(&codes, &mut out).unwrap();
+        assert_eq!(out, want, "bits {bits}");
+        let one = match &codes {
+            PqCodes::U8(c) => PqCodes::U8(c[..4].to_vec()),
+            PqCodes::U16(c) => PqCodes::U16(c[..4].to_vec()),
+        };
+        let mut row = vec![0.0f32; 16];
+        pq.decode_into(&one, &mut row).unwrap();
+        assert_eq!(row, want[..16]);
+        assert!(pq.decode_into(&codes, &mut out[..16]).is_err());
+    }
+    let pq = train(4, &data);
+    let mut out = vec![0.0f32; 16];
+    assert!(
+        pq.decode_into(&PqCodes::U8(vec![0, 1, 2, 16]), &mut out)
+            .is_err()
+    );
+}

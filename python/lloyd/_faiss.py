@@ -162,10 +162,17 @@ class ProductQuantizer:
 
     def decode(self, codes) -> np.ndarray:
         """The (n, d) float32 vectors the codes stand for."""
-        codes = np.ascontiguousarray(np.asarray(codes), dtype=np.uint16)
+        codes = np.asarray(codes)
+        if codes.dtype not in (np.uint8, np.uint16):
+            if not np.issubdtype(codes.dtype, np.integer):
+                raise ValueError(f"codes must be integers, got {codes.dtype}")
+            if codes.size and (codes.min() < 0 or codes.max() >= self.ksub):
+                raise ValueError(f"codes must lie in [0, {self.ksub}), got a code out of range")
+            codes = codes.astype(np.uint16)
+        codes = np.ascontiguousarray(codes)
         if codes.ndim != 2 or codes.shape[1] != self.M:
             raise ValueError(f"codes must have shape (n, {self.M}), got {codes.shape}")
-        return _lloyd.pq_decode(self._stacked(), self.M, codes).astype(np.float32)
+        return _lloyd.pq_decode(self._stacked(), self.M, codes)
 
     def search(self, queries, codes, k: int = 1):
         """The ``k`` nearest coded vectors of each query by asymmetric distance (the query

@@ -56,8 +56,10 @@ def pq_encode(
     x: npt.NDArray[np.float32] | npt.NDArray[np.float64],
 ) -> npt.NDArray[np.uint8] | npt.NDArray[np.uint16]: ...
 def pq_decode(
-    centroids: npt.NDArray[np.float64], m: int, codes: npt.NDArray[np.uint16]
-) -> npt.NDArray[np.float64]: ...
+    centroids: npt.NDArray[np.float64],
+    m: int,
+    codes: npt.NDArray[np.uint8] | npt.NDArray[np.uint16],
+) -> npt.NDArray[np.float32]: ...
 
 class Frame:
     """The frame of a fit: where every part centres and scales its rows."""

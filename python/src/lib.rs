@@ -485,18 +485,37 @@ fn pq_encode<'py>(
     })
 }
 
-/// The vectors that codes stand for: (n, d) float64.
+/// PQ codes as NumPy gave them: uint8 or uint16.
+#[derive(FromPyObject)]
+enum Codes<'py> {
+    U8(PyReadonlyArray2<'py, u8>),
+    U16(PyReadonlyArray2<'py, u16>),
+}
+
+/// The vectors that codes (uint8 or uint16) stand for: (n, d) float32, decoded on every
+/// thread straight into the array NumPy receives.
 #[pyfunction]
 fn pq_decode<'py>(
     py: Python<'py>,
     centroids: PyReadonlyArray2<'py, f64>,
     m: usize,
-    codes: PyReadonlyArray2<'py, u16>,
-) -> PyResult<Bound<'py, PyArray2<f64>>> {
+    codes: Codes<'py>,
+) -> PyResult<Bound<'py, PyArray2<f32>>> {
     let pq = pq_of(&centroids, m)?;
-    let codes = PqCodes::U16(codes.as_array().iter().copied().collect());
-    let out = py.detach(|| pq.decode(&codes)).map_err(py_err)?;
-    matrix_f64(py, out, pq.dim())
+    let codes = match codes {
+        Codes::U8(c) => PqCodes::U8(c.as_array().iter().copied().collect()),
+        Codes::U16(c) => PqCodes::U16(c.as_array().iter().copied().collect()),
+    };
+    let n = codes.len() / m.max(1);
+    // NumPy's own allocation (np.empty), as faiss's decode writes into: freed arrays'
+    // memory is reused rather than faulted in afresh.
+    // SAFETY: every element is written by decode_into before NumPy sees the array, which
+    // stays private to this call until returned.
+    let out = unsafe { PyArray2::<f32>::new(py, [n, pq.dim()], false) };
+    let slice = unsafe { out.as_slice_mut() }.map_err(|e| PyValueError::new_err(e.to_string()))?;
+    py.detach(|| pq.decode_into(&codes, slice))
+        .map_err(py_err)?;
+    Ok(out)
 }
 
 /// The extension module.

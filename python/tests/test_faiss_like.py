@@ -92,3 +92,25 @@ def test_pq_codebook_is_the_clis(tmp_path):
         check=True,
     )
     np.testing.assert_array_equal(np.load(tmp_path / "c.npy"), pq.compute_codes(x))
+
+
+def test_pq_decode_takes_any_integer_codes_and_refuses_out_of_range():
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(3000, 16)).astype(np.float32)
+    pq = lloyd.ProductQuantizer(16, 4, 6, niter=5)
+    pq.train(x)
+    codes = pq.compute_codes(x)
+    want = pq.decode(codes)
+    assert want.dtype == np.float32 and want.shape == (3000, 16)
+    np.testing.assert_array_equal(pq.decode(codes.astype(np.int64)), want)
+    np.testing.assert_array_equal(pq.decode(codes.astype(np.uint16)), want)
+    np.testing.assert_array_equal(want[5], pq.centroids[np.arange(4), codes[5]].ravel())
+    bad = codes.astype(np.int64)
+    bad[7, 2] = 64
+    with pytest.raises(ValueError, match="out of range"):
+        pq.decode(bad)
+    bad[7, 2] = -1
+    with pytest.raises(ValueError, match="out of range"):
+        pq.decode(bad)
+    with pytest.raises(ValueError):
+        pq.decode(np.full((2, 4), 64, dtype=np.uint8))
