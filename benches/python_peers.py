@@ -1,6 +1,6 @@
 """lloyd from Python beside its peers, in one run, on the same data.
 
-    python3 benches/python_peers.py [--quick]
+    python3 benches/python_peers.py [--quick | --all | --shape N,D,K ...] [--no-extras]
 
 K-means (n, d, k): lloyd.KMeans, sklearn.cluster.KMeans and faiss.Kmeans from the same
 starting rows, a fixed number of iterations (tol 0), each timed whole from Python (best of
@@ -83,20 +83,37 @@ def kmeans_row(n, d, k, iterations, repeats):
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--quick", action="store_true", help="small shapes, one repeat")
-    a = p.parse_args()
-    shapes = (
-        [(100_000, 32, 256)]
-        if a.quick
-        else [
-            (100_000, 32, 256),
-            (100_000, 128, 1024),
-            (1_000_000, 32, 256),
-        ]
+    p.add_argument(
+        "--all",
+        action="store_true",
+        help="the full grid: n 1e5, 1e6 x d 32, 128 x k 256, 1024",
     )
+    p.add_argument("--shape", action="append", default=[], help="N,D,K (repeatable)")
+    p.add_argument(
+        "--no-extras",
+        action="store_true",
+        help="K-means rows only (no overhead, no 1-D)",
+    )
+    a = p.parse_args()
+    if a.shape:
+        shapes = [tuple(int(v) for v in s.split(",")) for s in a.shape]
+    elif a.all:
+        shapes = [
+            (n, d, k)
+            for n in (100_000, 1_000_000)
+            for d in (32, 128)
+            for k in (256, 1024)
+        ]
+    elif a.quick:
+        shapes = [(100_000, 32, 256)]
+    else:
+        shapes = [(100_000, 32, 256), (100_000, 128, 1024), (1_000_000, 32, 256)]
     repeats = 1 if a.quick else 3
     print("K-means, CPU, per iteration (whole Python call / iterations), same start:")
     for n, d, k in shapes:
         kmeans_row(n, d, k, 10, repeats)
+    if a.no_extras:
+        return
     # The Python layer's cost over the Rust fit it wraps.
     n, d, k = 100_000, 32, 256
     X = np.random.default_rng(1).standard_normal((n, d)).astype(np.float32)

@@ -91,8 +91,15 @@ pub mod npy {
     /// Reads a float32/float64 array as f32 with its shape (row-major; float64 values are
     /// rounded).
     pub fn read_f32(path: impl AsRef<Path>) -> Result<(Vec<usize>, Vec<f32>)> {
-        let a = crate::npy_io::read_floats(path.as_ref())?;
-        Ok((a.shape, a.data.iter().map(|&v| v as f32).collect()))
+        let (shape, floats) = crate::npy_io::read_floats_as_stored(path.as_ref())?;
+        Ok((
+            shape,
+            match floats {
+                // Stored as float32: the values read, not a round trip through f64.
+                Floats::F32(v) => v,
+                Floats::F64(v) => v.iter().map(|&x| x as f32).collect(),
+            },
+        ))
     }
 
     /// Reads a float32/float64 array as f64 with its shape (row-major): exact for both.

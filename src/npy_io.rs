@@ -169,23 +169,31 @@ pub(crate) fn read_floats_as_stored(path: &Path) -> Result<(Vec<usize>, Floats)>
     let shape = npy.shape().to_vec();
     let order = npy.order();
     let bad_data = |e: std::io::Error| npy_err(path, format!("truncated or unreadable data ({e})"));
+    // Floats stored in this machine's byte order are read in one read into their final
+    // buffer: no per-value decoding.
+    let native = match npy.dtype() {
+        npyz::DType::Plain(ts) => {
+            let mark = ts.to_string().as_bytes()[0];
+            (mark == b'<') == cfg!(target_endian = "little") && mark != b'|'
+        }
+        _ => false,
+    };
+    let count: usize = shape.iter().map(|&s| s as usize).product();
     match kind.as_str() {
         "f4" => {
-            let a = finish(
-                path,
-                &shape,
-                order,
-                npy.into_vec::<f32>().map_err(bad_data)?,
-            )?;
+            let data = match native {
+                true => read_native::<f32>(path, count)?,
+                false => npy.into_vec::<f32>().map_err(bad_data)?,
+            };
+            let a = finish(path, &shape, order, data)?;
             Ok((a.shape, Floats::F32(a.data)))
         }
         "f8" => {
-            let a = finish(
-                path,
-                &shape,
-                order,
-                npy.into_vec::<f64>().map_err(bad_data)?,
-            )?;
+            let data = match native {
+                true => read_native::<f64>(path, count)?,
+                false => npy.into_vec::<f64>().map_err(bad_data)?,
+            };
+            let a = finish(path, &shape, order, data)?;
             Ok((a.shape, Floats::F64(a.data)))
         }
         // Integer data (images, counts) is read as float64, exactly up to 2^53, as NumPy
@@ -221,6 +229,41 @@ pub(crate) fn read_floats_as_stored(path: &Path) -> Result<(Vec<usize>, Floats)>
             ),
         )),
     }
+}
+
+/// The `count` values of a `.npy` file whose header was checked, in the machine's byte
+/// order, read with one `read_exact` into the vector returned. The data start where the
+/// preamble says the header ends (format 1: a 2-byte length after 8 bytes; formats 2 and 3:
+/// 4 bytes).
+fn read_native<T: bytemuck::Pod>(path: &Path, count: usize) -> Result<Vec<T>> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut file = File::open(path).map_err(io_err(path))?;
+    let mut pre = [0u8; 12];
+    file.read_exact(&mut pre)
+        .map_err(|e| npy_err(path, format!("bad header ({e})")))?;
+    let offset = match pre[6] {
+        1 => 10 + u64::from(u16::from_le_bytes([pre[8], pre[9]])),
+        2 | 3 => 12 + u64::from(u32::from_le_bytes([pre[8], pre[9], pre[10], pre[11]])),
+        v => return Err(npy_err(path, format!("bad header (format version {v})"))),
+    };
+    let bytes = count
+        .checked_mul(std::mem::size_of::<T>())
+        .ok_or_else(|| npy_err(path, "bad header: the data's size overflows"))?;
+    let len = file.metadata().map_err(io_err(path))?.len();
+    if len < offset.saturating_add(bytes as u64) {
+        return Err(npy_err(
+            path,
+            format!(
+                "truncated or unreadable data: {} bytes of values after the header, {bytes} needed",
+                len.saturating_sub(offset)
+            ),
+        ));
+    }
+    file.seek(SeekFrom::Start(offset)).map_err(io_err(path))?;
+    let mut data = vec![T::zeroed(); count];
+    file.read_exact(bytemuck::cast_slice_mut(&mut data))
+        .map_err(|e| npy_err(path, format!("truncated or unreadable data ({e})")))?;
+    Ok(data)
 }
 
 fn as_f64<T: Into<f64>>(v: Vec<T>) -> Vec<f64> {

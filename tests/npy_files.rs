@@ -164,3 +164,80 @@ fn mutated_files_never_panic_or_lie() {
         }
     }
 }
+
+/// A `.npy` file written by hand: format `version`, `descr`, order and shape, then `data`.
+fn npy_bytes(version: u8, descr: &str, fortran: bool, shape: &str, data: &[u8]) -> Vec<u8> {
+    let mut header = format!(
+        "{{'descr': '{descr}', 'fortran_order': {}, 'shape': {shape}, }}",
+        if fortran { "True" } else { "False" }
+    );
+    let pre = if version == 1 { 10 } else { 12 };
+    while (pre + header.len() + 1) % 64 != 0 {
+        header.push(' ');
+    }
+    header.push('\n');
+    let mut out = b"\x93NUMPY".to_vec();
+    out.extend([version, 0]);
+    match version {
+        1 => out.extend((header.len() as u16).to_le_bytes()),
+        _ => out.extend((header.len() as u32).to_le_bytes()),
+    }
+    out.extend(header.as_bytes());
+    out.extend(data);
+    out
+}
+
+/// Floats in either byte order, C or Fortran order, header formats 1 to 3: the values
+/// NumPy would read, whichever path (one read in the machine's order, or value by value)
+/// reads them; a short file is refused.
+#[test]
+fn floats_read_the_same_in_every_byte_order_and_format() {
+    let dir = tempfile::tempdir().unwrap();
+    let values = [1.5f64, -2.25, 3e-7, 4.0, 1e30, -0.0];
+    let row_major = |fortran: bool| -> Vec<f64> {
+        match fortran {
+            // Stored column by column: (3, 2) read back row by row.
+            true => vec![
+                values[0], values[3], values[1], values[4], values[2], values[5],
+            ],
+            false => values.to_vec(),
+        }
+    };
+    for version in [1u8, 2, 3] {
+        for fortran in [false, true] {
+            for (descr, wide) in [("<f4", false), (">f4", false), ("<f8", true), (">f8", true)] {
+                let big = descr.starts_with('>');
+                let data: Vec<u8> = values
+                    .iter()
+                    .flat_map(|&v| match (wide, big) {
+                        (true, true) => v.to_be_bytes().to_vec(),
+                        (true, false) => v.to_le_bytes().to_vec(),
+                        (false, true) => (v as f32).to_be_bytes().to_vec(),
+                        (false, false) => (v as f32).to_le_bytes().to_vec(),
+                    })
+                    .collect();
+                let path = dir
+                    .path()
+                    .join(format!("a{version}{fortran}{}.npy", &descr[1..]));
+                std::fs::write(&path, npy_bytes(version, descr, fortran, "(3, 2)", &data)).unwrap();
+                let (shape, floats) = lloyd::npy::read_floats(&path).unwrap();
+                assert_eq!(shape, vec![3, 2]);
+                let got = match floats {
+                    lloyd::npy::Floats::F32(v) => v.iter().map(|&x| f64::from(x)).collect(),
+                    lloyd::npy::Floats::F64(v) => v,
+                };
+                let want: Vec<f64> = row_major(fortran)
+                    .iter()
+                    .map(|&v| if wide { v } else { f64::from(v as f32) })
+                    .collect();
+                assert_eq!(got, want, "version {version}, {descr}, fortran {fortran}");
+                let short = npy_bytes(version, descr, fortran, "(3, 2)", &data[..data.len() - 1]);
+                std::fs::write(&path, short).unwrap();
+                assert!(
+                    lloyd::npy::read_floats(&path).is_err(),
+                    "{descr} v{version} short"
+                );
+            }
+        }
+    }
+}

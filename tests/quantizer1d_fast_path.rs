@@ -71,3 +71,36 @@ proptest! {
         prop_assert!((q.mse - mse).abs() <= 1e-9 * (1.0 + mse), "{} vs {}", q.mse, mse);
     }
 }
+
+/// Enough cells that the boundary searches run on several threads (and in any order): the
+/// same quantizer as the brute force, on samples with many repeated values. (Continuous
+/// values: on a grid, samples land on midpoints, where the two rules' roundings differ.)
+#[test]
+fn many_cells_equal_brute_force() {
+    use rand::{RngExt, SeedableRng};
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(12);
+    for (m, n) in [(6_000usize, 130usize), (9_001, 257), (20_000, 700)] {
+        // Drawn from a pool of 4 000 values: equal samples abound.
+        let pool: Vec<f64> = (0..4_000)
+            .map(|_| rng.random::<f64>() * 600.0 - 300.0)
+            .collect();
+        let samples: Vec<f64> = (0..m).map(|_| pool[rng.random_range(0..4_000)]).collect();
+        let Some((c, p, mse)) = brute_force(&samples, n, 6) else {
+            panic!("m {m}, n {n}: a cell emptied; pick other sizes");
+        };
+        let q = Lloyd1d::new(n)
+            .iterations(6)
+            .tolerance(0.0)
+            .device(Device::Cpu)
+            .fit_samples(&samples)
+            .unwrap();
+        for (a, b) in q.centroids.iter().zip(&c) {
+            assert!(
+                (a - b).abs() <= 1e-9 * (1.0 + b.abs()),
+                "m {m}, n {n}: {a} vs {b}"
+            );
+        }
+        assert_eq!(q.probabilities, p, "m {m}, n {n}");
+        assert!((q.mse - mse).abs() <= 1e-9 * (1.0 + mse));
+    }
+}

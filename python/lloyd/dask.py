@@ -283,6 +283,20 @@ class KMeans(ClusterMixin, TransformerMixin, BaseEstimator):
         iteration; without it, a lazily generated or loaded ``X`` is recomputed each time).
 
     Attributes are :class:`lloyd.KMeans`'s; ``labels_`` is a lazy ``dask.array``.
+
+    Examples
+    --------
+    >>> import numpy as np, dask.array as da, lloyd.dask
+    >>> rows = np.array([[1, 2], [1, 4], [1, 0], [10, 2], [10, 4], [10, 0]], dtype=np.float32)
+    >>> X = da.from_array(rows, chunks=(4, 2))
+    >>> start = np.array([[0.0, 0.0], [9.0, 9.0]])
+    >>> km = lloyd.dask.KMeans(n_clusters=2, init=start, device="cpu").fit(X)
+    >>> km.cluster_centers_.tolist()
+    [[1.0, 2.0], [10.0, 2.0]]
+    >>> km.labels_.compute().tolist()
+    [0, 0, 0, 1, 1, 1]
+    >>> km.inertia_ == lloyd.KMeans(2, init=start, device="cpu").fit(rows).inertia_
+    True
     """
 
     def __init__(
