@@ -5,6 +5,8 @@ any GPU wgpu reaches (Vulkan, Metal, DirectX 12), with NumPy arrays in and out.
 - :class:`Kmeans` and :class:`ProductQuantizer`: faiss's names and methods.
 - :func:`quantize`: the optimal N-point quantizer of a law or of samples (numerical
   probability), with :meth:`Quantizer.expectation` for cubature.
+- ``lloyd.dask`` (``import lloyd.dask``; needs Dask): :class:`KMeans` and
+  :class:`ProductQuantizer` of a ``dask.array`` on a Dask cluster, equal to the in-memory fit.
 """
 
 from __future__ import annotations
