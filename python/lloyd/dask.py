@@ -187,6 +187,17 @@ class _Blocks:
         f = dask.delayed(fn, pure=True)
         return [f(b, w, *args) for b, w in zip(self.blocks, self.weights)]
 
+    def stats(self, frame, centroids, device):
+        """One pass: every block's statistics against ``centroids`` in ``frame`` (a shared
+        node), merged in a tree on the workers and brought to the client."""
+        c = _shared(centroids)
+        f = dask.delayed(_stats, pure=True)
+        parts = [
+            f(frame, b, w, c, int(first), device)
+            for b, w, first in zip(self.blocks, self.weights, self.first)
+        ]
+        return _tree(parts, _merge).compute()
+
     def drop_weights(self):
         self.w, self.weights = None, [None] * len(self.blocks)
 
@@ -400,12 +411,7 @@ class KMeans(ClusterMixin, TransformerMixin, BaseEstimator):
         shared_frame = _shared(frame)
         for it in range(int(self.max_iter)):
             t = time.perf_counter()
-            c = _shared(run.centroids)
-            parts = [
-                dask.delayed(_stats, pure=True)(shared_frame, b, w, c, int(f), device)
-                for b, w, f in zip(data.blocks, data.weights, data.first)
-            ]
-            stats = _tree(parts, _merge).compute()
+            stats = data.stats(shared_frame, run.centroids, device)
             done = run.step(stats, time.perf_counter() - t)
             entry = run.history[-1]
             if self.verbose:
@@ -418,12 +424,7 @@ class KMeans(ClusterMixin, TransformerMixin, BaseEstimator):
         if data.X.dtype == np.float32:
             # As lloyd.KMeans: centroids in the data's precision, measured as returned.
             centroids = centroids.astype(np.float32).astype(np.float64)
-        c = _shared(centroids)
-        parts = [
-            dask.delayed(_stats, pure=True)(shared_frame, b, w, c, int(f), device)
-            for b, w, f in zip(data.blocks, data.weights, data.first)
-        ]
-        last = _tree(parts, _merge).compute()
+        last = data.stats(shared_frame, centroids, device)
         history = run.history
         return {
             "centroids": centroids,
