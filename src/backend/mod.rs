@@ -14,6 +14,7 @@ pub(crate) mod exact;
 pub(crate) mod fresh;
 pub(crate) mod interval_sums;
 pub(crate) mod rank;
+pub(crate) mod sorted_index;
 
 use crate::error::{Error, Result};
 use crate::frame::Frame;
