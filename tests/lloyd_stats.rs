@@ -260,16 +260,23 @@ fn a_run_over_parts_is_the_fit() {
     let (n, k) = (3000, 7);
     let mut rng = ChaCha8Rng::seed_from_u64(21);
     let weights: Vec<f32> = (0..n).map(|i| 0.5 + (i % 5) as f32).collect();
-    for (dim, weighted, spherical, tolerance) in [
-        (3, false, false, 1e-4),
-        (3, true, false, 1e-3),
-        (4, false, true, 0.0),
-        (1, false, false, 1e-6),
-        (1, true, false, 0.0),
+    for (dim, weighted, spherical, tolerance, twins) in [
+        (3, false, false, 1e-4, false),
+        (3, true, false, 1e-3, false),
+        (4, false, true, 0.0, false),
+        (1, false, false, 1e-6, false),
+        (1, true, false, 0.0, false),
+        // Three centroids on one point: two cells empty from the start, split by the policy
+        // (the 1-D backend reads its cells' ends only then).
+        (1, false, false, 0.0, true),
     ] {
         let data = shifted_blobs(n, dim, 30 + dim as u64);
         let w = weighted.then_some(weights.as_slice());
-        let init: Vec<f64> = data[5 * dim..(5 + k) * dim].to_vec();
+        let mut init: Vec<f64> = data[5 * dim..(5 + k) * dim].to_vec();
+        if twins {
+            init[1] = init[0];
+            init[4] = init[0];
+        }
         let params = KMeans::new(k)
             .iterations(200)
             .tolerance(tolerance)
@@ -297,8 +304,10 @@ fn a_run_over_parts_is_the_fit() {
             let stats = merged_pass(&frame, &data, dim, w, &parts, run.centroids());
             run.step(&stats, 0.0).unwrap();
         }
-        let case =
-            format!("dim {dim}, weighted {weighted}, spherical {spherical}, tol {tolerance}");
+        let case = format!(
+            "dim {dim}, weighted {weighted}, spherical {spherical}, tol {tolerance}, twins {twins}"
+        );
+        assert_eq!(twins, fit.summary.empty_cells_split > 0, "{case}");
         assert_eq!(run.history().len(), fit.summary.iterations_run, "{case}");
         assert_eq!(run.converged(), fit.summary.converged, "{case}");
         let mse = |h: &[lloyd::IterationStats]| h.iter().map(|s| s.mse).collect::<Vec<_>>();

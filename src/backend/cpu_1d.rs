@@ -31,6 +31,8 @@ pub(crate) struct Cpu1d {
     bounds: Vec<usize>,
     /// The midpoints between consecutive centroids (a buffer kept between iterations).
     mids: Vec<f64>,
+    /// The last pass's sums; their cells' ends (`low`, `high`) are filled only in a pass
+    /// that leaves a cell empty, the only time the update reads them.
     sums: IntervalSums,
     stats: CellStats,
     /// The frame of a K-means fit, whose updates pass through the caller's units as
@@ -166,18 +168,24 @@ impl Backend for Cpu1d {
         // The loads in a loop of their own, after the prefetches: independent misses overlap.
         self.at_bounds
             .extend(self.bounds.iter().map(|&b| self.prefix[b]));
-        for i in 0..n {
-            let (a, b) = (self.bounds[i], self.bounds[i + 1]);
-            let (pa, pb) = (self.at_bounds[i], self.at_bounds[i + 1]);
-            let s = &mut self.sums;
-            s.counts[i] = (b - a) as u64;
-            s.sums[i] = pb.0 - pa.0;
-            s.squares[i] = pb.1 - pa.1;
-            (s.low[i], s.high[i]) = if b > a {
-                (sorted[a], sorted[b - 1])
-            } else {
-                (f64::INFINITY, f64::NEG_INFINITY)
-            };
+        let s = &mut self.sums;
+        let cells = s.counts.iter_mut().zip(&mut s.sums).zip(&mut s.squares);
+        for (((count, sum), square), (b, p)) in
+            cells.zip(self.bounds.windows(2).zip(self.at_bounds.windows(2)))
+        {
+            *count = (b[1] - b[0]) as u64;
+            *sum = p[1].0 - p[0].0;
+            *square = p[1].1 - p[0].1;
+        }
+        // Each cell's ends matter only to the empty-cell policy: read when a cell is empty.
+        if s.counts.contains(&0) {
+            for (i, b) in self.bounds.windows(2).enumerate() {
+                (s.low[i], s.high[i]) = if b[1] > b[0] {
+                    (sorted[b[0]], sorted[b[1] - 1])
+                } else {
+                    (f64::INFINITY, f64::NEG_INFINITY)
+                };
+            }
         }
         self.stats = self.sums.cell_stats(&self.centroids);
         let squared = self.unit * self.unit;

@@ -62,6 +62,14 @@ const TWO_32: f64 = (1u64 << 32) as f64;
 /// 2^FRACTION_BITS: one in the fixed point.
 const TWO_64: f64 = (1u128 << FRACTION_BITS) as f64;
 
+/// `v as f64` for |v| < 2⁵¹, exactly, by the bits of 1.5·2⁵² + v: integer and float
+/// operations a compiler vectorises where packed i64 → f64 conversions do not exist (AVX2).
+#[inline(always)]
+fn small_to_f64(v: i64) -> f64 {
+    const MAGIC: f64 = 6_755_399_441_055_744.0; // 1.5·2⁵²
+    f64::from_bits(MAGIC.to_bits().wrapping_add(v as u64)) - MAGIC
+}
+
 /// A value carried as an unevaluated sum hi + lo (about 106 bits).
 #[derive(Clone, Copy)]
 struct Double(f64, f64);
@@ -70,7 +78,7 @@ impl Double {
     /// An i128 (a fixed-point sum) to about 106 bits.
     #[inline]
     fn of_i128(v: i128) -> Self {
-        if ((v >> 64) as i64).unsigned_abs() < 1 << 53 {
+        if ((v >> 64) as i64).unsigned_abs() < 1 << 51 {
             return Double::of_small_i128(v);
         }
         let hi = v as f64;
@@ -79,14 +87,17 @@ impl Double {
         Double(hi, lo)
     }
 
-    /// [`Double::of_i128`] of a sum below 2¹¹⁷ in magnitude (the case of every sum of fewer
-    /// than 2⁵³ values), without a branch or i128's slow conversion: v = h·2⁶⁴ + l_hi·2³² +
+    /// [`Double::of_i128`] of a sum below 2¹¹⁵ in magnitude (the case of every sum of fewer
+    /// than 2⁵¹ values), without a branch or i128's slow conversion: v = h·2⁶⁴ + l_hi·2³² +
     /// l_lo, three terms f64 holds exactly.
     #[inline(always)]
     fn of_small_i128(v: i128) -> Self {
         let (h, l) = ((v >> 64) as i64, v as u64);
-        let (s, e) = two_sum(h as f64 * TWO_64, ((l >> 32) as f64) * TWO_32);
-        let (hi, lo) = two_sum(s, e + (l & 0xffff_ffff) as f64);
+        let (s, e) = two_sum(
+            small_to_f64(h) * TWO_64,
+            small_to_f64((l >> 32) as i64) * TWO_32,
+        );
+        let (hi, lo) = two_sum(s, e + small_to_f64((l & 0xffff_ffff) as i64));
         Double(hi, lo)
     }
 
@@ -111,7 +122,7 @@ impl Double {
 }
 
 /// The loop of [`IntervalSums::errors`]: `FUSED` products (see [`two_product_fused`]),
-/// `SMALL` sums (of fewer than 2⁵³ values in all, see [`Double::of_small_i128`]).
+/// `SMALL` sums (of fewer than 2⁵¹ values in all, see [`Double::of_small_i128`]).
 #[inline(always)]
 fn errors_of<const FUSED: bool, const SMALL: bool>(
     sums: &IntervalSums,
@@ -119,28 +130,57 @@ fn errors_of<const FUSED: bool, const SMALL: bool>(
     out: &mut [f64],
 ) {
     let k = out.len();
-    let (s2, s1) = (&sums.squares[..k], &sums.sums[..k]);
-    let (counts, centroids) = (&sums.counts[..k], &centroids[..k]);
-    let double = |v| {
-        if SMALL {
-            Double::of_small_i128(v)
-        } else {
-            Double::of_i128(v)
-        }
-    };
+    // The conversions first, into arrays of f64, so that the arithmetic below is a loop over
+    // f64 arrays alone, which the compiler vectorises.
+    let (s2h, s2l) = doubles::<SMALL>(&sums.squares[..k]);
+    let (s1h, s1l) = doubles::<SMALL>(&sums.sums[..k]);
+    let n: Vec<f64> = sums.counts[..k]
+        .iter()
+        .map(|&n| {
+            if SMALL {
+                small_to_f64(n as i64)
+            } else {
+                n as f64
+            }
+        })
+        .collect();
+    let (s2h, s2l, s1h, s1l, n, centroids) = (
+        &s2h[..k],
+        &s2l[..k],
+        &s1h[..k],
+        &s1l[..k],
+        &n[..k],
+        &centroids[..k],
+    );
     for j in 0..k {
         let c = centroids[j];
-        let s1 = double(s1[j]).times::<FUSED>(-2.0 * c);
+        let s1 = Double(s1h[j], s1l[j]).times::<FUSED>(-2.0 * c);
         let (cc, ce) = if FUSED {
             two_product_fused(c, c)
         } else {
             two_product(c, c)
         };
-        let nc2 = Double(cc, ce).times::<FUSED>(counts[j] as f64);
-        let e = double(s2[j]).add(s1).add(nc2.times::<FUSED>(TWO_64));
+        let nc2 = Double(cc, ce).times::<FUSED>(n[j]);
+        let e = Double(s2h[j], s2l[j])
+            .add(s1)
+            .add(nc2.times::<FUSED>(TWO_64));
         let e = ((e.0 + e.1) / TWO_64).max(0.0);
-        out[j] = if counts[j] == 0 { 0.0 } else { e };
+        out[j] = if n[j] == 0.0 { 0.0 } else { e };
     }
+}
+
+/// Fixed-point sums as [`Double`]s, their two parts in arrays of their own.
+#[inline(always)]
+fn doubles<const SMALL: bool>(v: &[i128]) -> (Vec<f64>, Vec<f64>) {
+    let (mut hi, mut lo) = (vec![0.0; v.len()], vec![0.0; v.len()]);
+    for ((&x, h), l) in v.iter().zip(&mut hi).zip(&mut lo) {
+        Double(*h, *l) = if SMALL {
+            Double::of_small_i128(x)
+        } else {
+            Double::of_i128(x)
+        };
+    }
+    (hi, lo)
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -239,7 +279,7 @@ impl IntervalSums {
     fn errors(&self, centroids: &[f64]) -> Vec<f64> {
         let mut out = vec![0.0; self.k()];
         let total: u128 = self.counts.iter().map(|&n| u128::from(n)).sum();
-        if total >= 1 << 53 {
+        if total >= 1 << 51 {
             errors_of::<false, false>(self, centroids, &mut out);
             return out;
         }
