@@ -381,8 +381,23 @@ impl Frame {
 
     /// Row-major points in device units, rounded once to f32.
     pub(crate) fn to_device_f32<T: Real>(&self, data: &[T]) -> Vec<f32> {
+        self.to_device(data, |v| v as f32)
+    }
+
+    /// Row-major points in device units, in f64.
+    pub(crate) fn to_device_f64<T: Real>(&self, data: &[T]) -> Vec<f64> {
+        self.to_device(data, |v| v)
+    }
+
+    /// Row-major points in device units, each rounded once by `round` from the exact f64
+    /// (on every thread).
+    fn to_device<T: Real, O: Copy + Default + Send>(
+        &self,
+        data: &[T],
+        round: impl Fn(f64) -> O + Sync,
+    ) -> Vec<O> {
         let dim = self.origin.len();
-        let mut out = vec![0.0f32; data.len()];
+        let mut out = vec![O::default(); data.len()];
         // Multiplying by a power of two that f64 holds as a normal number rounds exactly as
         // scalbn does (once, to nearest), at a fraction of its cost.
         let (p, q) = (normal_power(self.e_p), normal_power(self.e_q));
@@ -392,26 +407,17 @@ impl Frame {
                 (Some(p), Some(q)) => {
                     for (o, x) in o.chunks_exact_mut(dim).zip(x.chunks_exact(dim)) {
                         for ((o, x), c) in o.iter_mut().zip(x).zip(&self.origin) {
-                            *o = ((x.to_f64() * p - c) * q) as f32;
+                            *o = round((x.to_f64() * p - c) * q);
                         }
                     }
                 }
                 _ => {
                     for (i, (o, x)) in o.iter_mut().zip(x).enumerate() {
-                        *o = self.forward(x.to_f64(), i % dim) as f32;
+                        *o = round(self.forward(x.to_f64(), i % dim));
                     }
                 }
             });
         out
-    }
-
-    /// Row-major points in device units, in f64.
-    pub(crate) fn to_device_f64<T: Real>(&self, data: &[T]) -> Vec<f64> {
-        let dim = self.origin.len();
-        data.iter()
-            .enumerate()
-            .map(|(i, x)| self.forward(x.to_f64(), i % dim))
-            .collect()
     }
 
     /// Row-major points back from device units.

@@ -44,9 +44,46 @@ pub(crate) struct Cpu1d {
 
 /// (Σ x, Σ x²) of a prefix of the sorted samples, aligned so that one entry is one
 /// cache-line access.
-#[derive(Clone, Copy)]
-#[repr(align(32))]
+#[derive(Clone, Copy, bytemuck::Zeroable)]
+#[repr(C, align(32))]
 struct Prefix(i128, i128);
+
+/// The `M + 1` prefix sums of sorted samples, on every thread: each chunk's running sums
+/// from zero, then each chunk shifted by the total of those before it (exact: integers).
+/// The memory comes zeroed from the system, so its pages are first touched by the threads.
+fn prefix_sums(sorted: &[f64]) -> Vec<Prefix> {
+    const CHUNK: usize = 1 << 16;
+    let mut prefix: Vec<Prefix> = bytemuck::zeroed_vec(sorted.len() + 1);
+    let totals: Vec<Prefix> = prefix[1..]
+        .par_chunks_mut(CHUNK)
+        .zip(sorted.par_chunks(CHUNK))
+        .map(|(out, xs)| {
+            let (mut s1, mut s2) = (0i128, 0i128);
+            for (o, &x) in out.iter_mut().zip(xs) {
+                s1 += fixed(x);
+                s2 += fixed_square(x);
+                *o = Prefix(s1, s2);
+            }
+            Prefix(s1, s2)
+        })
+        .collect();
+    let mut offsets = Vec::with_capacity(totals.len());
+    let (mut s1, mut s2) = (0i128, 0i128);
+    for t in &totals {
+        offsets.push(Prefix(s1, s2));
+        (s1, s2) = (s1 + t.0, s2 + t.1);
+    }
+    prefix[1..]
+        .par_chunks_mut(CHUNK)
+        .zip(offsets)
+        .skip(1)
+        .for_each(|(out, at)| {
+            for o in out {
+                *o = Prefix(o.0 + at.0, o.1 + at.1);
+            }
+        });
+    prefix
+}
 
 impl Cpu1d {
     /// Takes validated samples (finite, non-empty).
@@ -62,14 +99,7 @@ impl Cpu1d {
         }
         samples.par_sort_unstable_by(f64::total_cmp);
         let sorted = SortedIndex::new(samples);
-        let mut prefix = Vec::with_capacity(sorted.samples().len() + 1);
-        let (mut s1, mut s2) = (0i128, 0i128);
-        prefix.push(Prefix(0, 0));
-        for &x in sorted.samples() {
-            s1 += fixed(x);
-            s2 += fixed_square(x);
-            prefix.push(Prefix(s1, s2));
-        }
+        let prefix = prefix_sums(sorted.samples());
         Cpu1d {
             sorted,
             unit,
@@ -233,5 +263,29 @@ impl Backend for Cpu1d {
 
     fn cell_stats(&mut self) -> Result<CellStats> {
         Ok(self.stats.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Over several chunks and a partial last one, the threads' prefix sums are the running
+    /// sums taken one sample after another.
+    #[test]
+    fn prefix_sums_are_the_running_sums() {
+        let mut xs: Vec<f64> = (0..200_003u32)
+            .map(|i| (f64::from(i.wrapping_mul(2_654_435_761)) / 4.3e9) - 0.5)
+            .collect();
+        xs.sort_by(f64::total_cmp);
+        let prefix = prefix_sums(&xs);
+        assert_eq!(prefix.len(), xs.len() + 1);
+        let (mut s1, mut s2) = (0i128, 0i128);
+        for (i, &x) in xs.iter().enumerate() {
+            assert_eq!((prefix[i].0, prefix[i].1), (s1, s2), "at {i}");
+            s1 += fixed(x);
+            s2 += fixed_square(x);
+        }
+        assert_eq!((prefix[xs.len()].0, prefix[xs.len()].1), (s1, s2));
     }
 }
