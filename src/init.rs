@@ -4,6 +4,8 @@ use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 
+#[cfg(target_arch = "x86_64")]
+use crate::backend::rank::squared_distances_avx2;
 use crate::backend::rank::{squared_distance, squared_distances};
 
 /// How K-means chooses its starting centroids.
@@ -130,36 +132,19 @@ pub(crate) fn kmeans_plus_plus(
         let picks: Vec<usize> = (0..candidates.max(1))
             .map(|_| pick_weighted_from(&mut rng, n, |i| w(i) * d2[i], w, total))
             .collect();
-        // Each candidate's potential, summed over fixed groups of rows in order.
-        let partial: Vec<Vec<f64>> = (0..n.div_ceil(ROWS_PER_SUM))
-            .into_par_iter()
-            .map(|g| {
-                let mut pot = vec![0.0f64; picks.len()];
-                let rows = g * ROWS_PER_SUM..((g + 1) * ROWS_PER_SUM).min(n);
-                // Four candidates at a time share each row's loads; the rest one by one.
-                let quads = picks.len() / 4 * 4;
-                for (i, &di) in d2.iter().enumerate().take(rows.end).skip(rows.start) {
-                    for q in (0..quads).step_by(4) {
-                        let bs = [
-                            row(picks[q]),
-                            row(picks[q + 1]),
-                            row(picks[q + 2]),
-                            row(picks[q + 3]),
-                        ];
-                        let mut e = [0.0f32; 4];
-                        squared_distances(row(i), &bs, &mut e);
-                        for (p, e) in pot[q..q + 4].iter_mut().zip(e) {
-                            *p += w(i) * f64::from(e).min(di);
-                        }
-                    }
-                    for (p, &c) in pot[quads..].iter_mut().zip(&picks[quads..]) {
-                        let e = f64::from(squared_distance(row(i), row(c)));
-                        *p += w(i) * e.min(di);
-                    }
-                }
-                pot
-            })
-            .collect();
+        // Each candidate's potential, summed over fixed groups of rows in order (plain
+        // k-means++ has one candidate, which needs none).
+        let partial: Vec<Vec<f64>> = if picks.len() == 1 {
+            Vec::new()
+        } else {
+            (0..n.div_ceil(ROWS_PER_SUM))
+                .into_par_iter()
+                .map(|g| {
+                    let rows = g * ROWS_PER_SUM..((g + 1) * ROWS_PER_SUM).min(n);
+                    potentials(data, weights, dim, &d2, &picks, rows)
+                })
+                .collect()
+        };
         let mut potential = vec![0.0f64; picks.len()];
         for p in &partial {
             for (a, b) in potential.iter_mut().zip(p) {
@@ -172,14 +157,119 @@ pub(crate) fn kmeans_plus_plus(
             .expect("at least one candidate");
         let next = picks[best];
         chosen.push(next);
-        d2.par_iter_mut().enumerate().for_each(|(i, d)| {
-            let e = f64::from(squared_distance(row(i), row(next)));
-            if e < *d {
-                *d = e;
-            }
-        });
+        let centre = row(next);
+        d2.par_chunks_mut(ROWS_PER_SUM)
+            .zip(data.par_chunks(ROWS_PER_SUM * dim))
+            .for_each(|(d, rows)| nearer(d, rows, centre));
     }
     rows_of(data, dim, &chosen)
+}
+
+/// Each of `picks`' potential Σ w · min(D², distance to the pick²) over `rows`, in row
+/// order; with AVX2 the same operations eight lanes wide (the same bits: no FMA).
+fn potentials(
+    data: &[f32],
+    weights: Option<&[f32]>,
+    dim: usize,
+    d2: &[f64],
+    picks: &[usize],
+    rows: std::ops::Range<usize>,
+) -> Vec<f64> {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the feature it is compiled for was just detected.
+        return unsafe { potentials_avx2(data, weights, dim, d2, picks, rows) };
+    }
+    potentials_of(data, weights, dim, d2, picks, rows, squared_distances::<4>)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn potentials_avx2(
+    data: &[f32],
+    weights: Option<&[f32]>,
+    dim: usize,
+    d2: &[f64],
+    picks: &[usize],
+    rows: std::ops::Range<usize>,
+) -> Vec<f64> {
+    potentials_of(data, weights, dim, d2, picks, rows, |a, bs, out| {
+        squared_distances_avx2::<4>(a, bs, out)
+    })
+}
+
+#[inline(always)]
+fn potentials_of(
+    data: &[f32],
+    weights: Option<&[f32]>,
+    dim: usize,
+    d2: &[f64],
+    picks: &[usize],
+    rows: std::ops::Range<usize>,
+    four: impl Fn(&[f32], &[&[f32]; 4], &mut [f32; 4]),
+) -> Vec<f64> {
+    let w = |i: usize| weights.map_or(1.0, |w| f64::from(w[i]));
+    let row = |i: usize| &data[i * dim..(i + 1) * dim];
+    let mut pot = vec![0.0f64; picks.len()];
+    // Four candidates at a time share each row's loads; the rest one by one.
+    let quads = picks.len() / 4 * 4;
+    for (i, &di) in d2.iter().enumerate().take(rows.end).skip(rows.start) {
+        for q in (0..quads).step_by(4) {
+            let bs = [
+                row(picks[q]),
+                row(picks[q + 1]),
+                row(picks[q + 2]),
+                row(picks[q + 3]),
+            ];
+            let mut e = [0.0f32; 4];
+            four(row(i), &bs, &mut e);
+            for (p, e) in pot[q..q + 4].iter_mut().zip(e) {
+                *p += w(i) * f64::from(e).min(di);
+            }
+        }
+        for (p, &c) in pot[quads..].iter_mut().zip(&picks[quads..]) {
+            let e = f64::from(squared_distance(row(i), row(c)));
+            *p += w(i) * e.min(di);
+        }
+    }
+    pot
+}
+
+/// `d[i] = min(d[i], |row i − centre|²)` for the rows of `rows`; with AVX2 eight lanes wide
+/// (the same bits).
+fn nearer(d: &mut [f64], rows: &[f32], centre: &[f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the feature it is compiled for was just detected.
+        unsafe { nearer_avx2(d, rows, centre) };
+        return;
+    }
+    nearer_of(d, rows, centre, squared_distance);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn nearer_avx2(d: &mut [f64], rows: &[f32], centre: &[f32]) {
+    nearer_of(d, rows, centre, |x, c| {
+        let mut e = [0.0f32];
+        squared_distances_avx2::<1>(x, &[c], &mut e);
+        e[0]
+    });
+}
+
+#[inline(always)]
+fn nearer_of(
+    d: &mut [f64],
+    rows: &[f32],
+    centre: &[f32],
+    distance: impl Fn(&[f32], &[f32]) -> f32,
+) {
+    for (d, x) in d.iter_mut().zip(rows.chunks_exact(centre.len())) {
+        let e = f64::from(distance(x, centre));
+        if e < *d {
+            *d = e;
+        }
+    }
 }
 
 /// Where in `[0, total)` a weighted draw lands, or None when nothing has weight (the
