@@ -141,7 +141,14 @@ pub(crate) fn kmeans_plus_plus(
                 .into_par_iter()
                 .map(|g| {
                     let rows = g * ROWS_PER_SUM..((g + 1) * ROWS_PER_SUM).min(n);
-                    potentials(data, weights, dim, &d2, &picks, rows)
+                    let candidates = Candidates {
+                        data,
+                        weights,
+                        dim,
+                        d2: &d2,
+                        picks: &picks,
+                    };
+                    potentials(&candidates, rows)
                 })
                 .collect()
         };
@@ -165,49 +172,48 @@ pub(crate) fn kmeans_plus_plus(
     rows_of(data, dim, &chosen)
 }
 
-/// Each of `picks`' potential Σ w · min(D², distance to the pick²) over `rows`, in row
-/// order; with AVX2 the same operations eight lanes wide (the same bits: no FMA).
-fn potentials(
-    data: &[f32],
-    weights: Option<&[f32]>,
+/// A step's candidates, and what their potentials are measured against.
+struct Candidates<'a> {
+    data: &'a [f32],
+    weights: Option<&'a [f32]>,
     dim: usize,
-    d2: &[f64],
-    picks: &[usize],
-    rows: std::ops::Range<usize>,
-) -> Vec<f64> {
+    /// Each point's squared distance to its nearest centroid so far.
+    d2: &'a [f64],
+    picks: &'a [usize],
+}
+
+/// Each pick's potential Σ w · min(D², distance to the pick²) over `rows`, in row order;
+/// with AVX2 the same operations eight lanes wide (the same bits: no FMA).
+fn potentials(c: &Candidates, rows: std::ops::Range<usize>) -> Vec<f64> {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") {
         // SAFETY: the feature it is compiled for was just detected.
-        return unsafe { potentials_avx2(data, weights, dim, d2, picks, rows) };
+        return unsafe { potentials_avx2(c, rows) };
     }
-    potentials_of(data, weights, dim, d2, picks, rows, squared_distances::<4>)
+    potentials_of(c, rows, squared_distances::<4>)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-unsafe fn potentials_avx2(
-    data: &[f32],
-    weights: Option<&[f32]>,
-    dim: usize,
-    d2: &[f64],
-    picks: &[usize],
-    rows: std::ops::Range<usize>,
-) -> Vec<f64> {
-    potentials_of(data, weights, dim, d2, picks, rows, |a, bs, out| {
+unsafe fn potentials_avx2(c: &Candidates, rows: std::ops::Range<usize>) -> Vec<f64> {
+    potentials_of(c, rows, |a, bs, out| {
         squared_distances_avx2::<4>(a, bs, out)
     })
 }
 
 #[inline(always)]
 fn potentials_of(
-    data: &[f32],
-    weights: Option<&[f32]>,
-    dim: usize,
-    d2: &[f64],
-    picks: &[usize],
+    c: &Candidates,
     rows: std::ops::Range<usize>,
     four: impl Fn(&[f32], &[&[f32]; 4], &mut [f32; 4]),
 ) -> Vec<f64> {
+    let Candidates {
+        data,
+        weights,
+        dim,
+        d2,
+        picks,
+    } = *c;
     let w = |i: usize| weights.map_or(1.0, |w| f64::from(w[i]));
     let row = |i: usize| &data[i * dim..(i + 1) * dim];
     let mut pot = vec![0.0f64; picks.len()];
