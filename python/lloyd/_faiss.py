@@ -158,7 +158,7 @@ class ProductQuantizer:
 
     def compute_codes(self, x) -> np.ndarray:
         """(n, M) codes: uint8 for nbits <= 8, else uint16."""
-        return _lloyd.pq_encode(self._stacked(), self.M, as_rows(x))
+        return _lloyd.pq_encode(self._stacked(), self.M, as_rows(x), device_name(self.gpu))
 
     def decode(self, codes) -> np.ndarray:
         """The (n, d) float32 vectors the codes stand for."""

@@ -54,6 +54,7 @@ def pq_encode(
     centroids: npt.NDArray[np.float64],
     m: int,
     x: npt.NDArray[np.float32] | npt.NDArray[np.float64],
+    device: str,
 ) -> npt.NDArray[np.uint8] | npt.NDArray[np.uint16]: ...
 def pq_decode(
     centroids: npt.NDArray[np.float64],

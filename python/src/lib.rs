@@ -463,8 +463,9 @@ fn pq_encode<'py>(
     centroids: PyReadonlyArray2<'py, f64>,
     m: usize,
     x: Matrix<'py>,
+    device: &str,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let pq = pq_of(&centroids, m)?;
+    let pq = pq_of(&centroids, m)?.with_device(device_of(device)?);
     let rows = x.rows()?;
     let codes = py
         .detach(|| match rows {

@@ -67,6 +67,17 @@ def test_product_quantizer_round_trip_and_search(tmp_path):
         pq.save(tmp_path)
 
 
+def test_product_quantizer_encodes_on_the_cpu_it_was_given(capfd):
+    """gpu=False encodes on the CPU: it used to open the "auto" device on every call,
+    probing the GPU adapters (and saying so on stderr) each time."""
+    x = np.random.default_rng(3).standard_normal((500, 8)).astype(np.float32)
+    pq = lloyd.ProductQuantizer(8, 2, 4, niter=5)
+    pq.train(x)
+    capfd.readouterr()
+    pq.compute_codes(x)
+    assert "device auto" not in capfd.readouterr().err
+
+
 def test_pq_codebook_is_the_clis(tmp_path):
     built = Path(__file__).resolve().parents[2] / "target" / "release" / "lloyd"
     exe = str(built) if built.exists() else shutil.which("lloyd")
