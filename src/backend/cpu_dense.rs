@@ -8,7 +8,7 @@ use std::borrow::Cow;
 
 use rayon::prelude::*;
 
-use super::cell_sums::{CellSums, error_exponent};
+use super::cell_sums::{CellSums, Labelled, error_exponent};
 use super::exact::{nearest_direct, squared_f64, undecided};
 use super::rank::{rank, squared_distance, squared_norm};
 use super::{Backend, CellStats, Update};
@@ -144,7 +144,8 @@ pub(crate) fn reduce_dense(
     first: u64,
 ) -> CellSums {
     let n = labels.len();
-    let per_chunk_bytes = (k * dim + 4 * k) * 16;
+    // Each chunk's i128 sums, and the f64 halves of the unweighted path.
+    let per_chunk_bytes = (2 * k * dim + 4 * k) * 16;
     let chunks = (n / CHUNK_POINTS)
         .clamp(1, MAX_CHUNKS)
         .min((CHUNK_BYTES_BUDGET / per_chunk_bytes).max(1));
@@ -153,10 +154,23 @@ pub(crate) fn reduce_dense(
         .into_par_iter()
         .map(|c| {
             let mut r = CellSums::zeros(k, dim, error_exp);
-            for i in c * len..((c + 1) * len).min(n) {
-                let x = &data[i * dim..(i + 1) * dim];
-                let w = weights.map(|w| w[i]);
-                r.add(labels[i] as usize, x, w, dist[i], first + i as u64);
+            let rows = c * len..((c + 1) * len).min(n);
+            match weights {
+                None => {
+                    let pass = Labelled {
+                        data,
+                        labels,
+                        dist,
+                        first,
+                    };
+                    r.add_unweighted(&pass, rows);
+                }
+                Some(w) => {
+                    for i in rows {
+                        let x = &data[i * dim..(i + 1) * dim];
+                        r.add(labels[i] as usize, x, Some(w[i]), dist[i], first + i as u64);
+                    }
+                }
             }
             r
         })
