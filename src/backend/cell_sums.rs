@@ -47,9 +47,9 @@ fn fixed_halves(v: f64) -> (f64, f64) {
     (hi, lo)
 }
 
-/// Points summed in f64 halves before they are carried into the i128 sums: with |v| ≤ 8
-/// (frame values lie in [−1, 1]) every partial sum stays below 2⁵³, so f64 adds integers
-/// exactly.
+/// Points summed in f64 halves before they are carried into the i128 sums: with |v| ≤ 1
+/// (frame values; points with any coordinate beyond go to the i128 sums directly) every
+/// partial sum stays below 2⁵⁰, so f64 adds integers exactly.
 const HALVES_BLOCK: usize = 1 << 18;
 
 /// A fixed-point sum back in f64 (one rounding), times 2^e.
@@ -257,8 +257,14 @@ impl CellSums {
             let end = (start + HALVES_BLOCK).min(rows.end);
             for i in start..end {
                 let l = labels[i] as usize;
-                self.add_scalars(l, None, dist[i], first + i as u64);
                 let x = &data[i * dim..(i + 1) * dim];
+                if !x.iter().all(|v| v.abs() <= 1.0) {
+                    // Outside the frame (statistics of data the frame was not built from):
+                    // the i128 sums directly, which hold any value.
+                    self.add(l, x, None, dist[i], first + i as u64);
+                    continue;
+                }
+                self.add_scalars(l, None, dist[i], first + i as u64);
                 let (h, o) = (
                     &mut hi[l * dim..(l + 1) * dim],
                     &mut lo[l * dim..(l + 1) * dim],
@@ -403,7 +409,8 @@ mod tests {
     use super::*;
 
     /// The halves' path gives the sums of adding point by point, to the bit: over more than
-    /// one block of halves, with ±1, tiny values, values outside the frame and empty cells.
+    /// one block of halves, with ±1, tiny values, empty cells, and values outside the frame
+    /// (2¹⁷, whose halves summed in f64 would pass 2⁵³ and drop the 10⁻⁶ beside them).
     #[test]
     fn unweighted_halves_equal_point_by_point_sums() {
         let (dim, k) = (3usize, 5usize);
@@ -414,6 +421,8 @@ mod tests {
                 1 => -1.0,
                 2 => 1e-30,
                 3 => 3.5,
+                4 => 131_072.0,
+                5 => 1e-6,
                 _ => ((i * 7919) % 2001) as f32 / 1000.0 - 1.0,
             })
             .collect();
