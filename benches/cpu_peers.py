@@ -198,38 +198,30 @@ def pq_rows(repeats):
         f()
         return n / (time.perf_counter() - t)
 
-    encode = alternate(
-        {
-            "lloyd": lambda: {"rate": rate(lambda: ours.compute_codes(x))},
-            "faiss": lambda: {"rate": rate(lambda: theirs.compute_codes(x))},
-        },
-        repeats,
-    )
-    row(
-        f"PQ encode d={d}, m={m}, {nbits} bits",
-        encode,
-        "rate",
-        "faiss",
-        "M vectors/s",
-        1e-6,
-        True,
-    )
-    decode = alternate(
-        {
-            "lloyd": lambda: {"rate": rate(lambda: ours.decode(codes_ours))},
-            "faiss": lambda: {"rate": rate(lambda: theirs.decode(codes_theirs))},
-        },
-        repeats,
-    )
-    row(
-        f"PQ decode d={d}, m={m}, {nbits} bits",
-        decode,
-        "rate",
-        "faiss",
-        "M vectors/s",
-        1e-6,
-        True,
-    )
+    for what, lloyd_run, faiss_run in [
+        ("encode", lambda: ours.compute_codes(x), lambda: theirs.compute_codes(x)),
+        (
+            "decode",
+            lambda: ours.decode(codes_ours),
+            lambda: theirs.decode(codes_theirs),
+        ),
+    ]:
+        figures = alternate(
+            {
+                "lloyd": lambda run=lloyd_run: {"rate": rate(run)},
+                "faiss": lambda run=faiss_run: {"rate": rate(run)},
+            },
+            repeats,
+        )
+        row(
+            f"PQ {what} d={d}, m={m}, {nbits} bits",
+            figures,
+            "rate",
+            "faiss",
+            "M vectors/s",
+            1e-6,
+            True,
+        )
 
 
 def seeding_rows(repeats):

@@ -134,21 +134,23 @@ pub(crate) fn kmeans_plus_plus(
             .collect();
         // Each candidate's potential, summed over fixed groups of rows in order (plain
         // k-means++ has one candidate, which needs none).
+        let candidates = Candidates {
+            data,
+            weights,
+            dim,
+            d2: &d2,
+            picks: &picks,
+        };
         let partial: Vec<Vec<f64>> = if picks.len() == 1 {
             Vec::new()
         } else {
             (0..n.div_ceil(ROWS_PER_SUM))
                 .into_par_iter()
                 .map(|g| {
-                    let rows = g * ROWS_PER_SUM..((g + 1) * ROWS_PER_SUM).min(n);
-                    let candidates = Candidates {
-                        data,
-                        weights,
-                        dim,
-                        d2: &d2,
-                        picks: &picks,
-                    };
-                    potentials(&candidates, rows)
+                    potentials(
+                        &candidates,
+                        g * ROWS_PER_SUM..((g + 1) * ROWS_PER_SUM).min(n),
+                    )
                 })
                 .collect()
         };
