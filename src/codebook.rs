@@ -225,7 +225,7 @@ impl Codebook {
 }
 
 /// A sum of squared distances, refused when it is beyond f64.
-fn finite_sse(sse: f64) -> Result<f64> {
+pub(crate) fn finite_sse(sse: f64) -> Result<f64> {
     if sse.is_finite() {
         Ok(sse)
     } else {
@@ -276,6 +276,11 @@ impl Encoder {
     /// The name of the device that encodes.
     pub fn device_name(&self) -> String {
         self.inner.device_name()
+    }
+
+    /// Whether the CPU backend encodes.
+    pub(crate) fn is_cpu(&self) -> bool {
+        self.inner.is_cpu()
     }
 
     /// The nearest centroid of `codebook` for each row of `data` (ties to the lowest index)

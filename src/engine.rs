@@ -348,6 +348,11 @@ pub(crate) struct Encoder {
 }
 
 impl Encoder {
+    /// Whether the CPU backend encodes.
+    pub(crate) fn is_cpu(&self) -> bool {
+        matches!(self.engine.target, Target::Cpu)
+    }
+
     /// The device's name.
     pub(crate) fn device_name(&self) -> String {
         match &self.engine.target {

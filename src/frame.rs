@@ -161,8 +161,14 @@ impl Extent {
     }
 
     /// Widens the bounds to hold `points` (starting centroids, say) without moving the mean.
-    pub fn including<T: Real>(mut self, points: &[T]) -> Self {
-        let (lo, hi) = bounds(points, self.dim);
+    pub fn including<T: Real>(self, points: &[T]) -> Self {
+        let (lo, hi) = column_bounds(points, self.dim);
+        self.including_bounds(&lo, &hi)
+    }
+
+    /// Widens the bounds to each coordinate's least and greatest value in `lo` and `hi`
+    /// (from [`column_bounds`]), without moving the mean.
+    pub(crate) fn including_bounds(mut self, lo: &[f64], hi: &[f64]) -> Self {
         for j in 0..self.dim {
             self.lo[j] = self.lo[j].min(lo[j]);
             self.hi[j] = self.hi[j].max(hi[j]);
@@ -248,7 +254,7 @@ impl Extent {
 }
 
 /// Each coordinate's least and greatest value over the rows of `data`.
-fn bounds<T: Real>(data: &[T], dim: usize) -> (Vec<f64>, Vec<f64>) {
+pub(crate) fn column_bounds<T: Real>(data: &[T], dim: usize) -> (Vec<f64>, Vec<f64>) {
     let empty = || (vec![f64::INFINITY; dim], vec![f64::NEG_INFINITY; dim]);
     data.par_chunks(dim * ROWS_PER_TASK)
         .map(|rows| {
@@ -398,26 +404,55 @@ impl Frame {
     ) -> Vec<O> {
         let dim = self.origin.len();
         let mut out = vec![O::default(); data.len()];
-        // Multiplying by a power of two that f64 holds as a normal number rounds exactly as
-        // scalbn does (once, to nearest), at a fraction of its cost.
-        let (p, q) = (normal_power(self.e_p), normal_power(self.e_q));
         out.par_chunks_mut(dim * 1024)
             .zip(data.par_chunks(dim * 1024))
-            .for_each(|(o, x)| match (p, q) {
-                (Some(p), Some(q)) => {
-                    for (o, x) in o.chunks_exact_mut(dim).zip(x.chunks_exact(dim)) {
-                        for ((o, x), c) in o.iter_mut().zip(x).zip(&self.origin) {
-                            *o = round((x.to_f64() * p - c) * q);
-                        }
-                    }
-                }
-                _ => {
-                    for (i, (o, x)) in o.iter_mut().zip(x).enumerate() {
-                        *o = round(self.forward(x.to_f64(), i % dim));
-                    }
-                }
-            });
+            .for_each(|(o, x)| self.columns_to_device(x, dim, 0, o, &round));
         out
+    }
+
+    /// Columns `first..first + dim` of the rows of `rows` (`row_len` values each) in device
+    /// units, rounded once to f32, into `out`: the values [`Frame::to_device_f32`] gives for
+    /// those columns alone (a product quantizer's sub-space), without copying them out first.
+    pub(crate) fn columns_to_device_f32<T: Real>(
+        &self,
+        rows: &[T],
+        row_len: usize,
+        first: usize,
+        out: &mut [f32],
+    ) {
+        self.columns_to_device(rows, row_len, first, out, &|v| v as f32);
+    }
+
+    fn columns_to_device<T: Real, O>(
+        &self,
+        rows: &[T],
+        row_len: usize,
+        first: usize,
+        out: &mut [O],
+        round: &impl Fn(f64) -> O,
+    ) {
+        let dim = self.origin.len();
+        let pairs = out
+            .chunks_exact_mut(dim)
+            .zip(rows.chunks_exact(row_len).map(|r| &r[first..first + dim]));
+        // Multiplying by a power of two that f64 holds as a normal number rounds exactly as
+        // scalbn does (once, to nearest), at a fraction of its cost.
+        match (normal_power(self.e_p), normal_power(self.e_q)) {
+            (Some(p), Some(q)) => {
+                for (o, x) in pairs {
+                    for ((o, x), c) in o.iter_mut().zip(x).zip(&self.origin) {
+                        *o = round((x.to_f64() * p - c) * q);
+                    }
+                }
+            }
+            _ => {
+                for (o, x) in pairs {
+                    for (j, (o, x)) in o.iter_mut().zip(x).enumerate() {
+                        *o = round(self.forward(x.to_f64(), j));
+                    }
+                }
+            }
+        }
     }
 
     /// Row-major points back from device units.

@@ -4,11 +4,13 @@
 
 use std::path::Path;
 
-use crate::codebook::Codebook;
-use crate::codebook::Encoder;
+use crate::backend::cpu_dense::DenseCentroids;
+use crate::backend::pq_codes::{self, SubSpace};
+use crate::codebook::{Codebook, Encoder, finite_sse};
 use crate::data::check_points;
 use crate::device::Device;
 use crate::error::{Error, Result};
+use crate::frame::{Extent, column_bounds};
 use crate::kmeans::KMeans;
 use crate::npy_io;
 use crate::real::{Precision, Real};
@@ -255,14 +257,36 @@ impl PqCodebook {
         Ok((codes, sub.iter().sum()))
     }
 
-    /// One assignment pass per sub-space: the codes and each sub-space's error.
+    /// The codes and each sub-space's mean squared error: on the CPU in one pass over the
+    /// rows, on a GPU one assignment pass per sub-space.
     fn encode_measured<T: Real>(&self, data: &[T]) -> Result<(PqCodes, Vec<f64>)> {
         let n = check_points(data, self.dim)?;
+        // One encoder for every sub-space: they share a shape, so a GPU keeps its buffers.
+        let mut encoder = Encoder::new(&self.device)?;
+        let (codes, sub_mse) = if encoder.is_cpu() {
+            self.encode_cpu(data, n)?
+        } else {
+            self.encode_each_sub_space(&mut encoder, data, n)?
+        };
+        let codes = if self.bits <= 8 {
+            PqCodes::U8(codes.into_iter().map(|c| c as u8).collect())
+        } else {
+            PqCodes::U16(codes)
+        };
+        Ok((codes, sub_mse))
+    }
+
+    /// [`PqCodebook::encode_measured`] on a GPU: the sub-spaces' columns copied out and
+    /// encoded one after the other.
+    fn encode_each_sub_space<T: Real>(
+        &self,
+        encoder: &mut Encoder,
+        data: &[T],
+        n: usize,
+    ) -> Result<(Vec<u16>, Vec<f64>)> {
         let (m, dsub) = (self.m(), self.dsub());
         let mut codes = vec![0u16; n * m];
         let mut sub_mse = Vec::with_capacity(m);
-        // One encoder for every sub-space: they share a shape, so a GPU keeps its buffers.
-        let mut encoder = Encoder::new(&self.device)?;
         for (j, cb) in self.codebooks.iter().enumerate() {
             let (labels, sse) = encoder.encode(cb, &sub_space(data, self.dim, j, dsub))?;
             for (i, l) in labels.into_iter().enumerate() {
@@ -270,11 +294,36 @@ impl PqCodebook {
             }
             sub_mse.push(sse / n as f64);
         }
-        let codes = if self.bits <= 8 {
-            PqCodes::U8(codes.into_iter().map(|c| c as u8).collect())
-        } else {
-            PqCodes::U16(codes)
-        };
+        Ok((codes, sub_mse))
+    }
+
+    /// [`PqCodebook::encode_measured`] on the CPU: each sub-space in the frame a
+    /// [`Codebook`] encodes in (origin at its centroids' mean, unit the largest deviation of
+    /// centroids and data), the data's bounds found in one pass for every sub-space, then
+    /// every sub-space of a block of rows at a time. The codes are those of encoding each
+    /// sub-space's columns with its codebook.
+    fn encode_cpu<T: Real>(&self, data: &[T], n: usize) -> Result<(Vec<u16>, Vec<f64>)> {
+        let dsub = self.dsub();
+        let (lo, hi) = column_bounds(data, self.dim);
+        let subs: Vec<SubSpace> = self
+            .codebooks
+            .iter()
+            .enumerate()
+            .map(|(j, cb)| {
+                let cols = j * dsub..(j + 1) * dsub;
+                let frame = Extent::of_checked(cb.centroids(), dsub, None)
+                    .including_bounds(&lo[cols.clone()], &hi[cols])
+                    .frame();
+                let centroids = DenseCentroids::new(&frame.to_device_f64(cb.centroids()), dsub);
+                SubSpace { frame, centroids }
+            })
+            .collect();
+        let (codes, sse) = pq_codes::encode(data, self.dim, &subs);
+        let sub_mse = sse
+            .iter()
+            .zip(&subs)
+            .map(|(&s, sub)| Ok(finite_sse(sub.frame.squared_to_caller(s))? / n as f64))
+            .collect::<Result<Vec<f64>>>()?;
         Ok((codes, sub_mse))
     }
 

@@ -206,3 +206,75 @@ fn decode_into_a_buffer_equals_decode() {
             .is_err()
     );
 }
+
+/// The CPU encodes every sub-space of a block of rows in one pass; the codes are each
+/// sub-space's columns encoded by its own codebook, and each sub-space's error is that
+/// codebook's, at sub-space dimensions the fused kernel serves (1, 3, 8) and one the matrix
+/// product does (12), u8 and u16 codes, row counts across the blocks, points on a coarse grid
+/// (ties), data shifted by 10⁴ and scaled by 2⁴⁰, float32 and float64.
+#[test]
+fn one_pass_codes_are_each_sub_space_encoded_alone() {
+    let mut seed = 11u64;
+    for &(n, dim, m, bits) in &[
+        (1usize, 8usize, 1usize, 2u32),
+        (257, 24, 3, 8),
+        (1003, 6, 6, 3),
+        (515, 9, 3, 9),
+        (700, 24, 2, 5),
+    ] {
+        let dsub = dim / m;
+        for (shift, scale, coarse) in [
+            (0.0, 1.0, false),
+            (1e4, 1.0, true),
+            (0.0, 2f64.powi(40), false),
+        ] {
+            seed += 1;
+            let raw = gaussian(n + (m << bits), dim, seed);
+            let grid = |v: f32| if coarse { (v * 2.0).round() / 2.0 } else { v };
+            let caller = |v: f32| (f64::from(grid(v)) + shift) * scale;
+            let data: Vec<f64> = raw[..n * dim].iter().map(|&v| caller(v)).collect();
+            let books: Vec<lloyd::Codebook> = (0..m)
+                .map(|j| {
+                    let c: Vec<f64> = raw[n * dim..]
+                        .chunks_exact(dim)
+                        .take(1 << bits)
+                        .flat_map(|row| row[j * dsub..(j + 1) * dsub].iter().map(|&v| caller(v)))
+                        .collect();
+                    lloyd::Codebook::from_f64(c, dsub).unwrap()
+                })
+                .collect();
+            let pq = PqCodebook::from_codebooks(books.clone())
+                .unwrap()
+                .with_device(Device::Cpu);
+            let narrow: Vec<f32> = data.iter().map(|&v| v as f32).collect();
+            let case = format!("n {n} dim {dim} m {m} bits {bits} shift {shift} scale {scale}");
+            for wide in [true, false] {
+                let (codes, sub_mse) = if wide {
+                    (pq.encode(&data).unwrap(), pq.sub_mse(&data).unwrap())
+                } else {
+                    (pq.encode(&narrow).unwrap(), pq.sub_mse(&narrow).unwrap())
+                };
+                assert_eq!(matches!(codes, PqCodes::U16(_)), bits > 8, "{case}");
+                for (j, book) in books.iter().enumerate() {
+                    let cols = |d: &[f64]| -> Vec<f64> {
+                        d.chunks_exact(dim)
+                            .flat_map(|row| row[j * dsub..(j + 1) * dsub].iter().copied())
+                            .collect()
+                    };
+                    let (labels, mse) = if wide {
+                        let c = cols(&data);
+                        (book.encode(&c).unwrap(), book.mse(&c).unwrap())
+                    } else {
+                        let c: Vec<f32> = cols(&data).iter().map(|&v| v as f32).collect();
+                        (book.encode(&c).unwrap(), book.mse(&c).unwrap())
+                    };
+                    for (i, &l) in labels.iter().enumerate() {
+                        assert_eq!(codes.get(i * m + j), l as usize, "{case} row {i} sub {j}");
+                    }
+                    let rel = (sub_mse[j] - mse).abs() / mse.max(f64::MIN_POSITIVE);
+                    assert!(rel <= 1e-12, "{case} sub {j}: {} against {mse}", sub_mse[j]);
+                }
+            }
+        }
+    }
+}

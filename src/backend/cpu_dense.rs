@@ -81,17 +81,17 @@ pub(crate) fn assign_dense(
 
 /// Consecutive rows from `first` on: their ranked labels and gaps, and where their
 /// certified labels and distances go.
-struct Certified<'a> {
-    first: usize,
-    labels: &'a mut [u32],
-    dist: &'a mut [f64],
-    gaps: &'a [f32],
+pub(crate) struct Certified<'a> {
+    pub first: usize,
+    pub labels: &'a mut [u32],
+    pub dist: &'a mut [f64],
+    pub gaps: &'a [f32],
 }
 
 /// Each label kept where the f32 ranking decided it, with its f64 distance, or decided in
 /// f64 where the ranking is within its rounding bound of a tie; with AVX2, the same
 /// operations four f64 lanes wide (no FMA: the same bits).
-fn certify(data: &[f32], centroids: &DenseCentroids, rows: &mut Certified) {
+pub(crate) fn certify(data: &[f32], centroids: &DenseCentroids, rows: &mut Certified) {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") {
         // SAFETY: the feature it is compiled for was just detected.
@@ -319,8 +319,11 @@ mod tests {
     }
 
     /// Certified labels equal a brute-force f64 scan exactly, on awkward sizes, and the
-    /// ranking paths (the AVX-512 kernel where the CPU has it, the portable one) agree with
-    /// each other up to near-ties.
+    /// ranking paths (the AVX-512 kernel or the AVX2 small-dimension one where the CPU has
+    /// it, the portable one) agree with each other up to near-ties. Sizes that are not
+    /// multiples of a kernel's group of points or of its batch of centroids, one point, one
+    /// centroid; at d = 2, points and centroids on a coarse grid (exact ties) with the first
+    /// centroid repeated.
     #[test]
     fn certified_labels_equal_brute_force() {
         let mut rnd = random(12345);
@@ -330,11 +333,20 @@ mod tests {
             (300, 17, 33),
             (1000, 64, 520),
             (129, 5, 16),
+            (2049, 8, 256),
+            (9, 8, 67),
+            (333, 7, 1),
+            (1000, 2, 17),
         ] {
-            let data: Vec<f32> = (0..n * dim).map(|_| rnd()).collect();
-            let c64: Vec<f64> = (0..k * dim)
-                .map(|_| f64::from(rnd()) * 1.000_000_1)
+            let coarse = |v: f32| if dim == 2 { (v * 4.0).round() / 4.0 } else { v };
+            let data: Vec<f32> = (0..n * dim).map(|_| coarse(rnd())).collect();
+            let mut c64: Vec<f64> = (0..k * dim)
+                .map(|_| f64::from(coarse(rnd())) * 1.000_000_1)
                 .collect();
+            if k > 2 {
+                let (first, rest) = c64.split_at_mut(dim);
+                rest[..dim].copy_from_slice(first);
+            }
             let cents = DenseCentroids::new(&c64, dim);
             let mut got = (vec![0u32; n], vec![0f64; n]);
             assign_dense(&data, &cents, &mut got.0, &mut got.1);

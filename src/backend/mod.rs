@@ -5,6 +5,7 @@
 //! and the current centroids.
 
 #[cfg(target_arch = "x86_64")]
+pub(crate) mod avx2_small;
 pub(crate) mod avx512;
 pub(crate) mod cell_sums;
 pub(crate) mod cpu_1d;
@@ -13,6 +14,7 @@ pub(crate) mod empty_cells;
 pub(crate) mod exact;
 pub(crate) mod fresh;
 pub(crate) mod interval_sums;
+pub(crate) mod pq_codes;
 pub(crate) mod rank;
 pub(crate) mod sorted_index;
 

@@ -1,6 +1,9 @@
-//! The f32 ranking of centroids for each point: the best and the gap to the runner-up, from
-//! a blocked SIMD matrix product (‖c‖² − 2x·c; ‖x‖² does not change the arg-min) and a
-//! vectorised arg-min. [`super::cpu_dense::assign_dense`] certifies what it cannot decide.
+//! The f32 ranking of centroids for each point: the best and the gap to the runner-up, of
+//! ‖c‖² − 2x·c (‖x‖² does not change the arg-min). A [`Ranker`] picks the kernel once per
+//! set of centroids: the fused AVX-512 one ([`super::avx512`]), the fused AVX2 one at small
+//! dimensions ([`super::avx2_small`]), or a blocked SIMD matrix product and a vectorised
+//! arg-min everywhere else. [`super::cpu_dense::assign_dense`] certifies what the ranking
+//! cannot decide.
 
 use rayon::prelude::*;
 
@@ -12,104 +15,189 @@ const TILE: usize = 512;
 pub(crate) const LANES: usize = 16;
 
 /// The f32 ranking: each point's best centroid and the gap to its runner-up (infinite with
-/// one centroid).
+/// one centroid), on every thread.
 pub(crate) fn rank(data: &[f32], centroids: &DenseCentroids, labels: &mut [u32], gaps: &mut [f32]) {
-    let dim = centroids.dim;
+    Ranker::new(centroids).rank(data, labels, gaps);
+}
+
+/// The ranking kernel this CPU runs for one set of centroids, with what it prepares from
+/// them once (packed panels for AVX-512).
+pub(crate) struct Ranker<'a> {
+    centroids: &'a DenseCentroids,
+    kernel: Kernel,
+}
+
+enum Kernel {
     #[cfg(target_arch = "x86_64")]
-    if super::avx512::available() {
-        let packed = super::avx512::pack(&centroids.c32, &centroids.norms, dim);
-        // Tasks of ~64 KiB of points: small dimensions get many rows per task, so the pool's
-        // per-task cost stays small against the work.
-        let rows = (16_384 / dim).clamp(ROWS, 4096);
+    Avx512(super::avx512::Packed),
+    #[cfg(target_arch = "x86_64")]
+    Avx2Small(super::avx2_small::Packed),
+    Gemm,
+}
+
+/// The buffers of the matrix product's tiles, kept by a thread between calls.
+#[derive(Default)]
+pub(crate) struct Scratch {
+    dots: Vec<f32>,
+    best: Vec<(f32, f32)>,
+}
+
+impl<'a> Ranker<'a> {
+    pub(crate) fn new(centroids: &'a DenseCentroids) -> Self {
+        let dim = centroids.dim;
+        #[cfg(target_arch = "x86_64")]
+        {
+            if super::avx512::available() {
+                let packed = super::avx512::pack(&centroids.c32, &centroids.norms, dim);
+                return Ranker {
+                    centroids,
+                    kernel: Kernel::Avx512(packed),
+                };
+            }
+            if super::avx2_small::serves(dim) {
+                return Ranker {
+                    centroids,
+                    kernel: Kernel::Avx2Small(super::avx2_small::Packed::new(centroids)),
+                };
+            }
+        }
+        Ranker {
+            centroids,
+            kernel: Kernel::Gemm,
+        }
+    }
+
+    /// Rows per parallel task: ~64 KiB of points for the fused kernels, so that small
+    /// dimensions get many rows per task and the pool's per-task cost stays small.
+    fn task_rows(&self) -> usize {
+        match self.kernel {
+            Kernel::Gemm => ROWS,
+            #[cfg(target_arch = "x86_64")]
+            _ => (16_384 / self.centroids.dim).clamp(ROWS, 4096),
+        }
+    }
+
+    /// The ranking of the rows of `data`, spread over the threads.
+    pub(crate) fn rank(&self, data: &[f32], labels: &mut [u32], gaps: &mut [f32]) {
+        let dim = self.centroids.dim;
+        let rows = self.task_rows();
         labels
             .par_chunks_mut(rows)
             .zip(gaps.par_chunks_mut(rows))
             .enumerate()
-            .for_each(|(block, (lab, gap))| {
-                let r0 = block * rows;
+            .for_each_init(Scratch::default, |scratch, (task, (lab, gap))| {
+                let r0 = task * rows;
                 let x = &data[r0 * dim..(r0 + lab.len()) * dim];
-                // SAFETY: the CPU has AVX-512F (checked above); x holds lab.len() rows.
-                unsafe { super::avx512::assign_rows(x, dim, &packed, lab, gap) };
+                self.rank_rows(x, lab, gap, scratch);
             });
-        return;
     }
-    rank_gemm(data, centroids, labels, gaps);
+
+    /// The ranking of the rows of `x` (as many as `labels`) on this thread.
+    pub(crate) fn rank_rows(
+        &self,
+        x: &[f32],
+        labels: &mut [u32],
+        gaps: &mut [f32],
+        scratch: &mut Scratch,
+    ) {
+        assert!(x.len() == labels.len() * self.centroids.dim && gaps.len() == labels.len());
+        match &self.kernel {
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx512(packed) => {
+                // SAFETY: the CPU has AVX-512F (checked when chosen); x holds the rows.
+                unsafe { super::avx512::assign_rows(x, self.centroids.dim, packed, labels, gaps) }
+            }
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx2Small(packed) => super::avx2_small::rank_rows(x, packed, labels, gaps),
+            Kernel::Gemm => {
+                for ((x, lab), gap) in x
+                    .chunks(ROWS * self.centroids.dim)
+                    .zip(labels.chunks_mut(ROWS))
+                    .zip(gaps.chunks_mut(ROWS))
+                {
+                    gemm_rows(x, self.centroids, lab, gap, scratch);
+                }
+            }
+        }
+    }
 }
 
-/// The portable ranking: a blocked SIMD matrix product (the `gemm` crate dispatches to the
-/// CPU's vector width at run time) and a lane-parallel arg-min.
+/// The portable ranking (every CPU, and the reference the others are tested against), on
+/// every thread.
+#[cfg(test)]
 pub(crate) fn rank_gemm(
     data: &[f32],
     centroids: &DenseCentroids,
     labels: &mut [u32],
     gaps: &mut [f32],
 ) {
+    Ranker {
+        centroids,
+        kernel: Kernel::Gemm,
+    }
+    .rank(data, labels, gaps);
+}
+
+/// The portable ranking of at most [`ROWS`] rows: a blocked SIMD matrix product (the `gemm`
+/// crate dispatches to the CPU's vector width at run time) and a lane-parallel arg-min.
+fn gemm_rows(
+    x: &[f32],
+    centroids: &DenseCentroids,
+    lab: &mut [u32],
+    gap: &mut [f32],
+    scratch: &mut Scratch,
+) {
     let (dim, k) = (centroids.dim, centroids.k());
     let tile = TILE.min(k);
-    labels
-        .par_chunks_mut(ROWS)
-        .zip(gaps.par_chunks_mut(ROWS))
-        .enumerate()
-        .for_each_init(
-            || {
-                (
-                    vec![0.0f32; ROWS * tile],
-                    vec![(f32::INFINITY, f32::INFINITY); ROWS],
-                )
-            },
-            |(dots, best), (block, (lab, gap))| {
-                let r0 = block * ROWS;
-                let rows = lab.len();
-                let x = &data[r0 * dim..(r0 + rows) * dim];
-                best[..rows].fill((f32::INFINITY, f32::INFINITY));
-                for t0 in (0..k).step_by(tile) {
-                    let nt = tile.min(k - t0);
-                    let c = &centroids.c32[t0 * dim..(t0 + nt) * dim];
-                    // SAFETY: every pointer/stride pair addresses inside its slice:
-                    // dots is rows x nt (row stride nt), x is rows x dim (row stride dim),
-                    // c read as its transpose dim x nt (column stride dim).
-                    unsafe {
-                        gemm::gemm(
-                            rows,
-                            nt,
-                            dim,
-                            dots.as_mut_ptr(),
-                            1,
-                            nt as isize,
-                            false,
-                            x.as_ptr(),
-                            1,
-                            dim as isize,
-                            c.as_ptr(),
-                            dim as isize,
-                            1,
-                            0.0,
-                            1.0,
-                            false,
-                            false,
-                            false,
-                            gemm::Parallelism::None,
-                        );
-                    }
-                    for r in 0..rows {
-                        let (j, v, second) = argmin_shifted(
-                            &dots[r * nt..(r + 1) * nt],
-                            &centroids.norms[t0..t0 + nt],
-                        );
-                        let (bv, bs) = best[r];
-                        if t0 == 0 || v < bv {
-                            best[r] = (v, second.min(bv));
-                            lab[r] = (t0 + j) as u32;
-                        } else {
-                            best[r] = (bv, bs.min(v));
-                        }
-                    }
-                }
-                for r in 0..rows {
-                    gap[r] = best[r].1 - best[r].0;
-                }
-            },
-        );
+    let rows = lab.len();
+    scratch.dots.resize(ROWS * tile, 0.0);
+    scratch.best.resize(ROWS, (f32::INFINITY, f32::INFINITY));
+    let (dots, best) = (&mut scratch.dots, &mut scratch.best);
+    best[..rows].fill((f32::INFINITY, f32::INFINITY));
+    for t0 in (0..k).step_by(tile) {
+        let nt = tile.min(k - t0);
+        let c = &centroids.c32[t0 * dim..(t0 + nt) * dim];
+        // SAFETY: every pointer/stride pair addresses inside its slice: dots is rows x nt
+        // (row stride nt), x is rows x dim (row stride dim), c read as its transpose
+        // dim x nt (column stride dim).
+        unsafe {
+            gemm::gemm(
+                rows,
+                nt,
+                dim,
+                dots.as_mut_ptr(),
+                1,
+                nt as isize,
+                false,
+                x.as_ptr(),
+                1,
+                dim as isize,
+                c.as_ptr(),
+                dim as isize,
+                1,
+                0.0,
+                1.0,
+                false,
+                false,
+                false,
+                gemm::Parallelism::None,
+            );
+        }
+        for r in 0..rows {
+            let (j, v, second) =
+                argmin_shifted(&dots[r * nt..(r + 1) * nt], &centroids.norms[t0..t0 + nt]);
+            let (bv, bs) = best[r];
+            if t0 == 0 || v < bv {
+                best[r] = (v, second.min(bv));
+                lab[r] = (t0 + j) as u32;
+            } else {
+                best[r] = (bv, bs.min(v));
+            }
+        }
+    }
+    for r in 0..rows {
+        gap[r] = best[r].1 - best[r].0;
+    }
 }
 
 /// ‖x‖² in f32 with eight independent partial sums.
@@ -230,10 +318,112 @@ unsafe fn argmin_avx512(dots: &[f32], norms: &[f32]) -> (usize, f32, f32) {
     argmin_lanes(dots, norms)
 }
 
+/// [`argmin_lanes`] with its sixteen lanes held in two AVX registers throughout: the same
+/// compare-and-select steps, so the same result. (Compiled from the portable loop, the
+/// running minima went through the stack by masked stores, which stall the next load: the
+/// arg-min cost three times the distance product at d = 8.)
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 unsafe fn argmin_avx2(dots: &[f32], norms: &[f32]) -> (usize, f32, f32) {
-    argmin_lanes(dots, norms)
+    use std::arch::x86_64::{
+        __m256, __m256i, _CMP_LT_OQ, _mm256_add_epi32, _mm256_add_ps, _mm256_blendv_ps,
+        _mm256_castps_si256, _mm256_castsi256_ps, _mm256_cmp_ps, _mm256_loadu_ps, _mm256_min_ps,
+        _mm256_set1_epi32, _mm256_set1_ps, _mm256_setr_epi32, _mm256_sub_ps,
+    };
+    assert_eq!(dots.len(), norms.len());
+    const HALF: usize = LANES / 2;
+    let whole = dots.len() / LANES * LANES;
+    let inf = _mm256_set1_ps(f32::INFINITY);
+    let mut val = [inf; 2];
+    let mut second = [inf; 2];
+    let mut idx = [_mm256_set1_epi32(-1); 2];
+    let lanes = [
+        _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
+        _mm256_setr_epi32(8, 9, 10, 11, 12, 13, 14, 15),
+    ];
+    for base in (0..whole).step_by(LANES) {
+        let at = _mm256_set1_epi32(base as i32);
+        for h in 0..2 {
+            // SAFETY: base + LANES <= whole <= the length of both slices (asserted above).
+            let (d, n) = unsafe {
+                (
+                    _mm256_loadu_ps(dots.as_ptr().add(base + h * HALF)),
+                    _mm256_loadu_ps(norms.as_ptr().add(base + h * HALF)),
+                )
+            };
+            // norm - 2 dot, with 2 dot as dot + dot (the same value).
+            let v: __m256 = _mm256_sub_ps(n, _mm256_add_ps(d, d));
+            let better = _mm256_cmp_ps::<_CMP_LT_OQ>(v, val[h]);
+            // min_ps(v, s) is `if v < s { v } else { s }`, NaN included.
+            let runner = _mm256_min_ps(v, second[h]);
+            second[h] = _mm256_blendv_ps(runner, val[h], better);
+            val[h] = _mm256_blendv_ps(val[h], v, better);
+            let i: __m256i = _mm256_add_epi32(at, lanes[h]);
+            idx[h] = _mm256_castps_si256(_mm256_blendv_ps(
+                _mm256_castsi256_ps(idx[h]),
+                _mm256_castsi256_ps(i),
+                better,
+            ));
+        }
+    }
+    finish_tail(dots, norms, whole, finish_avx2(val, second, idx))
+}
+
+/// [`finish_lanes`] of the two registers of [`argmin_avx2`], reduced in registers: the
+/// smallest value, the lowest index holding it, and the least of the runners-up and of the
+/// other lanes' values. (No lane holds NaN: a value enters only by comparing below; a lane
+/// never entered holds +inf and index `u32::MAX`, so with no entry at all the index is
+/// `usize::MAX` as there.)
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn finish_avx2(
+    val: [std::arch::x86_64::__m256; 2],
+    second: [std::arch::x86_64::__m256; 2],
+    idx: [std::arch::x86_64::__m256i; 2],
+) -> (usize, f32, f32) {
+    use std::arch::x86_64::{
+        __m256, __m256i, _CMP_EQ_OQ, _mm256_blendv_ps, _mm256_castps_si256, _mm256_castsi256_ps,
+        _mm256_cmp_ps, _mm256_cmpeq_epi32, _mm256_cvtsi256_si32, _mm256_cvtss_f32,
+        _mm256_min_epu32, _mm256_min_ps, _mm256_permute2f128_ps, _mm256_permute2x128_si256,
+        _mm256_set1_epi32, _mm256_set1_ps, _mm256_shuffle_epi32, _mm256_shuffle_ps,
+    };
+    // Every lane of the result holds the least of the eight.
+    let min_ps = |v: __m256| {
+        let v = _mm256_min_ps(v, _mm256_permute2f128_ps::<1>(v, v));
+        let v = _mm256_min_ps(v, _mm256_shuffle_ps::<0b0100_1110>(v, v));
+        _mm256_min_ps(v, _mm256_shuffle_ps::<0b1011_0001>(v, v))
+    };
+    let min_epu32 = |v: __m256i| {
+        let v = _mm256_min_epu32(v, _mm256_permute2x128_si256::<1>(v, v));
+        let v = _mm256_min_epu32(v, _mm256_shuffle_epi32::<0b0100_1110>(v));
+        _mm256_min_epu32(v, _mm256_shuffle_epi32::<0b1011_0001>(v))
+    };
+    let none = _mm256_castsi256_ps(_mm256_set1_epi32(-1));
+    let best = min_ps(_mm256_min_ps(val[0], val[1]));
+    let at = |h: usize| {
+        let holds = _mm256_cmp_ps::<_CMP_EQ_OQ>(val[h], best);
+        _mm256_castps_si256(_mm256_blendv_ps(none, _mm256_castsi256_ps(idx[h]), holds))
+    };
+    let j = min_epu32(_mm256_min_epu32(at(0), at(1)));
+    let inf = _mm256_set1_ps(f32::INFINITY);
+    let others = |h: usize| {
+        let is_best = _mm256_castsi256_ps(_mm256_cmpeq_epi32(idx[h], j));
+        _mm256_blendv_ps(val[h], inf, is_best)
+    };
+    let runner = min_ps(_mm256_min_ps(
+        _mm256_min_ps(second[0], second[1]),
+        _mm256_min_ps(others(0), others(1)),
+    ));
+    let j = _mm256_cvtsi256_si32(j) as u32;
+    (
+        if j == u32::MAX {
+            usize::MAX
+        } else {
+            j as usize
+        },
+        _mm256_cvtss_f32(best),
+        _mm256_cvtss_f32(runner),
+    )
 }
 
 /// Sixteen independent running minima and runners-up (vertical compare-and-select, which
@@ -257,7 +447,17 @@ fn argmin_lanes(dots: &[f32], norms: &[f32]) -> (usize, f32, f32) {
             idx[l] = if better { (base + l) as u32 } else { idx[l] };
         }
     }
-    let (mut j, mut v, mut s) = finish_lanes(&val, &idx, &second);
+    finish_tail(dots, norms, whole, finish_lanes(&val, &idx, &second))
+}
+
+/// The lanes' result `(j, v, s)` extended over the entries from `whole` on.
+#[inline(always)]
+fn finish_tail(
+    dots: &[f32],
+    norms: &[f32],
+    whole: usize,
+    (mut j, mut v, mut s): (usize, f32, f32),
+) -> (usize, f32, f32) {
     for t in whole..dots.len() {
         let x = norms[t] - 2.0 * dots[t];
         if x < v || j == usize::MAX {
@@ -328,6 +528,48 @@ mod tests {
                 // SAFETY: the feature was just detected.
                 unsafe { squared_distances_avx2(&a, &bs, &mut wide) };
                 assert_eq!(wide.map(f32::to_bits), out.map(f32::to_bits), "len {len}");
+            }
+        }
+    }
+
+    /// The AVX2 arg-min is the portable one: index, value and runner-up, to the bit, at
+    /// lengths with and without a tail, with ties (values on a coarse grid), infinities and
+    /// NaN among the entries.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn avx2_argmin_is_the_portable_one() {
+        if !std::arch::is_x86_feature_detected!("avx2") {
+            return;
+        }
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for len in [1usize, 5, 15, 16, 17, 31, 32, 33, 64, 255, 256, 1000] {
+            for round in 0..20 {
+                let grid = |r: u64| ((r % 16) as f32) * 0.25 - 1.0;
+                let mut dots: Vec<f32> = (0..len).map(|_| grid(next())).collect();
+                let norms: Vec<f32> = (0..len).map(|_| grid(next()).abs()).collect();
+                if round % 5 == 1 {
+                    dots[(next() as usize) % len] = f32::NEG_INFINITY;
+                }
+                if round % 5 == 2 {
+                    dots[(next() as usize) % len] = f32::NAN;
+                }
+                if round % 5 == 3 {
+                    dots.iter_mut().for_each(|d| *d = f32::NAN);
+                }
+                let want = argmin_lanes(&dots, &norms);
+                // SAFETY: the feature was just detected.
+                let got = unsafe { argmin_avx2(&dots, &norms) };
+                assert_eq!(
+                    (got.0, got.1.to_bits(), got.2.to_bits()),
+                    (want.0, want.1.to_bits(), want.2.to_bits()),
+                    "len {len}, round {round}"
+                );
             }
         }
     }

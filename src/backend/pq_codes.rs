@@ -1,0 +1,85 @@
+//! Product-quantization codes on the CPU in one pass over the data: each task takes a block
+//! of rows through every sub-space (its sub-vectors converted into the sub-space's frame,
+//! ranked, certified), so the rows are read once, in place, and nothing of the size of the
+//! data is allocated but the codes.
+
+use rayon::prelude::*;
+
+use super::cpu_dense::{Certified, DenseCentroids, certify};
+use super::rank::{Ranker, Scratch};
+use crate::frame::Frame;
+use crate::real::Real;
+
+/// Rows per task: the block's sub-vectors, labels and distances stay in L1/L2 for every
+/// sub-space.
+const BLOCK: usize = 256;
+
+/// One sub-space's codebook as the CPU encodes with it: its frame (the caller's values to
+/// device units, and back) and its centroids in that frame.
+pub(crate) struct SubSpace {
+    pub frame: Frame,
+    pub centroids: DenseCentroids,
+}
+
+/// A thread's buffers for one block of one sub-space.
+#[derive(Default)]
+struct Buffers {
+    x: Vec<f32>,
+    labels: Vec<u32>,
+    gaps: Vec<f32>,
+    dist: Vec<f64>,
+    scratch: Scratch,
+}
+
+/// The codes of the rows of `data` (`dim` columns, split evenly over `subs`), row-major
+/// `n x m`, each the nearest centroid of its sub-space (ties to the lowest index), and each
+/// sub-space's sum of squared distances in its frame's units: summed over each block of
+/// rows, then over the blocks in order, so the same bits whatever the thread count.
+pub(crate) fn encode<T: Real>(data: &[T], dim: usize, subs: &[SubSpace]) -> (Vec<u16>, Vec<f64>) {
+    let m = subs.len();
+    let dsub = dim / m;
+    let n = data.len() / dim;
+    let rankers: Vec<Ranker> = subs.iter().map(|s| Ranker::new(&s.centroids)).collect();
+    let mut codes = vec![0u16; n * m];
+    let block_sums: Vec<Vec<f64>> = codes
+        .par_chunks_mut(BLOCK * m)
+        .zip(data.par_chunks(BLOCK * dim))
+        .map_init(Buffers::default, |buf, (codes, rows)| {
+            let r = rows.len() / dim;
+            buf.x.resize(r * dsub, 0.0);
+            buf.labels.resize(r, 0);
+            buf.gaps.resize(r, 0.0);
+            buf.dist.resize(r, 0.0);
+            let mut sums = Vec::with_capacity(m);
+            for (j, (sub, ranker)) in subs.iter().zip(&rankers).enumerate() {
+                let x = &mut buf.x[..r * dsub];
+                sub.frame.columns_to_device_f32(rows, dim, j * dsub, x);
+                let (labels, gaps) = (&mut buf.labels[..r], &mut buf.gaps[..r]);
+                ranker.rank_rows(x, labels, gaps, &mut buf.scratch);
+                let dist = &mut buf.dist[..r];
+                certify(
+                    x,
+                    &sub.centroids,
+                    &mut Certified {
+                        first: 0,
+                        labels,
+                        dist,
+                        gaps,
+                    },
+                );
+                for (row, &l) in codes.chunks_exact_mut(m).zip(labels.iter()) {
+                    row[j] = l as u16;
+                }
+                sums.push(dist.iter().sum::<f64>());
+            }
+            sums
+        })
+        .collect();
+    let mut sse = vec![0.0f64; m];
+    for sums in &block_sums {
+        for (s, b) in sse.iter_mut().zip(sums) {
+            *s += b;
+        }
+    }
+    (codes, sse)
+}
