@@ -65,7 +65,7 @@ pub use kmeans::{KMeans, KMeansFit};
 pub use law::{Law, LawDistribution, sample_distribution};
 pub use lloyd_run::LloydRun;
 pub use minibatch::{MiniBatchFit, MiniBatchKMeans};
-pub use pq::{PqCodebook, PqCodes, ProductQuantizer};
+pub use pq::{PqCodebook, PqCodes, PqCodesRef, ProductQuantizer};
 pub use quantizer_nd::{LloydNd, QuantizerNd};
 pub use quantizer1d::{Lloyd1d, Quantizer1d};
 pub use real::{Precision, Real};

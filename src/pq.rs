@@ -77,6 +77,58 @@ impl PqCodes {
     }
 }
 
+/// Codes borrowed from elsewhere (a NumPy array, say), row-major `n x m`: decoded without
+/// a copy. `&PqCodes` converts into it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PqCodesRef<'a> {
+    /// One byte per sub-space.
+    U8(&'a [u8]),
+    /// Two bytes per sub-space.
+    U16(&'a [u16]),
+}
+
+impl<'a> From<&'a PqCodes> for PqCodesRef<'a> {
+    fn from(codes: &'a PqCodes) -> Self {
+        match codes {
+            PqCodes::U8(c) => PqCodesRef::U8(c),
+            PqCodes::U16(c) => PqCodesRef::U16(c),
+        }
+    }
+}
+
+impl PqCodesRef<'_> {
+    /// Number of codes (n x m).
+    pub fn len(&self) -> usize {
+        match self {
+            PqCodesRef::U8(c) => c.len(),
+            PqCodesRef::U16(c) => c.len(),
+        }
+    }
+
+    /// Whether there is no code.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The first code at or above `k` and its position, if any: one pass that vectorises
+    /// (the greatest code) before any search.
+    fn first_at_or_above(&self, k: usize) -> Option<(usize, usize)> {
+        fn first<C: Copy + Ord + Into<usize>>(c: &[C], k: usize) -> Option<(usize, usize)> {
+            let max = c.iter().copied().max()?;
+            if max.into() < k {
+                return None;
+            }
+            c.iter()
+                .position(|&v| v.into() >= k)
+                .map(|i| (i, c[i].into()))
+        }
+        match self {
+            PqCodesRef::U8(c) => first(c, k),
+            PqCodesRef::U16(c) => first(c, k),
+        }
+    }
+}
+
 /// Product-quantizer training parameters, builder style.
 ///
 /// Defaults: `iterations` 25 (faiss's), `seed` 0, `device` [`Device::Auto`].
@@ -327,7 +379,8 @@ impl PqCodebook {
         Ok((codes, sub_mse))
     }
 
-    fn check_codes(&self, codes: &PqCodes) -> Result<usize> {
+    fn check_codes<'a>(&self, codes: impl Into<PqCodesRef<'a>>) -> Result<usize> {
+        let codes = codes.into();
         let m = self.m();
         if !codes.len().is_multiple_of(m) {
             return Err(Error::ShapeMismatch {
@@ -335,15 +388,12 @@ impl PqCodebook {
                 dim: m,
             });
         }
-        for i in 0..codes.len() {
-            let c = codes.get(i);
-            if c >= self.ksub() {
-                return Err(Error::LabelOutOfRange {
-                    index: i,
-                    label: c as u64,
-                    k: self.ksub(),
-                });
-            }
+        if let Some((index, c)) = codes.first_at_or_above(self.ksub()) {
+            return Err(Error::LabelOutOfRange {
+                index,
+                label: c as u64,
+                k: self.ksub(),
+            });
         }
         Ok(codes.len() / m)
     }
@@ -353,15 +403,16 @@ impl PqCodebook {
     pub fn decode(&self, codes: &PqCodes) -> Result<Vec<f64>> {
         let n = self.check_codes(codes)?;
         let mut out = vec![0.0; n * self.dim];
-        self.decode_rows(codes, &mut out, |v| v);
+        self.decode_rows(codes.into(), &mut out, |v| v);
         Ok(out)
     }
 
     /// [`PqCodebook::decode`] into a caller's float32 buffer of `n x d` values, the rows
-    /// spread over the threads (the centroids of a float32 quantizer are exact in it).
+    /// spread over the threads (the centroids of a float32 quantizer are exact in it). The
+    /// codes may be owned ([`PqCodes`]) or borrowed ([`PqCodesRef`]).
     ///
     /// ```
-    /// use lloyd::{Codebook, PqCodebook, PqCodes};
+    /// use lloyd::{Codebook, PqCodebook, PqCodes, PqCodesRef};
     /// let pq = PqCodebook::from_codebooks(vec![
     ///     Codebook::new(vec![0.0, 1.0], 1)?,
     ///     Codebook::new(vec![5.0, 7.0], 1)?,
@@ -369,9 +420,12 @@ impl PqCodebook {
     /// let mut out = [0.0f32; 4];
     /// pq.decode_into(&PqCodes::U8(vec![1, 0, 0, 1]), &mut out)?;
     /// assert_eq!(out, [1.0, 5.0, 0.0, 7.0]);
+    /// pq.decode_into(PqCodesRef::U16(&[0, 0, 1, 1]), &mut out)?;
+    /// assert_eq!(out, [0.0, 5.0, 1.0, 7.0]);
     /// # Ok::<(), lloyd::Error>(())
     /// ```
-    pub fn decode_into(&self, codes: &PqCodes, out: &mut [f32]) -> Result<()> {
+    pub fn decode_into<'a>(&self, codes: impl Into<PqCodesRef<'a>>, out: &mut [f32]) -> Result<()> {
+        let codes = codes.into();
         let n = self.check_codes(codes)?;
         if out.len() != n * self.dim {
             return Err(Error::InvalidArgument(format!(
@@ -389,7 +443,7 @@ impl PqCodebook {
     /// centroids converted once into one table, then a copy per sub-vector.
     fn decode_rows<T: Copy + Send + Sync>(
         &self,
-        codes: &PqCodes,
+        codes: PqCodesRef<'_>,
         out: &mut [T],
         convert: impl Fn(f64) -> T,
     ) {
@@ -398,15 +452,26 @@ impl PqCodebook {
             .iter()
             .flat_map(|cb| cb.centroids().iter().map(|&v| convert(v)))
             .collect();
+        // The common sub-space widths get copies of a size known when compiled (a call to
+        // memmove per sub-vector cost more than the copy).
+        macro_rules! at_width {
+            ($c:expr, $($w:literal)*) => {
+                match self.dsub() {
+                    $($w => self.copy_rows::<_, _, $w>($c, &table, out),)*
+                    _ => self.copy_rows::<_, _, 0>($c, &table, out),
+                }
+            };
+        }
         match codes {
-            PqCodes::U8(c) => self.copy_rows(c, &table, out),
-            PqCodes::U16(c) => self.copy_rows(c, &table, out),
+            PqCodesRef::U8(c) => at_width!(c, 1 2 4 8 16 32),
+            PqCodesRef::U16(c) => at_width!(c, 1 2 4 8 16 32),
         }
     }
 
     /// Row i of `out` is the concatenation, over the sub-spaces j, of centroid `codes[i m +
     /// j]` of sub-space j in `table` (`m x ksub x dsub`); rows spread over the threads.
-    fn copy_rows<C: Copy + Into<usize> + Sync, T: Copy + Send + Sync>(
+    /// `W` is the sub-space width when known at compile time, else 0.
+    fn copy_rows<C: Copy + Into<usize> + Sync, T: Copy + Send + Sync, const W: usize>(
         &self,
         codes: &[C],
         table: &[T],
@@ -416,6 +481,7 @@ impl PqCodebook {
         // Rows per task: enough work to cover the task's cost.
         const ROWS: usize = 1024;
         let (m, dsub, dim) = (self.m(), self.dsub(), self.dim);
+        assert!(W == 0 || W == dsub);
         // Every sub-space holds as many centroids as the first.
         let ksub = self.codebooks[0].k();
         out.par_chunks_mut(ROWS * dim)
@@ -425,7 +491,13 @@ impl PqCodebook {
                 {
                     for (j, (sub, &code)) in row.chunks_exact_mut(dsub).zip(row_codes).enumerate() {
                         let at = (j * ksub + code.into()) * dsub;
-                        sub.copy_from_slice(&table[at..at + dsub]);
+                        if W == 0 {
+                            sub.copy_from_slice(&table[at..at + dsub]);
+                        } else {
+                            let from: &[T; W] = table[at..at + W].try_into().expect("W = dsub");
+                            let to: &mut [T; W] = sub.try_into().expect("W = dsub");
+                            *to = *from;
+                        }
                     }
                 }
             });

@@ -4,7 +4,7 @@
 mod common;
 
 use common::gaussian;
-use lloyd::{Device, Error, PqCodebook, PqCodes, ProductQuantizer};
+use lloyd::{Device, Error, PqCodebook, PqCodes, PqCodesRef, ProductQuantizer};
 
 fn train(bits: u32, data: &[f32]) -> PqCodebook {
     ProductQuantizer::new(4, bits)
@@ -190,6 +190,10 @@ fn decode_into_a_buffer_equals_decode() {
         let mut out = vec![f32::NAN; 3001 * 16];
         pq.decode_into(&codes, &mut out).unwrap();
         assert_eq!(out, want, "bits {bits}");
+        let mut borrowed = vec![f32::NAN; 3001 * 16];
+        pq.decode_into(PqCodesRef::from(&codes), &mut borrowed)
+            .unwrap();
+        assert_eq!(borrowed, want, "bits {bits}, borrowed codes");
         let one = match &codes {
             PqCodes::U8(c) => PqCodes::U8(c[..4].to_vec()),
             PqCodes::U16(c) => PqCodes::U16(c[..4].to_vec()),
@@ -201,10 +205,17 @@ fn decode_into_a_buffer_equals_decode() {
     }
     let pq = train(4, &data);
     let mut out = vec![0.0f32; 16];
-    assert!(
-        pq.decode_into(&PqCodes::U8(vec![0, 1, 2, 16]), &mut out)
-            .is_err()
-    );
+    for codes in [
+        PqCodes::U8(vec![0, 1, 2, 16]),
+        PqCodes::U16(vec![0, 1, 2, 999]),
+    ] {
+        match pq.decode_into(&codes, &mut out) {
+            Err(Error::LabelOutOfRange {
+                index: 3, k: 16, ..
+            }) => {}
+            other => panic!("{codes:?}: {other:?}"),
+        }
+    }
 }
 
 /// The CPU encodes every sub-space of a block of rows in one pass; the codes are each

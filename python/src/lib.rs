@@ -15,7 +15,7 @@ mod dist;
 
 use lloyd::{
     Clvq, Codebook, Deterministic1d, Device, Error, Init, IterationStats, KMeans, KMeansFit, Law,
-    Lloyd1d, LloydNd, Observer, PqCodebook, PqCodes, ProductQuantizer,
+    Lloyd1d, LloydNd, Observer, PqCodebook, PqCodes, PqCodesRef, ProductQuantizer,
 };
 
 /// lloyd's error as the Python exception a caller expects: bad input is a `ValueError`,
@@ -503,9 +503,21 @@ fn pq_decode<'py>(
     codes: Codes<'py>,
 ) -> PyResult<Bound<'py, PyArray2<f32>>> {
     let pq = pq_of(&centroids, m)?;
-    let codes = match codes {
-        Codes::U8(c) => PqCodes::U8(c.as_array().iter().copied().collect()),
-        Codes::U16(c) => PqCodes::U16(c.as_array().iter().copied().collect()),
+    // C-contiguous codes (what compute_codes returns) are read in place; others are copied
+    // into row-major order first.
+    let owned = match &codes {
+        Codes::U8(c) if c.as_slice().is_err() => {
+            Some(PqCodes::U8(c.as_array().iter().copied().collect()))
+        }
+        Codes::U16(c) if c.as_slice().is_err() => {
+            Some(PqCodes::U16(c.as_array().iter().copied().collect()))
+        }
+        _ => None,
+    };
+    let codes = match (&owned, &codes) {
+        (Some(o), _) => PqCodesRef::from(o),
+        (None, Codes::U8(c)) => PqCodesRef::U8(c.as_slice().expect("contiguous")),
+        (None, Codes::U16(c)) => PqCodesRef::U16(c.as_slice().expect("contiguous")),
     };
     let n = codes.len() / m.max(1);
     // NumPy's own allocation (np.empty), as faiss's decode writes into: freed arrays'
@@ -514,8 +526,7 @@ fn pq_decode<'py>(
     // stays private to this call until returned.
     let out = unsafe { PyArray2::<f32>::new(py, [n, pq.dim()], false) };
     let slice = unsafe { out.as_slice_mut() }.map_err(|e| PyValueError::new_err(e.to_string()))?;
-    py.detach(|| pq.decode_into(&codes, slice))
-        .map_err(py_err)?;
+    py.detach(|| pq.decode_into(codes, slice)).map_err(py_err)?;
     Ok(out)
 }
 
