@@ -44,10 +44,14 @@ KMEANS_SHAPES = [
 
 def alternate(cases, repeats):
     """Runs each case in turn, `repeats` rounds; each case returns a dict of figures. The
-    median of each figure per case."""
+    median of each figure per case. Each timed run follows an untimed run of the same case:
+    the peers' worker threads (OpenMP's, OpenBLAS's) spin for a while after each call and
+    would take cores from whatever ran next, and a resting process finds its freed memory
+    slow to fault in again on this VM."""
     runs = {name: [] for name in cases}
     for _ in range(repeats):
         for name, run in cases.items():
+            run()
             runs[name].append(run())
     return {
         name: {key: statistics.median(r[key] for r in rs) for key in rs[0]}
