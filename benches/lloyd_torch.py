@@ -13,6 +13,7 @@ Usage:
 Prints one line per case (device | case | ms per iteration, median of CUDA-event timings)
 and, with --csv FILE, appends the same rows as CSV.
 """
+
 import argparse
 import csv
 import os
@@ -29,7 +30,9 @@ def sync(dev):
 
 def timed(fn, dev, repeat, warmup=3):
     """Median milliseconds of `fn`, with CUDA events on a GPU, else a host clock."""
-    for _ in range(warmup):  # kernels loaded, caches allocated, cuBLAS heuristics chosen
+    for _ in range(
+        warmup
+    ):  # kernels loaded, caches allocated, cuBLAS heuristics chosen
         fn()
     sync(dev)
     times = []
@@ -96,7 +99,9 @@ def main():
     km.add_argument("--n", type=ints, default=[1_000_000])
     km.add_argument("--d", type=ints, default=[32, 128])
     km.add_argument("--k", type=ints, default=[256, 1024])
-    km.add_argument("--precision", type=lambda v: v.split(","), default=["fp32", "tf32", "fp16"])
+    km.add_argument(
+        "--precision", type=lambda v: v.split(","), default=["fp32", "tf32", "fp16"]
+    )
     km.add_argument("--repeat", type=int, default=10)
     km.add_argument("--chunk", type=int, default=1 << 18)
     a = p.parse_args()
@@ -109,8 +114,11 @@ def main():
             x = torch.randn(m, generator=g, dtype=torch.float32).to(dev)
             for n in a.n:
                 c = torch.sort(x[:n]).values
-                ms = timed(lambda: field_1d(x, c), dev, a.repeat)
-                print(f"torch {name} | 1-D field code N={n} M={m} | {ms:.4f} ms/iter", flush=True)
+                ms = timed(lambda x=x, c=c: field_1d(x, c), dev, a.repeat)
+                print(
+                    f"torch {name} | 1-D field code N={n} M={m} | {ms:.4f} ms/iter",
+                    flush=True,
+                )
                 rows.append(("torch-field-1d", "lloyd1d", n, m, 1, ms, ""))
     else:
         for n in a.n:
@@ -122,21 +130,48 @@ def main():
                     for prec in a.precision:
                         torch.backends.cuda.matmul.allow_tf32 = prec == "tf32"
                         torch.backends.cudnn.allow_tf32 = prec == "tf32"
-                        ms = timed(lambda: kmeans_step(x, xh, c, prec, a.chunk), dev, a.repeat)
+                        ms = timed(
+                            lambda x=x, xh=xh, c=c, prec=prec: kmeans_step(
+                                x, xh, c, prec, a.chunk
+                            ),
+                            dev,
+                            a.repeat,
+                        )
                         gflops = 2.0 * n * k * d / (ms * 1e-3) / 1e9
                         print(
                             f"torch {name} | k-means {prec} n={n} d={d} k={k} | {ms:.3f} ms/iter"
                             f" | {gflops:.0f} GFLOP/s",
                             flush=True,
                         )
-                        rows.append((f"torch-kmeans-{prec}", "kmeans", k, n, d, ms, f"{gflops:.0f}"))
+                        rows.append(
+                            (
+                                f"torch-kmeans-{prec}",
+                                "kmeans",
+                                k,
+                                n,
+                                d,
+                                ms,
+                                f"{gflops:.0f}",
+                            )
+                        )
         torch.backends.cuda.matmul.allow_tf32 = False
     if a.csv:
         new = not os.path.exists(a.csv)
         with open(a.csv, "a", newline="") as f:
             w = csv.writer(f)
             if new:
-                w.writerow(["method", "kind", "n_or_k", "m_or_n", "d", "ms_per_iter", "gflops", "device"])
+                w.writerow(
+                    [
+                        "method",
+                        "kind",
+                        "n_or_k",
+                        "m_or_n",
+                        "d",
+                        "ms_per_iter",
+                        "gflops",
+                        "device",
+                    ]
+                )
             for r in rows:
                 w.writerow([*r, name])
 

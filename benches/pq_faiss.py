@@ -8,6 +8,7 @@ prints one JSON line with each library's reconstruction MSE (mean over vectors o
 error, summed over coordinates) and training/encoding times. faiss subsamples the training
 set to 256 points per centroid by default; lloyd trains on every point.
 """
+
 import argparse
 import json
 import os
@@ -31,15 +32,36 @@ def main():
     rng = np.random.default_rng(0)
     # correlated Gaussian data, so that sub-spaces differ
     x = rng.standard_normal((a.n, a.d)).astype(np.float32)
-    x = (x @ rng.standard_normal((a.d, a.d)).astype(np.float32) / np.sqrt(a.d)).astype(np.float32)
+    x = (x @ rng.standard_normal((a.d, a.d)).astype(np.float32) / np.sqrt(a.d)).astype(
+        np.float32
+    )
     out = {"n": a.n, "d": a.d, "m": a.m, "bits": a.bits}
     with tempfile.TemporaryDirectory() as tmp:
         data = os.path.join(tmp, "data.npy")
         np.save(data, x)
         t = time.perf_counter()
-        r = subprocess.run([a.lloyd, "pq", "train", "--input", data, "--m", str(a.m), "--bits", str(a.bits),
-                            "--output", os.path.join(tmp, "pq.npy"), "--device", a.device, "--json", "--quiet"],
-                           capture_output=True, text=True, check=True)
+        r = subprocess.run(
+            [
+                a.lloyd,
+                "pq",
+                "train",
+                "--input",
+                data,
+                "--m",
+                str(a.m),
+                "--bits",
+                str(a.bits),
+                "--output",
+                os.path.join(tmp, "pq.npy"),
+                "--device",
+                a.device,
+                "--json",
+                "--quiet",
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         wall = time.perf_counter() - t
         j = json.loads(r.stdout.strip().splitlines()[-1])
         out["lloyd_mse"] = j["mse"]
@@ -47,12 +69,28 @@ def main():
         out["lloyd_wall_s"] = wall
         out["lloyd_device"] = j["device"]
         t = time.perf_counter()
-        subprocess.run([a.lloyd, "pq", "encode", "--codebook", os.path.join(tmp, "pq.npy"), "--input", data,
-                        "--output", os.path.join(tmp, "codes.npy"), "--device", a.device, "--quiet"],
-                       capture_output=True, check=True)
+        subprocess.run(
+            [
+                a.lloyd,
+                "pq",
+                "encode",
+                "--codebook",
+                os.path.join(tmp, "pq.npy"),
+                "--input",
+                data,
+                "--output",
+                os.path.join(tmp, "codes.npy"),
+                "--device",
+                a.device,
+                "--quiet",
+            ],
+            capture_output=True,
+            check=True,
+        )
         out["lloyd_encode_wall_s"] = time.perf_counter() - t
     try:
         import faiss
+
         pq = faiss.ProductQuantizer(a.d, a.m, a.bits)
         t = time.perf_counter()
         pq.train(x)
