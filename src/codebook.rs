@@ -3,6 +3,7 @@
 
 use std::path::Path;
 
+use crate::backend::pq_codes::{self, SubSpace};
 use crate::data::check_points;
 use crate::device::{Device, GpuOptions};
 use crate::engine::{self, Engine};
@@ -291,6 +292,12 @@ impl Encoder {
         codebook.check_data(data)?;
         let dim = codebook.dim();
         let frame = Frame::of_codebook(codebook.centroids(), dim, data);
+        if self.inner.is_cpu() {
+            // Labels certified on the caller's values: see backend::pq_codes.
+            let sub = SubSpace::new(frame, codebook.centroids(), dim);
+            let (labels, sse) = pq_codes::encode(data, dim, std::slice::from_ref(&sub));
+            return Ok((labels, finite_sse(sub.frame.squared_to_caller(sse[0]))?));
+        }
         let points = frame.to_device_f32(data);
         let centroids = frame.to_device_f64(codebook.centroids());
         let (labels, sse) = self.inner.encode(&points, &centroids, dim)?;

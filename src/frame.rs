@@ -379,6 +379,13 @@ impl Frame {
         }
     }
 
+    /// A caller's value in the frame's units before centring: scaled by 2^e_p, exactly (but
+    /// for values more than 2^1000 below the data's largest). Distances between caller
+    /// values scaled alike are the caller's, scaled by 2^2e_p, with no centring's rounding.
+    pub(crate) fn to_scaled(&self, v: f64) -> f64 {
+        libm::scalbn(v, self.e_p)
+    }
+
     /// Coordinate `j` of a point in device units.
     #[inline(always)]
     fn forward(&self, x: f64, j: usize) -> f64 {

@@ -4,7 +4,6 @@
 
 use std::path::Path;
 
-use crate::backend::cpu_dense::DenseCentroids;
 use crate::backend::pq_codes::{self, SubSpace};
 use crate::codebook::{Codebook, Encoder, finite_sse};
 use crate::data::check_points;
@@ -352,8 +351,8 @@ impl PqCodebook {
     /// [`PqCodebook::encode_measured`] on the CPU: each sub-space in the frame a
     /// [`Codebook`] encodes in (origin at its centroids' mean, unit the largest deviation of
     /// centroids and data), the data's bounds found in one pass for every sub-space, then
-    /// every sub-space of a block of rows at a time. The codes are those of encoding each
-    /// sub-space's columns with its codebook.
+    /// every sub-space of a block of rows at a time; the codes certified on the caller's
+    /// values.
     fn encode_cpu<T: Real>(&self, data: &[T], n: usize) -> Result<(Vec<u16>, Vec<f64>)> {
         let dsub = self.dsub();
         let (lo, hi) = column_bounds(data, self.dim);
@@ -366,11 +365,12 @@ impl PqCodebook {
                 let frame = Extent::of_checked(cb.centroids(), dsub, None)
                     .including_bounds(&lo[cols.clone()], &hi[cols])
                     .frame();
-                let centroids = DenseCentroids::new(&frame.to_device_f64(cb.centroids()), dsub);
-                SubSpace { frame, centroids }
+                SubSpace::new(frame, cb.centroids(), dsub)
             })
             .collect();
-        let (codes, sse) = pq_codes::encode(data, self.dim, &subs);
+        let (labels, sse) = pq_codes::encode(data, self.dim, &subs);
+        // At most 2^16 centroids a sub-space.
+        let codes = labels.into_iter().map(|l| l as u16).collect();
         let sub_mse = sse
             .iter()
             .zip(&subs)

@@ -81,17 +81,17 @@ pub(crate) fn assign_dense(
 
 /// Consecutive rows from `first` on: their ranked labels and gaps, and where their
 /// certified labels and distances go.
-pub(crate) struct Certified<'a> {
-    pub first: usize,
-    pub labels: &'a mut [u32],
-    pub dist: &'a mut [f64],
-    pub gaps: &'a [f32],
+struct Certified<'a> {
+    first: usize,
+    labels: &'a mut [u32],
+    dist: &'a mut [f64],
+    gaps: &'a [f32],
 }
 
 /// Each label kept where the f32 ranking decided it, with its f64 distance, or decided in
 /// f64 where the ranking is within its rounding bound of a tie; with AVX2, the same
 /// operations four f64 lanes wide (no FMA: the same bits).
-pub(crate) fn certify(data: &[f32], centroids: &DenseCentroids, rows: &mut Certified) {
+fn certify(data: &[f32], centroids: &DenseCentroids, rows: &mut Certified) {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") {
         // SAFETY: the feature it is compiled for was just detected.

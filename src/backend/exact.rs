@@ -25,6 +25,14 @@ pub(crate) fn undecided(norm_x: f64, best_sq: f64, gap: f64, dim: usize) -> bool
     gap.is_nan() || gap <= 2.0 * e
 }
 
+/// [`undecided`] for a point whose f32 value in the frame is a rounding of the exact one
+/// (known to the caller, who decides undecided points on it): that rounding moves each
+/// centroid's value by at most 2u‖x‖‖c‖, two more units in γ.
+#[inline]
+pub(crate) fn undecided_for_rounded_point(norm_x: f64, best_sq: f64, gap: f64, dim: usize) -> bool {
+    undecided(norm_x, best_sq, gap, dim + 2)
+}
+
 /// The nearest of `centroids` (row-major f64, `dim` columns) to `x` by direct differences in
 /// f64, lowest index on ties, with its squared distance.
 pub(crate) fn nearest_direct(x: &[f32], centroids: &[f64], dim: usize) -> (u32, f64) {
