@@ -295,7 +295,7 @@ impl Encoder {
         if self.inner.is_cpu() {
             // Labels certified on the caller's values: see backend::pq_codes.
             let sub = SubSpace::new(frame, codebook.centroids(), dim);
-            let (labels, sse) = pq_codes::encode(data, dim, std::slice::from_ref(&sub));
+            let (labels, sse) = pq_codes::encode(data, dim, std::slice::from_ref(&sub), |l| l);
             return Ok((labels, finite_sse(sub.frame.squared_to_caller(sse[0]))?));
         }
         let points = frame.to_device_f32(data);

@@ -314,11 +314,10 @@ impl PqCodebook {
         let n = check_points(data, self.dim)?;
         // One encoder for every sub-space: they share a shape, so a GPU keeps its buffers.
         let mut encoder = Encoder::new(&self.device)?;
-        let (codes, sub_mse) = if encoder.is_cpu() {
-            self.encode_cpu(data, n)?
-        } else {
-            self.encode_each_sub_space(&mut encoder, data, n)?
-        };
+        if encoder.is_cpu() {
+            return self.encode_cpu(data, n);
+        }
+        let (codes, sub_mse) = self.encode_each_sub_space(&mut encoder, data, n)?;
         let codes = if self.bits <= 8 {
             PqCodes::U8(codes.into_iter().map(|c| c as u8).collect())
         } else {
@@ -353,7 +352,7 @@ impl PqCodebook {
     /// centroids and data), the data's bounds found in one pass for every sub-space, then
     /// every sub-space of a block of rows at a time; the codes certified on the caller's
     /// values.
-    fn encode_cpu<T: Real>(&self, data: &[T], n: usize) -> Result<(Vec<u16>, Vec<f64>)> {
+    fn encode_cpu<T: Real>(&self, data: &[T], n: usize) -> Result<(PqCodes, Vec<f64>)> {
         let dsub = self.dsub();
         let (lo, hi) = column_bounds(data, self.dim);
         let subs: Vec<SubSpace> = self
@@ -368,9 +367,14 @@ impl PqCodebook {
                 SubSpace::new(frame, cb.centroids(), dsub)
             })
             .collect();
-        let (labels, sse) = pq_codes::encode(data, self.dim, &subs);
-        // At most 2^16 centroids a sub-space.
-        let codes = labels.into_iter().map(|l| l as u16).collect();
+        // Labels below 2^bits: u8 for up to 8 bits, u16 for up to 16.
+        let (codes, sse) = if self.bits <= 8 {
+            let (c, sse) = pq_codes::encode(data, self.dim, &subs, |l| l as u8);
+            (PqCodes::U8(c), sse)
+        } else {
+            let (c, sse) = pq_codes::encode(data, self.dim, &subs, |l| l as u16);
+            (PqCodes::U16(c), sse)
+        };
         let sub_mse = sse
             .iter()
             .zip(&subs)

@@ -100,15 +100,20 @@ struct Buffers {
 
 /// The codes of the rows of `data` (`dim` columns, split evenly over `subs`), row-major
 /// `n x m`, each the nearest centroid of its sub-space to the caller's values (ties to the
-/// lowest index), and each
+/// lowest index) stored as `code` makes it (u8, u16 or u32, written once), and each
 /// sub-space's sum of squared distances in its frame's units: summed over each block of
 /// rows, then over the blocks in order, so the same bits whatever the thread count.
-pub(crate) fn encode<T: Real>(data: &[T], dim: usize, subs: &[SubSpace]) -> (Vec<u32>, Vec<f64>) {
+pub(crate) fn encode<T: Real, C: Copy + Default + Send>(
+    data: &[T],
+    dim: usize,
+    subs: &[SubSpace],
+    code: impl Fn(u32) -> C + Sync,
+) -> (Vec<C>, Vec<f64>) {
     let m = subs.len();
     let dsub = dim / m;
     let n = data.len() / dim;
     let rankers: Vec<Ranker> = subs.iter().map(|s| Ranker::new(&s.centroids)).collect();
-    let mut codes = vec![0u32; n * m];
+    let mut codes = vec![C::default(); n * m];
     let block_sums: Vec<Vec<f64>> = codes
         .par_chunks_mut(BLOCK * m)
         .zip(data.par_chunks(BLOCK * dim))
@@ -127,7 +132,7 @@ pub(crate) fn encode<T: Real>(data: &[T], dim: usize, subs: &[SubSpace]) -> (Vec
                 let dist = &mut buf.dist[..r];
                 sub.certify(x, rows, dim, j * dsub, labels, gaps, dist);
                 for (row, &l) in codes.chunks_exact_mut(m).zip(labels.iter()) {
-                    row[j] = l;
+                    row[j] = code(l);
                 }
                 sums.push(dist.iter().sum::<f64>());
             }
