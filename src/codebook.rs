@@ -3,7 +3,8 @@
 
 use std::path::Path;
 
-use crate::backend::pq_codes::{self, SubSpace};
+use crate::backend::framed::SubSpace;
+use crate::backend::pq_codes;
 use crate::data::check_points;
 use crate::device::{Device, GpuOptions};
 use crate::engine::{self, Engine};
@@ -293,7 +294,7 @@ impl Encoder {
         let dim = codebook.dim();
         let frame = Frame::of_codebook(codebook.centroids(), dim, data);
         if self.inner.is_cpu() {
-            // Labels certified on the caller's values: see backend::pq_codes.
+            // Labels certified on the caller's values: see backend::framed.
             let sub = SubSpace::new(frame, codebook.centroids(), dim);
             let (labels, sse) = pq_codes::encode(data, dim, std::slice::from_ref(&sub), |l| l);
             return Ok((labels, finite_sse(sub.frame.squared_to_caller(sse[0]))?));

@@ -17,6 +17,7 @@ use crate::gpu::backend::{GpuLloyd, Layout};
 use crate::gpu::context::GpuContext;
 use crate::gpu::points::ResidentPoints;
 use crate::law::Law;
+use crate::real::Real;
 
 pub use crate::gpu::{AdapterSummary, list_adapters};
 
@@ -142,6 +143,31 @@ impl Engine {
                 )?)
             }
         })
+    }
+
+    /// [`Engine::dense`] for a fit of the caller's `rows`, whose frame-unit rounding is
+    /// `points`: the CPU reads the caller's rows in place and decides labels on them (as a
+    /// codebook does), a GPU takes `points`. `caller_init` is `init` as the caller gave it.
+    pub(crate) fn dense_of_caller<'a, T: Real>(
+        &self,
+        rows: &'a [T],
+        points: &'a [f32],
+        weights: Option<&[f32]>,
+        frame: &Frame,
+        init: &[f64],
+        caller_init: Option<&[f64]>,
+    ) -> Result<Box<dyn Backend + 'a>> {
+        match &self.target {
+            Target::Cpu => Ok(Box::new(CpuDense::of_caller(
+                rows,
+                points,
+                weights,
+                frame,
+                init,
+                caller_init,
+            ))),
+            Target::Gpu(_) => self.dense(Cow::Borrowed(points), weights, frame, init),
+        }
     }
 
     /// Unweighted scalars (frame units) for the 1-D backends, whose cells are intervals.

@@ -1,6 +1,5 @@
 //! K-means on caller data: the machine-learning face of Lloyd's method.
 
-use std::borrow::Cow;
 use std::time::Instant;
 
 use crate::backend::Backend;
@@ -248,7 +247,7 @@ impl KMeans {
         // One backend serves every restart: the points stay resident (on a GPU, uploaded
         // once; in 1-D, sorted once).
         let mut backend: Option<Box<dyn Backend + '_>> = None;
-        self.best_of_restarts(|seed| self.fit_once::<T>(&prepared, seed, &mut backend))
+        self.best_of_restarts(|seed| self.fit_once(data, &prepared, seed, &mut backend))
     }
 
     /// The centroids given as the start, checked (empty for the other starts).
@@ -329,6 +328,10 @@ impl KMeans {
             let device = encoder.device_name();
             let mut backend =
                 StreamedLloyd::new(source, chunk_rows, &mut encoder, frame.clone(), init);
+            if let Init::Centroids(c) = &self.init {
+                // Decided on as the caller gave them, as an in-memory fit does.
+                backend.set_caller_centroids(c.clone());
+            }
             let setup = prepared + run_start.elapsed().as_secs_f64();
             let out = driver::run(&mut backend, &self.schedule(), n as f64, &frame, precision)?;
             KMeansFit::of(out, Vec::new(), dim, precision, n as f64, device, setup)
@@ -350,6 +353,7 @@ impl KMeans {
     /// scales a GPU backend chose for the first start serve every later one.
     fn fit_once<'p, T: Real>(
         &self,
+        data: &'p [T],
         p: &'p Prepared<'_>,
         seed: u64,
         slot: &mut Option<Box<dyn Backend + 'p>>,
@@ -384,6 +388,10 @@ impl KMeans {
         let b = match slot {
             Some(b) => b,
             None => {
+                let given = match &self.init {
+                    Init::Centroids(c) => Some(c.as_slice()),
+                    _ => None,
+                };
                 // A start still to draw: the first k rows hold its place.
                 let first_rows;
                 let centroids = match &init {
@@ -400,7 +408,7 @@ impl KMeans {
                     }
                     None => p
                         .engine
-                        .dense(Cow::Borrowed(&p.points), weights, frame, centroids)?,
+                        .dense_of_caller(data, &p.points, weights, frame, centroids, given)?,
                 })
             }
         };

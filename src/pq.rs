@@ -4,7 +4,8 @@
 
 use std::path::Path;
 
-use crate::backend::pq_codes::{self, SubSpace};
+use crate::backend::framed::SubSpace;
+use crate::backend::pq_codes;
 use crate::codebook::{Codebook, Encoder, finite_sse};
 use crate::data::check_points;
 use crate::device::Device;

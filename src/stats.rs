@@ -5,7 +5,9 @@
 use crate::backend::cell_sums::{CellSums, error_exponent};
 use crate::backend::cpu_1d::{midpoint, nearest_sorted};
 use crate::backend::cpu_dense::reduce_dense;
+use crate::backend::framed::SubSpace;
 use crate::backend::interval_sums::IntervalSums;
+use crate::backend::lloyd_pass::lloyd_pass;
 use crate::codebook::Encoder;
 use crate::data::{check_points, check_weight_values};
 use crate::error::{Error, Result};
@@ -138,7 +140,15 @@ impl LloydStats {
     ) -> Result<(Self, Vec<u32>)> {
         let w = Self::checked_weights(frame, data, weights, centroids)?;
         let c = frame.to_device_f64(centroids);
-        Self::labeled_in_frame(encoder, frame, data, w.as_deref(), c, first_row)
+        Self::labeled_in_frame(
+            encoder,
+            frame,
+            data,
+            w.as_deref(),
+            c,
+            Some(centroids),
+            first_row,
+        )
     }
 
     /// The weights in the frame's unit, after checking points, centroids and weights.
@@ -167,16 +177,18 @@ impl LloydStats {
     }
 
     /// [`LloydStats::compute_on`] for checked points and weights (in the frame's weight
-    /// unit) and centroids already in frame units (`c`).
+    /// unit) and centroids already in frame units (`c`), the caller's values of which are
+    /// `caller` where known (else `c` taken back to the caller's units).
     pub(crate) fn compute_in_frame<T: Real>(
         encoder: &mut Encoder,
         frame: &Frame,
         data: &[T],
         w: Option<&[f64]>,
         c: Vec<f64>,
+        caller: Option<&[f64]>,
         first_row: u64,
     ) -> Result<Self> {
-        Ok(Self::labeled_in_frame(encoder, frame, data, w, c, first_row)?.0)
+        Ok(Self::labeled_in_frame(encoder, frame, data, w, c, caller, first_row)?.0)
     }
 
     /// [`LloydStats::compute_in_frame`] with the rows' labels.
@@ -186,6 +198,7 @@ impl LloydStats {
         data: &[T],
         w: Option<&[f64]>,
         mut c: Vec<f64>,
+        caller: Option<&[f64]>,
         first_row: u64,
     ) -> Result<(Self, Vec<u32>)> {
         let dim = frame.dim();
@@ -218,21 +231,33 @@ impl LloydStats {
             };
             return Ok((stats, labels));
         }
-        let points = frame.to_device_f32(data);
-        if let Some(i) = points.iter().position(|v| v.abs() > 1.0) {
-            return Err(outside(i));
-        }
-        let (labels, dist) = encoder.inner.assign(&points, &c, dim)?;
-        let cells = reduce_dense(
-            &points,
-            w,
-            dim,
-            c.len() / dim,
-            &labels,
-            &dist,
-            error_exponent(&c, dim),
-            first_row,
-        );
+        let (cells, labels) = if encoder.inner.is_cpu() {
+            // One pass over the caller's rows, labels decided on their values: the pass a
+            // fit in memory makes, so parts merge into it to the bit.
+            let caller = caller.map_or_else(|| frame.to_caller(&c), <[f64]>::to_vec);
+            let space = SubSpace::of_device(frame.clone(), &c, &caller, dim);
+            let mut labels = vec![0u32; data.len() / dim];
+            let cells = lloyd_pass(&space, data, None, w, first_row, &mut labels, true)
+                .map_err(|row| outside(row * dim))?;
+            (cells, labels)
+        } else {
+            let points = frame.to_device_f32(data);
+            if let Some(i) = points.iter().position(|v| v.abs() > 1.0) {
+                return Err(outside(i));
+            }
+            let (labels, dist) = encoder.inner.assign(&points, &c, dim)?;
+            let cells = reduce_dense(
+                &points,
+                w,
+                dim,
+                c.len() / dim,
+                &labels,
+                &dist,
+                error_exponent(&c, dim),
+                first_row,
+            );
+            (cells, labels)
+        };
         let stats = LloydStats {
             frame: frame.clone(),
             centroids: c,

@@ -195,6 +195,11 @@ impl<'a> StreamedLloyd<'a> {
         }
     }
 
+    /// The caller's values of the initial centroids, where the caller gave them.
+    pub(crate) fn set_caller_centroids(&mut self, caller: Vec<f64>) {
+        self.caller = Some(caller);
+    }
+
     fn stats(&self) -> Result<&LloydStats> {
         self.stats
             .as_ref()
@@ -210,6 +215,7 @@ impl Backend for StreamedLloyd<'_> {
     fn assign_reduce(&mut self) -> Result<()> {
         let mut all: Option<LloydStats> = None;
         let (frame, centroids, encoder) = (&self.frame, &self.centroids, &mut *self.encoder);
+        let caller = self.caller.as_deref();
         for_each_chunk(
             self.source,
             self.chunk_rows,
@@ -221,6 +227,7 @@ impl Backend for StreamedLloyd<'_> {
                     rows,
                     None,
                     centroids.clone(),
+                    caller,
                     first,
                 )?;
                 match &mut all {

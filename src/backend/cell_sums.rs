@@ -52,6 +52,17 @@ fn fixed_halves(v: f64) -> (f64, f64) {
 /// partial sum stays below 2⁵⁰, so f64 adds integers exactly.
 const HALVES_BLOCK: usize = 1 << 18;
 
+/// Coordinate sums of unweighted points as the two integer-valued f64 halves of
+/// [`fixed`], `k x dim` each, over at most [`HALVES_BLOCK`] points: the f64 loop is one a
+/// compiler vectorises (with AVX2, four lanes; no FMA), where i128 additions are scalar.
+#[derive(Default)]
+pub(crate) struct Halves {
+    hi: Vec<f64>,
+    lo: Vec<f64>,
+    /// Points added since the last carry.
+    points: usize,
+}
+
 /// A fixed-point sum back in f64 (one rounding), times 2^e.
 #[inline]
 pub(crate) fn unfixed(v: i128, e: i32) -> f64 {
@@ -219,29 +230,55 @@ impl CellSums {
         }
     }
 
-    /// Adds the unweighted points `rows` of a labelled pass. The same sums as [`CellSums::add`] point by
-    /// point, to the bit: each coordinate's two [`fixed_halves`] are summed as integer-valued
-    /// f64 (exact) over blocks of points, then carried into the i128 sums. The f64 loop is
-    /// one a compiler vectorises (with AVX2, four lanes; no FMA), where i128 additions are
-    /// scalar.
+    /// Adds the unweighted points `rows` of a labelled pass. The same sums as [`CellSums::add`]
+    /// point by point, to the bit (see [`Halves`]).
     pub(crate) fn add_unweighted(&mut self, pass: &Labelled, rows: std::ops::Range<usize>) {
+        let mut halves = Halves::default();
+        self.add_unweighted_halves(&mut halves, pass, rows, false);
+        self.carry(&mut halves);
+    }
+
+    /// [`CellSums::add_unweighted`] into `halves`, carried into the sums only when they are
+    /// full: a pass that adds a few hundred points at a time carries once per
+    /// [`HALVES_BLOCK`] points, not once per call. Call [`CellSums::carry`] at the end.
+    /// `inside`: the caller knows every coordinate of these points lies in [−1, 1], so no
+    /// point is tested for it.
+    pub(crate) fn add_unweighted_halves(
+        &mut self,
+        halves: &mut Halves,
+        pass: &Labelled,
+        rows: std::ops::Range<usize>,
+        inside: bool,
+    ) {
         #[cfg(target_arch = "x86_64")]
         if std::arch::is_x86_feature_detected!("avx2") {
             // SAFETY: the feature it is compiled for was just detected.
-            unsafe { self.add_unweighted_avx2(pass, rows) };
+            unsafe { self.add_unweighted_avx2(halves, pass, rows, inside) };
             return;
         }
-        self.add_unweighted_of(pass, rows);
+        self.add_unweighted_of(halves, pass, rows, inside);
     }
 
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2")]
-    unsafe fn add_unweighted_avx2(&mut self, pass: &Labelled, rows: std::ops::Range<usize>) {
-        self.add_unweighted_of(pass, rows);
+    unsafe fn add_unweighted_avx2(
+        &mut self,
+        halves: &mut Halves,
+        pass: &Labelled,
+        rows: std::ops::Range<usize>,
+        inside: bool,
+    ) {
+        self.add_unweighted_of(halves, pass, rows, inside);
     }
 
     #[inline(always)]
-    fn add_unweighted_of(&mut self, pass: &Labelled, rows: std::ops::Range<usize>) {
+    fn add_unweighted_of(
+        &mut self,
+        halves: &mut Halves,
+        pass: &Labelled,
+        rows: std::ops::Range<usize>,
+        inside: bool,
+    ) {
         let Labelled {
             data,
             labels,
@@ -249,16 +286,22 @@ impl CellSums {
             first,
         } = *pass;
         let dim = self.dim;
-        let cells = self.sums.len();
-        let mut hi = vec![0.0f64; cells];
-        let mut lo = vec![0.0f64; cells];
+        if halves.hi.is_empty() {
+            halves.hi = vec![0.0; self.sums.len()];
+            halves.lo = vec![0.0; self.sums.len()];
+        }
+        debug_assert_eq!(halves.hi.len(), self.sums.len(), "halves of other sums");
         let mut start = rows.start;
         while start < rows.end {
-            let end = (start + HALVES_BLOCK).min(rows.end);
+            if halves.points == HALVES_BLOCK {
+                self.carry(halves);
+            }
+            let end = (start + HALVES_BLOCK - halves.points).min(rows.end);
+            let (hi, lo) = (&mut halves.hi, &mut halves.lo);
             for i in start..end {
                 let l = labels[i] as usize;
                 let x = &data[i * dim..(i + 1) * dim];
-                if !x.iter().all(|v| v.abs() <= 1.0) {
+                if !inside && !x.iter().all(|v| v.abs() <= 1.0) {
                     // Outside the frame (statistics of data the frame was not built from):
                     // the i128 sums directly, which hold any value.
                     self.add(l, x, None, dist[i], first + i as u64);
@@ -275,12 +318,21 @@ impl CellSums {
                     *o += b;
                 }
             }
-            for ((s, h), o) in self.sums.iter_mut().zip(&mut hi).zip(&mut lo) {
-                *s += (i128::from(*h as i64) << 32) + i128::from(*o as i64);
-                (*h, *o) = (0.0, 0.0);
-            }
+            halves.points += end - start;
             start = end;
         }
+    }
+
+    /// Carries the halves' sums into the i128 sums and empties them.
+    pub(crate) fn carry(&mut self, halves: &mut Halves) {
+        if halves.points == 0 {
+            return;
+        }
+        for ((s, h), o) in self.sums.iter_mut().zip(&mut halves.hi).zip(&mut halves.lo) {
+            *s += (i128::from(*h as i64) << 32) + i128::from(*o as i64);
+            (*h, *o) = (0.0, 0.0);
+        }
+        halves.points = 0;
     }
 
     /// Adds the statistics of other points against the same centroids.
@@ -322,17 +374,29 @@ impl CellSums {
     /// row `first` of the whole.
     pub(crate) fn fill_points(&mut self, data: &[f32], first: u64) {
         let dim = self.dim;
+        self.fill_points_with(|row, out| {
+            let i = (row - first) as usize;
+            out.copy_from_slice(&data[i * dim..(i + 1) * dim]);
+        });
+    }
+
+    /// Fills each cell's far and near points, `point(row, out)` writing row `row` of the
+    /// whole (frame units) into `out`.
+    pub(crate) fn fill_points_with(&mut self, mut point: impl FnMut(u64, &mut [f32])) {
+        let dim = self.dim;
         let k = self.k();
-        let row = |e: &Extreme| {
-            let i = (e.row - first) as usize;
-            &data[i * dim..(i + 1) * dim]
-        };
         self.far_points = vec![0.0; k * dim];
         self.near_points = vec![0.0; k * dim];
         for j in 0..k {
             if !self.far[j].is_none() {
-                self.far_points[j * dim..(j + 1) * dim].copy_from_slice(row(&self.far[j]));
-                self.near_points[j * dim..(j + 1) * dim].copy_from_slice(row(&self.near[j]));
+                point(
+                    self.far[j].row,
+                    &mut self.far_points[j * dim..(j + 1) * dim],
+                );
+                point(
+                    self.near[j].row,
+                    &mut self.near_points[j * dim..(j + 1) * dim],
+                );
             }
         }
     }

@@ -8,12 +8,15 @@ use std::borrow::Cow;
 
 use rayon::prelude::*;
 
-use super::cell_sums::{CellSums, Labelled, error_exponent};
+use super::cell_sums::{CellSums, Labelled};
 use super::exact::{nearest_direct, squared_f64, undecided};
+use super::framed::SubSpace;
+use super::lloyd_pass::lloyd_pass;
 use super::rank::{rank, squared_distance, squared_norm};
 use super::{Backend, CellStats, Update};
 use crate::error::Result;
 use crate::frame::Frame;
+use crate::real::Real;
 
 /// Rows of points per block of the distance product.
 pub(crate) const ROWS: usize = 128;
@@ -185,78 +188,125 @@ pub(crate) fn reduce_dense(
     all
 }
 
-/// Points (in the fit's frame), current centroids and the last pass's labels and statistics.
-pub(crate) struct CpuDense<'a> {
-    data: Cow<'a, [f32]>,
+/// The rows of a fit (the caller's, or already in the fit's frame), the current centroids
+/// and the last pass's labels and statistics. Each pass is one [`lloyd_pass`] over the
+/// rows, so a fit's statistics are those [`crate::LloydStats`] computes for the same rows
+/// and its labels those its codebook gives.
+pub(crate) struct CpuDense<'a, T: Real> {
+    /// The caller's rows (empty for points drawn in the frame, which have no other values).
+    rows: &'a [T],
+    /// The rows in the fit's frame, rounded to f32: what the ranking reads.
+    points: Cow<'a, [f32]>,
+    /// Whether the points were drawn in the frame: then they are decided on as they are.
+    in_frame: bool,
     /// Weights in the frame's unit.
     weights: Option<Vec<f64>>,
     frame: Frame,
     dim: usize,
-    k: usize,
-    centroids: DenseCentroids,
+    /// The centroids in the frame that takes `rows` into the fit's (the identity for rows in
+    /// it), with the values undecided labels are decided on.
+    space: SubSpace,
     /// The centroids in the caller's units, when the last update made them.
     caller: Option<Vec<f64>>,
     labels: Vec<u32>,
-    dist: Vec<f64>,
     sums: CellSums,
 }
 
-impl<'a> CpuDense<'a> {
-    /// `data` (in `frame`'s units) and `weights` (the caller's) must be validated;
-    /// `centroids` is `k x dim`.
+impl<'a> CpuDense<'a, f32> {
+    /// `points` already in `frame`'s units (drawn there), `weights` the caller's (validated);
+    /// `centroids` is `k x dim` in frame units.
     pub(crate) fn new(
-        data: impl Into<Cow<'a, [f32]>>,
+        points: impl Into<Cow<'a, [f32]>>,
         weights: Option<&[f32]>,
         frame: &Frame,
         centroids: &[f64],
     ) -> Self {
-        let data = data.into();
-        let dim = frame.dim();
-        let n = data.len() / dim;
-        let k = centroids.len() / dim;
-        CpuDense {
-            data,
-            weights: weights.map(|w| frame.weights_to_device(w)),
-            frame: frame.clone(),
-            dim,
-            k,
-            centroids: DenseCentroids::new(centroids, dim),
-            caller: None,
-            labels: vec![0; n],
-            dist: vec![0.0; n],
-            sums: CellSums::zeros(k, dim, 0),
-        }
+        Self::with_rows(&[], points.into(), true, weights, frame, centroids)
     }
 
     /// Replaces the points (as many, in the same frame).
     pub(crate) fn replace_points(&mut self, data: Vec<f32>) {
-        debug_assert_eq!(data.len(), self.data.len());
-        self.data = Cow::Owned(data);
+        debug_assert!(self.in_frame && data.len() == self.points.len());
+        self.points = Cow::Owned(data);
     }
 }
 
-impl Backend for CpuDense<'_> {
+impl<'a, T: Real> CpuDense<'a, T> {
+    /// The caller's `rows` (validated, inside `frame`'s bounds), `points` their values in
+    /// the frame ([`Frame::to_device_f32`]) and `weights`; `centroids` is `k x dim` in frame
+    /// units, `caller` their caller's values where the caller gave them (labels are decided
+    /// on those, as [`crate::LloydStats`] decides them).
+    pub(crate) fn of_caller(
+        rows: &'a [T],
+        points: &'a [f32],
+        weights: Option<&[f32]>,
+        frame: &Frame,
+        centroids: &[f64],
+        caller: Option<&[f64]>,
+    ) -> Self {
+        let points = Cow::Borrowed(points);
+        let mut b = Self::with_rows(rows, points, false, weights, frame, centroids);
+        if let Some(c) = caller {
+            b.space = b.space_of(centroids, Some(c));
+            b.caller = Some(c.to_vec());
+        }
+        b
+    }
+
+    fn with_rows(
+        rows: &'a [T],
+        points: Cow<'a, [f32]>,
+        in_frame: bool,
+        weights: Option<&[f32]>,
+        frame: &Frame,
+        centroids: &[f64],
+    ) -> Self {
+        let dim = frame.dim();
+        let n = points.len() / dim;
+        let k = centroids.len() / dim;
+        let mut b = CpuDense {
+            rows,
+            points,
+            in_frame,
+            weights: weights.map(|w| frame.weights_to_device(w)),
+            frame: frame.clone(),
+            dim,
+            space: SubSpace::of_device(Frame::identity(dim), centroids, centroids, dim),
+            caller: None,
+            labels: vec![0; n],
+            sums: CellSums::zeros(k, dim, 0),
+        };
+        b.space = b.space_of(centroids, None);
+        b
+    }
+
+    /// The space of centroids `device` (frame units), whose caller's values are `caller`
+    /// when known.
+    fn space_of(&self, device: &[f64], caller: Option<&[f64]>) -> SubSpace {
+        if self.in_frame {
+            return SubSpace::of_device(Frame::identity(self.dim), device, device, self.dim);
+        }
+        let caller = caller.map_or_else(|| self.frame.to_caller(device), <[f64]>::to_vec);
+        SubSpace::of_device(self.frame.clone(), device, &caller, self.dim)
+    }
+}
+
+impl<T: Real> Backend for CpuDense<'_, T> {
     fn device_name(&self) -> String {
         "cpu".to_string()
     }
 
     fn assign_reduce(&mut self) -> Result<()> {
-        assign_dense(
-            &self.data,
-            &self.centroids,
-            &mut self.labels,
-            &mut self.dist,
-        );
-        self.sums = reduce_dense(
-            &self.data,
-            self.weights.as_deref(),
-            self.dim,
-            self.k,
-            &self.labels,
-            &self.dist,
-            error_exponent(&self.centroids.c64, self.dim),
-            0,
-        );
+        let weights = self.weights.as_deref();
+        // Unbounded: the caller's rows are inside the frame built from them, and samples of
+        // a law may lie beyond ±1 of the identity frame they are drawn in.
+        let (space, points, labels) = (&self.space, Some(&self.points[..]), &mut self.labels);
+        let pass = if self.in_frame {
+            lloyd_pass(space, &self.points, points, weights, 0, labels, false)
+        } else {
+            lloyd_pass(space, self.rows, points, weights, 0, labels, false)
+        };
+        self.sums = pass.expect("an unbounded pass has no row outside");
         Ok(())
     }
 
@@ -268,28 +318,28 @@ impl Backend for CpuDense<'_> {
     /// of the next pass are exactly those [`crate::LloydStats::update`] would hand a caller
     /// who measures them again, so a fit equals a fit merged from parts.
     fn update(&mut self) -> Result<Update> {
-        let (c, splits) = self.sums.means_and_splits(&self.centroids.c64);
+        let (c, splits) = self.sums.means_and_splits(&self.space.centroids.c64);
         let caller = self.frame.to_caller(&c);
         let c = self.frame.to_device_f64(&caller);
-        let moved = c != self.centroids.c64;
-        self.centroids = DenseCentroids::new(&c, self.dim);
+        let moved = c != self.space.centroids.c64;
+        self.space = self.space_of(&c, Some(&caller));
         self.caller = Some(caller);
         Ok(Update { splits, moved })
     }
 
     fn centroids(&mut self) -> Result<Vec<f64>> {
-        Ok(self.centroids.c64.clone())
+        Ok(self.space.centroids.c64.clone())
     }
 
     fn caller_centroids(&mut self, frame: &Frame) -> Result<Vec<f64>> {
         Ok(match &self.caller {
             Some(c) if *frame == self.frame => c.clone(),
-            _ => frame.to_caller(&self.centroids.c64),
+            _ => frame.to_caller(&self.space.centroids.c64),
         })
     }
 
     fn set_centroids(&mut self, centroids: &[f64]) -> Result<()> {
-        self.centroids = DenseCentroids::new(centroids, self.dim);
+        self.space = self.space_of(centroids, None);
         self.caller = None;
         Ok(())
     }

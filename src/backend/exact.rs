@@ -50,19 +50,19 @@ pub(crate) fn nearest_direct(x: &[f32], centroids: &[f64], dim: usize) -> (u32, 
 /// compiler vectorises, where one running sum waits on each addition in turn (at d = 768,
 /// the certified labels' exact distances cost as much as the whole f32 ranking).
 #[inline]
-pub(crate) fn squared_f64(x: &[f32], c: &[f64]) -> f64 {
+pub(crate) fn squared_f64<X: Copy + Into<f64>>(x: &[X], c: &[f64]) -> f64 {
     let mut acc = [0.0f64; 8];
     let (xs, cs) = (x.chunks_exact(8), c.chunks_exact(8));
     let (xt, ct) = (xs.remainder(), cs.remainder());
     for (x, c) in xs.zip(cs) {
         for l in 0..8 {
-            let t = f64::from(x[l]) - c[l];
+            let t = x[l].into() - c[l];
             acc[l] += t * t;
         }
     }
     let mut tail = 0.0f64;
     for (&a, &b) in xt.iter().zip(ct) {
-        let t = f64::from(a) - b;
+        let t = a.into() - b;
         tail += t * t;
     }
     acc.iter().sum::<f64>() + tail

@@ -20,7 +20,7 @@ pub(crate) fn draw(law: &Law, values: usize, seed: u64) -> Result<Vec<f32>> {
 /// A d-D CPU backend whose iteration t ≥ 1 first replaces its points by the draw of `law`
 /// for seed + t (iteration 0 runs on the points it was built with, drawn for seed).
 pub(crate) struct FreshSamples {
-    inner: CpuDense<'static>,
+    inner: CpuDense<'static, f32>,
     law: Law,
     values: usize,
     seed: u64,
@@ -29,7 +29,7 @@ pub(crate) struct FreshSamples {
 }
 
 impl FreshSamples {
-    pub(crate) fn new(inner: CpuDense<'static>, law: Law, values: usize, seed: u64) -> Self {
+    pub(crate) fn new(inner: CpuDense<'static, f32>, law: Law, values: usize, seed: u64) -> Self {
         FreshSamples {
             inner,
             law,

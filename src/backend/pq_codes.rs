@@ -3,100 +3,13 @@
 //! sub-vectors converted into the sub-space's frame, ranked, certified), so the rows are
 //! read once, in place, and nothing of the size of the data is allocated but the codes.
 //!
-//! Certified against the caller's values: a sub-vector the f32 ranking cannot decide (its
-//! rounding into the frame included) is decided by distances between the caller's values,
-//! only scaled by a power of two. Centring rounds: on integer data, where a sub-vector is
-//! often equidistant from two centroids or 10⁻⁸ from one and 0 from another, the centred
-//! values broke such ties at random.
+//! Labels are certified against the caller's values ([`SubSpace::certify`]).
 
 use rayon::prelude::*;
 
-use super::cpu_dense::DenseCentroids;
-use super::exact::{squared_f64, undecided_for_rounded_point};
-use super::rank::{Ranker, Scratch, squared_distance, squared_norm};
-use crate::frame::Frame;
+use super::framed::{BLOCK, Buffers, Ranked, SubSpace};
+use super::rank::Ranker;
 use crate::real::Real;
-
-/// Rows per task: the block's sub-vectors, labels and distances stay in L1/L2 for every
-/// sub-space.
-const BLOCK: usize = 256;
-
-/// One sub-space's codebook as the CPU encodes with it: its frame (the caller's values to
-/// device units, and back), its centroids in that frame, and the caller's centroids scaled
-/// as [`Frame::to_scaled`] scales values.
-pub(crate) struct SubSpace {
-    pub frame: Frame,
-    pub centroids: DenseCentroids,
-    pub scaled: Vec<f64>,
-}
-
-impl SubSpace {
-    /// The sub-space of the caller's `centroids` (row-major, `dim` columns) in `frame`.
-    pub(crate) fn new(frame: Frame, centroids: &[f64], dim: usize) -> Self {
-        SubSpace {
-            centroids: DenseCentroids::new(&frame.to_device_f64(centroids), dim),
-            scaled: centroids.iter().map(|&v| frame.to_scaled(v)).collect(),
-            frame,
-        }
-    }
-
-    /// The nearest centroid to the caller's sub-vector `x` by differences of the caller's
-    /// values (scaled alike), lowest index on ties.
-    fn nearest_to_caller<T: Real>(&self, x: &[T]) -> u32 {
-        let xs: Vec<f64> = x.iter().map(|v| self.frame.to_scaled(v.to_f64())).collect();
-        let mut best = (0u32, f64::INFINITY);
-        for (j, c) in self.scaled.chunks_exact(xs.len()).enumerate() {
-            let d: f64 = xs.iter().zip(c).map(|(a, b)| (a - b) * (a - b)).sum();
-            if d < best.1 {
-                best = (j as u32, d);
-            }
-        }
-        best.0
-    }
-
-    /// Keeps each ranked label the f32 ranking decided, decides the others on the caller's
-    /// values (`rows`, `row_len` values each, this sub-space's from `first`), and fills each
-    /// row's squared distance to its centroid in the frame's units (from `x`, the rows in
-    /// the frame).
-    #[allow(clippy::too_many_arguments)]
-    fn certify<T: Real>(
-        &self,
-        x: &[f32],
-        rows: &[T],
-        row_len: usize,
-        first: usize,
-        labels: &mut [u32],
-        gaps: &[f32],
-        dist: &mut [f64],
-    ) {
-        let c = &self.centroids;
-        let dim = c.dim;
-        for (r, (x, row)) in x
-            .chunks_exact(dim)
-            .zip(rows.chunks_exact(row_len))
-            .enumerate()
-        {
-            let mut l = labels[r] as usize;
-            let best = f64::from(squared_distance(x, &c.c32[l * dim..(l + 1) * dim]));
-            let norm = f64::from(squared_norm(x)).sqrt();
-            if undecided_for_rounded_point(norm, best * 1.001, f64::from(gaps[r]), dim) {
-                l = self.nearest_to_caller(&row[first..first + dim]) as usize;
-                labels[r] = l as u32;
-            }
-            dist[r] = squared_f64(x, &c.c64[l * dim..(l + 1) * dim]);
-        }
-    }
-}
-
-/// A thread's buffers for one block of one sub-space.
-#[derive(Default)]
-struct Buffers {
-    x: Vec<f32>,
-    labels: Vec<u32>,
-    gaps: Vec<f32>,
-    dist: Vec<f64>,
-    scratch: Scratch,
-}
 
 /// The codes of the rows of `data` (`dim` columns, split evenly over `subs`), row-major
 /// `n x m`, each the nearest centroid of its sub-space to the caller's values (ties to the
@@ -130,7 +43,15 @@ pub(crate) fn encode<T: Real, C: Copy + Default + Send>(
                 let (labels, gaps) = (&mut buf.labels[..r], &mut buf.gaps[..r]);
                 ranker.rank_rows(x, labels, gaps, &mut buf.scratch);
                 let dist = &mut buf.dist[..r];
-                sub.certify(x, rows, dim, j * dsub, labels, gaps, dist);
+                sub.certify(Ranked {
+                    x,
+                    rows,
+                    row_len: dim,
+                    first: j * dsub,
+                    labels,
+                    gaps,
+                    dist,
+                });
                 for (row, &l) in codes.chunks_exact_mut(m).zip(labels.iter()) {
                     row[j] = code(l);
                 }

@@ -1,0 +1,216 @@
+//! One Lloyd pass on the CPU over the caller's rows: each task takes its rows a block at a
+//! time into the frame, ranks, certifies against the caller's values
+//! ([`SubSpace::certify`]) and adds the block to its cells' fixed-point sums. Nothing of the
+//! size of the data is allocated but the labels, and the rows are read once, in place.
+//!
+//! The sums are exact, so the tasks' sums merge to the same bits whatever the number of
+//! tasks, their order or the thread count, and a pass over parts of the rows merges into the
+//! pass over the whole: an in-memory fit and one spread over a cluster take this one path.
+
+use rayon::prelude::*;
+
+use super::cell_sums::{CellSums, Halves, Labelled, error_exponent};
+use super::framed::{BLOCK, Buffers, Ranked, SubSpace};
+use super::rank::Ranker;
+use crate::real::Real;
+
+/// Rows per task at least, and tasks per thread at most: each task holds k x d fixed-point
+/// sums, zeroed and merged, so no more tasks than balance needs. The sums are exact, so the
+/// split changes no bit of the result.
+const TASK_ROWS: usize = 8192;
+const TASKS_PER_THREAD: usize = 2;
+const TASK_BYTES_BUDGET: usize = 256 << 20;
+
+/// The statistics of one pass of `rows` (row-major, the sub-space's dimension, the caller's
+/// values; `converted`, where given, their values in the frame, as
+/// [`crate::frame::Frame::to_device_f32`] gives them) against `space`'s centroids, with each row's label in `labels` (as many as rows).
+/// `weights` are in the frame's unit, one per row; `first` is the row of `rows`' first in
+/// the whole. With `bounded`, a row outside the frame (a coordinate beyond ±1 in its units:
+/// rows the frame was not built from) is an error, its index in `rows`; without, such rows
+/// (samples of a law, drawn in the identity frame) are summed exactly all the same.
+pub(crate) fn lloyd_pass<T: Real>(
+    space: &SubSpace,
+    rows: &[T],
+    converted: Option<&[f32]>,
+    weights: Option<&[f64]>,
+    first: u64,
+    labels: &mut [u32],
+    bounded: bool,
+) -> Result<CellSums, usize> {
+    let c = &space.centroids;
+    let (dim, k) = (c.dim, c.k());
+    let n = labels.len();
+    debug_assert_eq!(rows.len(), n * dim);
+    let error_exp = error_exponent(&c.c64, dim);
+    let ranker = Ranker::new(c);
+    let per_task_bytes = (2 * k * dim + 4 * k) * 16;
+    let tasks = (n / TASK_ROWS)
+        .clamp(1, TASKS_PER_THREAD * rayon::current_num_threads())
+        .min((TASK_BYTES_BUDGET / per_task_bytes).max(1));
+    let len = n.div_ceil(tasks).max(1);
+    let parts: Vec<Result<CellSums, usize>> = labels
+        .par_chunks_mut(len)
+        .zip(rows.par_chunks(len * dim))
+        .enumerate()
+        .map(|(t, (labels, rows))| {
+            let start = t * len;
+            let mut sums = CellSums::zeros(k, dim, error_exp);
+            let mut halves = Halves::default();
+            let mut buf = Buffers::default();
+            for (b, (labels, rows)) in labels
+                .chunks_mut(BLOCK)
+                .zip(rows.chunks(BLOCK * dim))
+                .enumerate()
+            {
+                let (r, row0) = (labels.len(), start + b * BLOCK);
+                if converted.is_none() {
+                    buf.x.resize(r * dim, 0.0);
+                }
+                buf.gaps.resize(r, 0.0);
+                buf.dist.resize(r, 0.0);
+                let (gaps, dist) = (&mut buf.gaps[..r], &mut buf.dist[..r]);
+                let x = match converted {
+                    Some(c) => &c[row0 * dim..(row0 + r) * dim],
+                    None => {
+                        let x = &mut buf.x[..r * dim];
+                        space.frame.columns_to_device_f32(rows, dim, 0, x);
+                        x
+                    }
+                };
+                // The largest magnitude (a loop the compiler vectorises), the row only where
+                // one is out.
+                let inside = x.iter().fold(0.0f32, |m, v| m.max(v.abs())) <= 1.0;
+                if bounded && !inside {
+                    let i = x.iter().position(|v| v.abs() > 1.0).unwrap_or(0);
+                    return Err(row0 + i / dim);
+                }
+                ranker.rank_rows(x, labels, gaps, &mut buf.scratch);
+                space.certify(Ranked {
+                    x,
+                    rows,
+                    row_len: dim,
+                    first: 0,
+                    labels,
+                    gaps,
+                    dist,
+                });
+                let at = first + row0 as u64;
+                match weights {
+                    None => {
+                        let pass = Labelled {
+                            data: x,
+                            labels,
+                            dist,
+                            first: at,
+                        };
+                        sums.add_unweighted_halves(&mut halves, &pass, 0..r, inside);
+                    }
+                    Some(w) => {
+                        for (i, (x, &l)) in x.chunks_exact(dim).zip(labels.iter()).enumerate() {
+                            sums.add(l as usize, x, Some(w[row0 + i]), dist[i], at + i as u64);
+                        }
+                    }
+                }
+            }
+            sums.carry(&mut halves);
+            Ok(sums)
+        })
+        .collect();
+    let mut all: Option<CellSums> = None;
+    for part in parts {
+        let part = part?;
+        match &mut all {
+            None => all = Some(part),
+            Some(a) => a
+                .merge(&part)
+                .expect("the tasks of one pass share their centroids"),
+        }
+    }
+    let mut all = all.unwrap_or_else(|| CellSums::zeros(k, dim, error_exp));
+    all.fill_points_with(|row, out| {
+        let i = (row - first) as usize;
+        space
+            .frame
+            .columns_to_device_f32(&rows[i * dim..(i + 1) * dim], dim, 0, out);
+    });
+    Ok(all)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::cpu_dense::{DenseCentroids, assign_dense, reduce_dense};
+    use crate::frame::Extent;
+
+    fn random(seed: u64) -> impl FnMut() -> f64 {
+        let mut state = seed;
+        move || {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((state >> 11) as f64 / (1u64 << 53) as f64) * 2.0 - 1.0
+        }
+    }
+
+    /// The pass over the caller's rows (converted block by block, or read converted) gives
+    /// the statistics and labels of assigning the converted points, then reducing them: to
+    /// the bit, on sizes that are not multiples of a block or a task (one row; more rows than
+    /// one task), weighted and not, on data far from the origin.
+    #[test]
+    fn a_pass_equals_assigning_then_reducing() {
+        let mut rnd = random(99);
+        for (n, dim, k, weighted) in [
+            (1usize, 3usize, 1usize, false),
+            (7, 5, 3, true),
+            (257, 17, 33, false),
+            (20_001, 5, 33, false),
+            (9_000, 8, 12, true),
+        ] {
+            let data: Vec<f64> = (0..n * dim).map(|_| 1e4 + 3.0 * rnd()).collect();
+            let weights: Vec<f32> = (0..n).map(|_| (rnd() + 1.0) as f32).collect();
+            let w = weighted.then_some(&weights[..]);
+            let frame = Extent::of_weighted(&data, dim, w).unwrap().frame();
+            let caller: Vec<f64> = data[..k * dim].to_vec();
+            let c = frame.to_device_f64(&caller);
+            let space = SubSpace::of_device(frame.clone(), &c, &caller, dim);
+            let wd = w.map(|w| frame.weights_to_device(w));
+            let points = frame.to_device_f32(&data);
+            let mut labels = vec![0u32; n];
+            let mut dist = vec![0f64; n];
+            assign_dense(
+                &points,
+                &DenseCentroids::new(&c, dim),
+                &mut labels,
+                &mut dist,
+            );
+            let e = error_exponent(&c, dim);
+            let want = reduce_dense(&points, wd.as_deref(), dim, k, &labels, &dist, e, 5);
+            for converted in [None, Some(&points[..])] {
+                let mut got = vec![0u32; n];
+                let sums =
+                    lloyd_pass(&space, &data, converted, wd.as_deref(), 5, &mut got, true).unwrap();
+                assert_eq!(got, labels, "n{n} d{dim} k{k}");
+                // As text: an empty cell's extremes hold NaN, which equals nothing.
+                assert_eq!(format!("{sums:?}"), format!("{want:?}"), "n{n} d{dim} k{k}");
+            }
+        }
+    }
+
+    /// With `bounded`, a row outside the frame is refused with its index; without, it is
+    /// summed.
+    #[test]
+    fn a_row_outside_the_frame_is_refused_where_bounded() {
+        let data = [0.0f64, 1.0, 2.0, 3.0, 40.0, 5.0];
+        let frame = Extent::of(&data[..4], 2).unwrap().frame();
+        let caller = [0.0, 1.0];
+        let c = frame.to_device_f64(&caller);
+        let space = SubSpace::of_device(frame, &c, &caller, 2);
+        let mut labels = [0u32; 3];
+        assert_eq!(
+            lloyd_pass(&space, &data, None, None, 0, &mut labels, true).unwrap_err(),
+            2
+        );
+        let sums = lloyd_pass(&space, &data, None, None, 0, &mut labels, false).unwrap();
+        assert_eq!(sums.counts, vec![3]);
+    }
+}
