@@ -1,8 +1,10 @@
 """lloyd on a Dask cluster: K-means and product quantization of a ``dask.array`` of rows.
 
 Each Lloyd iteration sends the centroids to the workers, computes every block's statistics
-with lloyd where the block lives (the GIL released, float32 C-contiguous blocks used in
-place), merges them in a tree and updates on the client. The statistics are exact sums in a
+with lloyd where the block lives (the GIL released, float32 C-contiguous blocks read in
+place), merges them and updates on the client: on a ``distributed`` cluster, one task per
+worker thread over the blocks it holds; with other schedulers, one task per block merged in
+a tree. The statistics are exact sums in a
 frame every block agrees on, so from the same initial centroids a fit equals
 :class:`lloyd.KMeans` on the whole array in memory, bit for bit, whatever the chunking and
 the number of workers.
@@ -21,6 +23,7 @@ import time
 import dask
 import dask.array as da
 import numpy as np
+from dask.delayed import Delayed
 
 from . import _lloyd
 from ._arrays import INITS, as_rows
@@ -54,6 +57,16 @@ def _weight_range(block, w):
 def _stats(frame, block, w, centroids, first_row, device):
     rows = as_rows(block, name="X")
     return _lloyd.LloydStats.compute(frame, rows, centroids, first_row, _weights_of(w), device)[0]
+
+
+def _stats_of_blocks(frame, centroids, device, blocks, weights, firsts):
+    """The merged statistics of several blocks held by one worker: one task per worker and
+    iteration, where a task per block costs the scheduler more than the block's pass."""
+    total = None
+    for block, w, first in zip(blocks, weights, firsts):
+        s = _stats(frame, block, w, centroids, first, device)
+        total = s if total is None else total.merge(s)
+    return total
 
 
 def _stats_subspaces(frames, block, centroids, first_row, device, dsub):
@@ -181,6 +194,9 @@ class _Blocks:
         self.weights = [None] * len(self.blocks) if w is None else list(w.to_delayed().ravel())
         self.first = np.concatenate([[0], np.cumsum(X.chunks[0])]).astype(np.int64)
         self.n, self.d = X.shape
+        # The persisted blocks' futures (False: not looked for yet), the frame sent to them.
+        self._held = False if persist else None
+        self._frame = None
 
     def each(self, fn, *args):
         """fn(block, weights, *args) for every block, lazily."""
@@ -189,7 +205,11 @@ class _Blocks:
 
     def stats(self, frame, centroids, device):
         """One pass: every block's statistics against ``centroids`` in ``frame`` (a shared
-        node), merged in a tree on the workers and brought to the client."""
+        node), merged in a tree on the workers and brought to the client. On a
+        ``distributed`` cluster holding the blocks, one task per worker instead."""
+        futures = self._futures()
+        if futures is not None:
+            return self._stats_by_worker(futures, frame, centroids, device)
         c = _shared(centroids)
         f = dask.delayed(_stats, pure=True)
         parts = [
@@ -200,6 +220,109 @@ class _Blocks:
 
     def drop_weights(self):
         self.w, self.weights = None, [None] * len(self.blocks)
+        self._held = None
+
+    def _futures(self):
+        """The client and the futures of the persisted blocks (and weights) on a
+        ``distributed`` cluster, in block order; None elsewhere."""
+        if self._held is not False:
+            return self._held
+        self._held = None
+        try:
+            from distributed import default_client, futures_of
+        except ImportError:
+            return None
+        try:
+            client = default_client()
+        except ValueError:
+            return None
+        by_key = {f.key: f for f in futures_of(self.X)}
+        blocks = [by_key.get(k) for k in _keys(self.X)]
+        weights = [None] * len(blocks)
+        if self.w is not None:
+            by_key = {f.key: f for f in futures_of(self.w)}
+            weights = [by_key.get(k) for k in _keys(self.w)]
+        if any(b is None for b in blocks) or (
+            self.w is not None and any(w is None for w in weights)
+        ):
+            return None
+        self._held = (client, blocks, weights)
+        return self._held
+
+    def _stats_by_worker(self, held, frame, centroids, device):
+        """One task per worker thread over the blocks :meth:`_plan` gives it, the tasks'
+        statistics merged on the client. The sums are exact, so the grouping changes no
+        bit."""
+        client, blocks, weights = held
+        frame = self._frame_future(client, frame)
+        c = client.scatter(centroids, broadcast=True, hash=False)
+        tasks = [
+            client.submit(
+                _stats_of_blocks,
+                frame,
+                c,
+                device,
+                [blocks[i] for i in idx],
+                [weights[i] for i in idx],
+                [int(self.first[i]) for i in idx],
+                workers=[worker],
+                allow_other_workers=True,
+                pure=False,
+            )
+            for worker, idx in self._plan(client, blocks)
+        ]
+        total = None
+        for s in client.gather(tasks):
+            total = s if total is None else total.merge(s)
+        return total
+
+    def _plan(self, client, blocks):
+        """(worker, block indices) per task: each worker's share of the rows in proportion
+        to its threads, taken from the blocks it holds first, then from the blocks of
+        workers over their share (those move, as the scheduler's stealing would move them).
+        Asked anew every pass: a restarted worker's blocks are recomputed elsewhere."""
+        where = client.who_has(blocks)
+        threads = client.nthreads()
+        rows = np.diff(self.first)
+        total_threads = sum(threads.values())
+        target = {w: rows.sum() * n / total_threads for w, n in threads.items()}
+        share = dict.fromkeys(threads, 0)
+        given = {w: [] for w in threads}
+        left = []
+        for i, b in enumerate(blocks):
+            holders = [w for w in sorted(where.get(b.key, ())) if w in threads]
+            w = min(holders, key=lambda h: share[h] / target[h], default=None)
+            # A holder may pass its share by half a block at most.
+            if w is not None and share[w] + rows[i] / 2 <= target[w]:
+                given[w].append(i)
+                share[w] += rows[i]
+            else:
+                left.append(i)
+        for i in left:
+            w = min(threads, key=lambda h: share[h] / target[h])
+            given[w].append(i)
+            share[w] += rows[i]
+        plan = []
+        for w, idx in given.items():
+            for t in range(min(threads[w], len(idx))):
+                plan.append((w, idx[t :: threads[w]]))
+        return plan
+
+    def _frame_future(self, client, frame):
+        """``frame`` (or the node holding it) sent once to every worker: one frame serves
+        a whole fit."""
+        if self._frame is None or self._frame[0] is not frame:
+            value = frame.compute() if isinstance(frame, Delayed) else frame
+            self._frame = (frame, client.scatter(value, broadcast=True, hash=False))
+        return self._frame[1]
+
+
+def _keys(array):
+    """The keys of a dask array's blocks, in block order."""
+    keys = array.__dask_keys__()
+    while keys and isinstance(keys[0], list):
+        keys = [k for row in keys for k in row]
+    return keys
 
 
 def _shared(value):
