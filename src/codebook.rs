@@ -301,7 +301,7 @@ impl Encoder {
         }
         let points = frame.to_device_f32(data);
         let centroids = frame.to_device_f64(codebook.centroids());
-        let (labels, sse) = self.inner.encode(&points, &centroids, dim)?;
+        let (labels, sse) = self.inner.gpu_encode(&points, &centroids, dim)?;
         Ok((labels, finite_sse(frame.squared_to_caller(sse))?))
     }
 }

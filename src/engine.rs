@@ -8,7 +8,7 @@ use std::sync::{Arc, Once};
 
 use crate::backend::Backend;
 use crate::backend::cpu_1d::{Cpu1d, empirical_quantiles, midpoint, nearest_sorted};
-use crate::backend::cpu_dense::{CpuDense, DenseCentroids, assign_dense};
+use crate::backend::cpu_dense::CpuDense;
 use crate::backend::fresh::FreshSamples;
 use crate::device::{Device, GpuOptions};
 use crate::error::{Error, Result};
@@ -387,29 +387,19 @@ impl Encoder {
         }
     }
 
-    /// Labels (ties to the lowest index) and each point's squared distance, of `points` to
-    /// `centroids`, both in the units of a frame that holds them in [−1, 1].
-    pub(crate) fn assign(
+    /// On a GPU engine (the CPU's passes read the caller's rows: [`crate::backend::lloyd_pass`],
+    /// [`crate::backend::pq_codes`]): labels (ties to the lowest index) and each point's
+    /// squared distance, of `points` to `centroids`, both in the units of a frame that holds
+    /// them in [−1, 1].
+    pub(crate) fn gpu_assign(
         &mut self,
         points: &[f32],
         centroids: &[f64],
         dim: usize,
     ) -> Result<(Vec<u32>, Vec<f64>)> {
-        match &self.engine.target {
-            Target::Cpu => {
-                let n = points.len() / dim;
-                let cents = DenseCentroids::new(centroids, dim);
-                let mut labels = vec![0u32; n];
-                let mut dist = vec![0f64; n];
-                assign_dense(points, &cents, &mut labels, &mut dist);
-                Ok((labels, dist))
-            }
-            Target::Gpu(_) => {
-                let b = self.gpu_for(points, centroids, dim)?;
-                b.assign_reduce()?;
-                Ok((b.labels()?, b.distances()?))
-            }
-        }
+        let b = self.gpu_for(points, centroids, dim)?;
+        b.assign_reduce()?;
+        Ok((b.labels()?, b.distances()?))
     }
 
     /// The GPU backend for this shape, built on the first call of a shape and reused.
@@ -445,25 +435,18 @@ impl Encoder {
         Ok(&mut self.gpu.as_mut().expect("set above").1)
     }
 
-    /// Labels (ties to the lowest index) and the sum of squared distances of `points` to
-    /// `centroids`, both in the units of a frame that holds them in [−1, 1] (a codebook's).
-    pub(crate) fn encode(
+    /// On a GPU engine (the CPU encodes in [`crate::backend::pq_codes`]): labels (ties to
+    /// the lowest index) and the sum of squared distances of `points` to `centroids`, both in
+    /// the units of a frame that holds them in [−1, 1] (a codebook's).
+    pub(crate) fn gpu_encode(
         &mut self,
         points: &[f32],
         centroids: &[f64],
         dim: usize,
     ) -> Result<(Vec<u32>, f64)> {
-        match &self.engine.target {
-            Target::Cpu => {
-                let (labels, dist) = self.assign(points, centroids, dim)?;
-                Ok((labels, dist.iter().sum()))
-            }
-            Target::Gpu(_) => {
-                let b = self.gpu_for(points, centroids, dim)?;
-                b.assign_reduce()?;
-                let sse = b.sse()?;
-                Ok((b.labels()?, sse))
-            }
-        }
+        let b = self.gpu_for(points, centroids, dim)?;
+        b.assign_reduce()?;
+        let sse = b.sse()?;
+        Ok((b.labels()?, sse))
     }
 }

@@ -245,7 +245,7 @@ impl LloydStats {
             if let Some(i) = points.iter().position(|v| v.abs() > 1.0) {
                 return Err(outside(i));
             }
-            let (labels, dist) = encoder.inner.assign(&points, &c, dim)?;
+            let (labels, dist) = encoder.inner.gpu_assign(&points, &c, dim)?;
             let cells = reduce_dense(
                 &points,
                 w,

@@ -9,10 +9,9 @@ use std::borrow::Cow;
 use rayon::prelude::*;
 
 use super::cell_sums::{CellSums, Labelled};
-use super::exact::{nearest_direct, squared_f64, undecided};
-use super::framed::SubSpace;
+use super::framed::{Ranked, SubSpace};
 use super::lloyd_pass::lloyd_pass;
-use super::rank::{rank, squared_distance, squared_norm};
+use super::rank::rank;
 use super::{Backend, CellStats, Update};
 use crate::error::Result;
 use crate::frame::Frame;
@@ -54,15 +53,20 @@ impl DenseCentroids {
     }
 }
 
-/// The nearest centroid of each point of `data` (row-major, `dim` columns), ties to the
-/// lowest index, with the squared distance to it in f64. Labels are certified: where the
-/// f32 ranking is within its rounding bound of a tie, the point is decided in f64.
+/// The nearest centroid of each point of `data` (row-major, `dim` columns, already in the
+/// frame: no other values of them exist), ties to the lowest index, with the squared
+/// distance to it in f64. Labels are certified ([`SubSpace::certify`], in the identity
+/// frame): where the f32 ranking is within its rounding bound of a tie, the point is
+/// decided in f64.
 pub(crate) fn assign_dense(
     data: &[f32],
     centroids: &DenseCentroids,
     labels: &mut [u32],
     dist: &mut [f64],
 ) {
+    let dim = centroids.dim;
+    let c = &centroids.c64;
+    let space = SubSpace::of_device(Frame::identity(dim), c, c, dim);
     // The runner-up's value minus the best's, per point.
     let mut gaps = vec![0.0f32; labels.len()];
     rank(data, centroids, labels, &mut gaps);
@@ -70,65 +74,18 @@ pub(crate) fn assign_dense(
         .par_chunks_mut(ROWS)
         .zip(dist.par_chunks_mut(ROWS))
         .zip(gaps.par_chunks(ROWS))
-        .enumerate()
-        .for_each(|(block, ((lab, dis), gap))| {
-            let mut rows = Certified {
-                first: block * ROWS,
-                labels: lab,
-                dist: dis,
-                gaps: gap,
-            };
-            certify(data, centroids, &mut rows);
+        .zip(data.par_chunks(ROWS * dim))
+        .for_each(|(((labels, dist), gaps), x)| {
+            space.certify(Ranked {
+                x,
+                rows: x,
+                row_len: dim,
+                first: 0,
+                labels,
+                gaps,
+                dist,
+            });
         });
-}
-
-/// Consecutive rows from `first` on: their ranked labels and gaps, and where their
-/// certified labels and distances go.
-struct Certified<'a> {
-    first: usize,
-    labels: &'a mut [u32],
-    dist: &'a mut [f64],
-    gaps: &'a [f32],
-}
-
-/// Each label kept where the f32 ranking decided it, with its f64 distance, or decided in
-/// f64 where the ranking is within its rounding bound of a tie; with AVX2, the same
-/// operations four f64 lanes wide (no FMA: the same bits).
-fn certify(data: &[f32], centroids: &DenseCentroids, rows: &mut Certified) {
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") {
-        // SAFETY: the feature it is compiled for was just detected.
-        unsafe { certify_avx2(data, centroids, rows) };
-        return;
-    }
-    certify_rows(data, centroids, rows);
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn certify_avx2(data: &[f32], centroids: &DenseCentroids, rows: &mut Certified) {
-    certify_rows(data, centroids, rows);
-}
-
-#[inline(always)]
-fn certify_rows(data: &[f32], centroids: &DenseCentroids, rows: &mut Certified) {
-    let dim = centroids.dim;
-    let r0 = rows.first;
-    for r in 0..rows.labels.len() {
-        let x = &data[(r0 + r) * dim..(r0 + r + 1) * dim];
-        let l = rows.labels[r] as usize;
-        // The f32 distance (eight partial sums) is within a few ulps: enough for the bound
-        // (which has a margin) and for the error sums; undecided points get f64 throughout.
-        let best = f64::from(squared_distance(x, &centroids.c32[l * dim..(l + 1) * dim]));
-        let norm = f64::from(squared_norm(x)).sqrt();
-        if undecided(norm, best * 1.001, f64::from(rows.gaps[r]), dim) {
-            let (l, d) = nearest_direct(x, &centroids.c64, dim);
-            rows.labels[r] = l;
-            rows.dist[r] = d;
-        } else {
-            rows.dist[r] = squared_f64(x, &centroids.c64[l * dim..(l + 1) * dim]);
-        }
-    }
 }
 
 /// Per-cell statistics of labelled points (frame units; weights already in the frame's
@@ -193,20 +150,20 @@ pub(crate) fn reduce_dense(
 /// rows, so a fit's statistics are those [`crate::LloydStats`] computes for the same rows
 /// and its labels those its codebook gives.
 pub(crate) struct CpuDense<'a, T: Real> {
-    /// The caller's rows (empty for points drawn in the frame, which have no other values).
-    rows: &'a [T],
+    /// The caller's rows; None for points drawn in the frame, which have no other values
+    /// and are decided on as they are.
+    rows: Option<&'a [T]>,
     /// The rows in the fit's frame, rounded to f32: what the ranking reads.
     points: Cow<'a, [f32]>,
-    /// Whether the points were drawn in the frame: then they are decided on as they are.
-    in_frame: bool,
     /// Weights in the frame's unit.
     weights: Option<Vec<f64>>,
     frame: Frame,
     dim: usize,
-    /// The centroids in the frame that takes `rows` into the fit's (the identity for rows in
-    /// it), with the values undecided labels are decided on.
+    /// The centroids in the frame that takes `rows` into the fit's (the identity for points
+    /// drawn in it), with the values undecided labels are decided on.
     space: SubSpace,
-    /// The centroids in the caller's units, when the last update made them.
+    /// The centroids in the caller's units, when the last update made them or the caller
+    /// gave them.
     caller: Option<Vec<f64>>,
     labels: Vec<u32>,
     sums: CellSums,
@@ -221,12 +178,12 @@ impl<'a> CpuDense<'a, f32> {
         frame: &Frame,
         centroids: &[f64],
     ) -> Self {
-        Self::with_rows(&[], points.into(), true, weights, frame, centroids)
+        Self::with_rows(None, points.into(), weights, frame, centroids, None)
     }
 
     /// Replaces the points (as many, in the same frame).
     pub(crate) fn replace_points(&mut self, data: Vec<f32>) {
-        debug_assert!(self.in_frame && data.len() == self.points.len());
+        debug_assert!(self.rows.is_none() && data.len() == self.points.len());
         self.points = Cow::Owned(data);
     }
 }
@@ -245,50 +202,53 @@ impl<'a, T: Real> CpuDense<'a, T> {
         caller: Option<&[f64]>,
     ) -> Self {
         let points = Cow::Borrowed(points);
-        let mut b = Self::with_rows(rows, points, false, weights, frame, centroids);
-        if let Some(c) = caller {
-            b.space = b.space_of(centroids, Some(c));
-            b.caller = Some(c.to_vec());
-        }
-        b
+        Self::with_rows(Some(rows), points, weights, frame, centroids, caller)
     }
 
     fn with_rows(
-        rows: &'a [T],
+        rows: Option<&'a [T]>,
         points: Cow<'a, [f32]>,
-        in_frame: bool,
         weights: Option<&[f32]>,
         frame: &Frame,
         centroids: &[f64],
+        caller: Option<&[f64]>,
     ) -> Self {
         let dim = frame.dim();
         let n = points.len() / dim;
         let k = centroids.len() / dim;
-        let mut b = CpuDense {
+        CpuDense {
+            space: space_of(rows.is_some().then_some(frame), centroids, caller, dim),
             rows,
             points,
-            in_frame,
             weights: weights.map(|w| frame.weights_to_device(w)),
             frame: frame.clone(),
             dim,
-            space: SubSpace::of_device(Frame::identity(dim), centroids, centroids, dim),
-            caller: None,
+            caller: caller.map(<[f64]>::to_vec),
             labels: vec![0; n],
             sums: CellSums::zeros(k, dim, 0),
-        };
-        b.space = b.space_of(centroids, None);
-        b
+        }
     }
 
-    /// The space of centroids `device` (frame units), whose caller's values are `caller`
-    /// when known.
-    fn space_of(&self, device: &[f64], caller: Option<&[f64]>) -> SubSpace {
-        if self.in_frame {
-            return SubSpace::of_device(Frame::identity(self.dim), device, device, self.dim);
-        }
-        let caller = caller.map_or_else(|| self.frame.to_caller(device), <[f64]>::to_vec);
-        SubSpace::of_device(self.frame.clone(), device, &caller, self.dim)
+    /// [`space_of`] for this fit's rows.
+    fn space_for(&self, device: &[f64], caller: Option<&[f64]>) -> SubSpace {
+        space_of(
+            self.rows.is_some().then_some(&self.frame),
+            device,
+            caller,
+            self.dim,
+        )
     }
+}
+
+/// The space of centroids `device` (frame units) whose caller's values are `caller` where
+/// known: in `frame` for the caller's rows, in the identity frame (`None`) for points drawn
+/// in the fit's frame.
+fn space_of(frame: Option<&Frame>, device: &[f64], caller: Option<&[f64]>, dim: usize) -> SubSpace {
+    let Some(frame) = frame else {
+        return SubSpace::of_device(Frame::identity(dim), device, device, dim);
+    };
+    let caller = caller.map_or_else(|| frame.to_caller(device), <[f64]>::to_vec);
+    SubSpace::of_device(frame.clone(), device, &caller, dim)
 }
 
 impl<T: Real> Backend for CpuDense<'_, T> {
@@ -301,10 +261,9 @@ impl<T: Real> Backend for CpuDense<'_, T> {
         // Unbounded: the caller's rows are inside the frame built from them, and samples of
         // a law may lie beyond ±1 of the identity frame they are drawn in.
         let (space, points, labels) = (&self.space, Some(&self.points[..]), &mut self.labels);
-        let pass = if self.in_frame {
-            lloyd_pass(space, &self.points, points, weights, 0, labels, false)
-        } else {
-            lloyd_pass(space, self.rows, points, weights, 0, labels, false)
+        let pass = match self.rows {
+            Some(rows) => lloyd_pass(space, rows, points, weights, 0, labels, false),
+            None => lloyd_pass(space, &self.points, points, weights, 0, labels, false),
         };
         self.sums = pass.expect("an unbounded pass has no row outside");
         Ok(())
@@ -322,7 +281,7 @@ impl<T: Real> Backend for CpuDense<'_, T> {
         let caller = self.frame.to_caller(&c);
         let c = self.frame.to_device_f64(&caller);
         let moved = c != self.space.centroids.c64;
-        self.space = self.space_of(&c, Some(&caller));
+        self.space = self.space_for(&c, Some(&caller));
         self.caller = Some(caller);
         Ok(Update { splits, moved })
     }
@@ -339,7 +298,7 @@ impl<T: Real> Backend for CpuDense<'_, T> {
     }
 
     fn set_centroids(&mut self, centroids: &[f64]) -> Result<()> {
-        self.space = self.space_of(centroids, None);
+        self.space = self.space_for(centroids, None);
         self.caller = None;
         Ok(())
     }
@@ -356,6 +315,7 @@ impl<T: Real> Backend for CpuDense<'_, T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::backend::exact::nearest_direct;
     use crate::backend::rank::rank_gemm;
 
     fn random(seed: u64) -> impl FnMut() -> f32 {

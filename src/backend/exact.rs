@@ -34,7 +34,9 @@ pub(crate) fn undecided_for_rounded_point(norm_x: f64, best_sq: f64, gap: f64, d
 }
 
 /// The nearest of `centroids` (row-major f64, `dim` columns) to `x` by direct differences in
-/// f64, lowest index on ties, with its squared distance.
+/// f64, lowest index on ties, with its squared distance: the brute-force reference the
+/// certified labels are tested against.
+#[cfg(test)]
 pub(crate) fn nearest_direct(x: &[f32], centroids: &[f64], dim: usize) -> (u32, f64) {
     let mut best = (0u32, f64::INFINITY);
     for (j, c) in centroids.chunks_exact(dim).enumerate() {
