@@ -36,9 +36,11 @@ pub(crate) struct DenseCentroids {
 impl DenseCentroids {
     pub(crate) fn new(c64: &[f64], dim: usize) -> Self {
         let c32: Vec<f32> = c64.iter().map(|&v| v as f32).collect();
+        // Summed in f64 and rounded once: within one unit of ‖c‖², as the certification's
+        // recomputed values assume (an f32 running sum would be within d units).
         let norms = c32
             .chunks_exact(dim)
-            .map(|c| c.iter().map(|v| v * v).sum())
+            .map(|c| c.iter().map(|&v| f64::from(v) * f64::from(v)).sum::<f64>() as f32)
             .collect();
         DenseCentroids {
             c64: c64.to_vec(),
