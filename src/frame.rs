@@ -14,7 +14,7 @@
 use rayon::prelude::*;
 
 use crate::error::{Error, Result};
-use crate::exact_sum::ExactSum;
+use crate::exact_sum::{Buckets, ExactSum};
 use crate::real::Real;
 
 /// Rows per parallel task of [`Extent::of`].
@@ -101,26 +101,38 @@ impl Extent {
             .map(|(task, rows)| {
                 let mut e = Self::empty(dim, weighted);
                 let first = task * ROWS_PER_TASK;
-                for (i, row) in rows.chunks_exact(dim).enumerate() {
-                    let w = weights.map(|w| w[first + i]);
-                    for (j, x) in row.iter().enumerate() {
-                        let x = x.to_f64();
-                        match w {
-                            Some(w) => e.sums[j].add_product(w, x),
-                            None => e.sums[j].add(x),
-                        }
-                        e.lo[j] = e.lo[j].min(x);
-                        e.hi[j] = e.hi[j].max(x);
-                    }
-                    match w {
-                        Some(w) => {
+                let n = rows.len() / dim;
+                match weights {
+                    Some(w) => {
+                        for (row, &w) in rows.chunks_exact(dim).zip(&w[first..first + n]) {
+                            for (j, x) in row.iter().enumerate() {
+                                let x = x.to_f64();
+                                e.sums[j].add_product(w, x);
+                                e.lo[j] = e.lo[j].min(x);
+                                e.hi[j] = e.hi[j].max(x);
+                            }
                             e.mass.add(f64::from(w));
                             e.max_weight = e.max_weight.max(f64::from(w));
                         }
-                        None => e.mass.add(1.0),
+                    }
+                    None => {
+                        let mut buckets = vec![Buckets::default(); dim];
+                        for row in rows.chunks_exact(dim) {
+                            for (j, x) in row.iter().enumerate() {
+                                let x = x.to_f64();
+                                buckets[j].add(x);
+                                e.lo[j] = e.lo[j].min(x);
+                                e.hi[j] = e.hi[j].max(x);
+                            }
+                        }
+                        for (b, sum) in buckets.iter_mut().zip(&mut e.sums) {
+                            b.drain_into(sum);
+                        }
+                        // A row count is exact in f64.
+                        e.mass.add(n as f64);
                     }
                 }
-                e.rows = (rows.len() / dim) as u64;
+                e.rows = n as u64;
                 e
             })
             .reduce(
