@@ -184,6 +184,16 @@ struct Candidates<'a> {
     picks: &'a [usize],
 }
 
+impl Candidates<'_> {
+    fn weight(&self, i: usize) -> f64 {
+        self.weights.map_or(1.0, |w| f64::from(w[i]))
+    }
+
+    fn row(&self, i: usize) -> &[f32] {
+        &self.data[i * self.dim..(i + 1) * self.dim]
+    }
+}
+
 /// Each pick's potential Σ w · min(D², distance to the pick²) over `rows`, in row order;
 /// with AVX2 the same operations eight lanes wide (the same bits: no FMA).
 fn potentials(c: &Candidates, rows: std::ops::Range<usize>) -> Vec<f64> {
@@ -195,12 +205,95 @@ fn potentials(c: &Candidates, rows: std::ops::Range<usize>) -> Vec<f64> {
     potentials_of(c, rows, squared_distances::<4>)
 }
 
+/// [`potentials`] with AVX2: eight candidates at a time (the last group padded with its
+/// last candidate), their eight sums of lanes added at once after a transpose, in the
+/// order [`squared_distance`] adds them.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 unsafe fn potentials_avx2(c: &Candidates, rows: std::ops::Range<usize>) -> Vec<f64> {
-    potentials_of(c, rows, |a, bs, out| {
-        squared_distances_avx2::<4>(a, bs, out)
-    })
+    let (d2, picks) = (c.d2, c.picks);
+    let (w, row) = (|i| c.weight(i), |i| c.row(i));
+    let mut pot = vec![0.0f64; picks.len()];
+    for (group, pot) in picks.chunks(8).zip(pot.chunks_mut(8)) {
+        let bs: [&[f32]; 8] = std::array::from_fn(|p| row(group[p.min(group.len() - 1)]));
+        for (i, &di) in d2.iter().enumerate().take(rows.end).skip(rows.start) {
+            let e = eight_distances(row(i), &bs);
+            for (p, &e) in pot.iter_mut().zip(&e) {
+                *p += w(i) * f64::from(e).min(di);
+            }
+        }
+    }
+    pot
+}
+
+/// [`squared_distance`] from `a` to each of eight rows, the same bits: eight lanes of
+/// partial sums a pair, then each pair's lanes added in order, all eight pairs at once.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+#[inline]
+fn eight_distances(a: &[f32], bs: &[&[f32]; 8]) -> [f32; 8] {
+    use std::arch::x86_64::*;
+    assert!(bs.iter().all(|b| b.len() == a.len()));
+    let full = a.len() / 8 * 8;
+    let mut acc = [_mm256_setzero_ps(); 8];
+    for s in (0..full).step_by(8) {
+        // SAFETY: s + 8 <= full <= the length of `a` and of every `b` (asserted above).
+        let x = unsafe { _mm256_loadu_ps(a.as_ptr().add(s)) };
+        for (acc, b) in acc.iter_mut().zip(bs) {
+            // SAFETY: as above.
+            let t = _mm256_sub_ps(x, unsafe { _mm256_loadu_ps(b.as_ptr().add(s)) });
+            *acc = _mm256_add_ps(*acc, _mm256_mul_ps(t, t));
+        }
+    }
+    // Transposed: lane p of `lanes[l]` is lane l of pair p's partial sums.
+    let [r0, r1, r2, r3, r4, r5, r6, r7] = acc;
+    let (t0, t1) = (_mm256_unpacklo_ps(r0, r1), _mm256_unpackhi_ps(r0, r1));
+    let (t2, t3) = (_mm256_unpacklo_ps(r2, r3), _mm256_unpackhi_ps(r2, r3));
+    let (t4, t5) = (_mm256_unpacklo_ps(r4, r5), _mm256_unpackhi_ps(r4, r5));
+    let (t6, t7) = (_mm256_unpacklo_ps(r6, r7), _mm256_unpackhi_ps(r6, r7));
+    let (s0, s1) = (
+        _mm256_shuffle_ps::<0x44>(t0, t2),
+        _mm256_shuffle_ps::<0xEE>(t0, t2),
+    );
+    let (s2, s3) = (
+        _mm256_shuffle_ps::<0x44>(t1, t3),
+        _mm256_shuffle_ps::<0xEE>(t1, t3),
+    );
+    let (s4, s5) = (
+        _mm256_shuffle_ps::<0x44>(t4, t6),
+        _mm256_shuffle_ps::<0xEE>(t4, t6),
+    );
+    let (s6, s7) = (
+        _mm256_shuffle_ps::<0x44>(t5, t7),
+        _mm256_shuffle_ps::<0xEE>(t5, t7),
+    );
+    let lanes = [
+        _mm256_permute2f128_ps::<0x20>(s0, s4),
+        _mm256_permute2f128_ps::<0x20>(s1, s5),
+        _mm256_permute2f128_ps::<0x20>(s2, s6),
+        _mm256_permute2f128_ps::<0x20>(s3, s7),
+        _mm256_permute2f128_ps::<0x31>(s0, s4),
+        _mm256_permute2f128_ps::<0x31>(s1, s5),
+        _mm256_permute2f128_ps::<0x31>(s2, s6),
+        _mm256_permute2f128_ps::<0x31>(s3, s7),
+    ];
+    let mut sum = lanes[0];
+    for l in &lanes[1..] {
+        sum = _mm256_add_ps(sum, *l);
+    }
+    let mut out = [0.0f32; 8];
+    // SAFETY: `out` holds eight f32.
+    unsafe { _mm256_storeu_ps(out.as_mut_ptr(), sum) };
+    if full < a.len() {
+        for (o, b) in out.iter_mut().zip(bs) {
+            let mut tail = 0.0f32;
+            for (x, y) in a[full..].iter().zip(&b[full..]) {
+                tail += (x - y) * (x - y);
+            }
+            *o += tail;
+        }
+    }
+    out
 }
 
 #[inline(always)]
@@ -209,15 +302,8 @@ fn potentials_of(
     rows: std::ops::Range<usize>,
     four: impl Fn(&[f32], &[&[f32]; 4], &mut [f32; 4]),
 ) -> Vec<f64> {
-    let Candidates {
-        data,
-        weights,
-        dim,
-        d2,
-        picks,
-    } = *c;
-    let w = |i: usize| weights.map_or(1.0, |w| f64::from(w[i]));
-    let row = |i: usize| &data[i * dim..(i + 1) * dim];
+    let (d2, picks) = (c.d2, c.picks);
+    let (w, row) = (|i| c.weight(i), |i| c.row(i));
     let mut pot = vec![0.0f64; picks.len()];
     // Four candidates at a time share each row's loads; the rest one by one.
     let quads = picks.len() / 4 * 4;
@@ -258,7 +344,21 @@ fn nearer(d: &mut [f64], rows: &[f32], centre: &[f32]) {
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 unsafe fn nearer_avx2(d: &mut [f64], rows: &[f32], centre: &[f32]) {
-    nearer_of(d, rows, centre, |x, c| {
+    // Eight rows at a time (a difference squared is the same either way round, so the
+    // same bits as row by row).
+    let dim = centre.len();
+    let whole = d.len() / 8 * 8;
+    let (d8, rest) = d.split_at_mut(whole);
+    for (d, rows) in d8.chunks_exact_mut(8).zip(rows.chunks_exact(8 * dim)) {
+        let bs: [&[f32]; 8] = std::array::from_fn(|p| &rows[p * dim..(p + 1) * dim]);
+        for (d, e) in d.iter_mut().zip(eight_distances(centre, &bs)) {
+            let e = f64::from(e);
+            if e < *d {
+                *d = e;
+            }
+        }
+    }
+    nearer_of(rest, &rows[whole * dim..], centre, |x, c| {
         let mut e = [0.0f32];
         squared_distances_avx2::<1>(x, &[c], &mut e);
         e[0]
@@ -330,4 +430,40 @@ fn pick_weighted_from(
         target -= wi;
     }
     (0..n).rev().find(|&i| weight(i) > 0.0).unwrap_or(n - 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Eight distances at once are the bits of [`squared_distance`] one at a time, either
+    /// way round, at lengths with and without a tail.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn eight_distances_are_those_one_at_a_time() {
+        if !std::arch::is_x86_feature_detected!("avx2") {
+            return;
+        }
+        let mut state = 3u64;
+        let mut next = || {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((state >> 40) as f32 / 16_777_216.0 - 0.5) * 1e3
+        };
+        for len in [1usize, 7, 8, 9, 32, 33, 100] {
+            let a: Vec<f32> = (0..len).map(|_| next()).collect();
+            let rows: Vec<Vec<f32>> = (0..8).map(|_| (0..len).map(|_| next()).collect()).collect();
+            let bs: [&[f32]; 8] = std::array::from_fn(|p| rows[p].as_slice());
+            // SAFETY: detected above.
+            let got = unsafe { eight_distances(&a, &bs) };
+            for (p, b) in bs.iter().enumerate() {
+                assert_eq!(
+                    got[p].to_bits(),
+                    squared_distance(&a, b).to_bits(),
+                    "len {len}"
+                );
+            }
+        }
+    }
 }
