@@ -165,9 +165,10 @@ const LANES: usize = 32;
 /// recomputed so that their rounding bound is about d/[`LANES`] units where the ranking's
 /// is d: each dot product in [`LANES`] partial sums of at most ⌈d/LANES⌉ terms, added
 /// pairwise, fused or not. Only the centroids within that bound of the ranked label (which
-/// always include the nearest) are then compared on the caller's values. At d = 768 one
-/// point in twenty is undecided and nineteen in twenty of those have no other centroid
-/// within the new bound; comparing every centroid in f64 had cost each six rankings.
+/// always include the nearest) are then compared on the caller's values. At d = 768 about
+/// one row in sixteen of standard-normal data is undecided, and nineteen in twenty of those
+/// have no other centroid within the new bound; comparing every centroid in f64 had cost
+/// each six rankings.
 /// Centroid by centroid, so that each is read once for all of a block's undecided rows.
 #[inline(always)]
 fn values<const AVX2_FMA: bool>(x: &[f32], rows: &[Undecided], c: &DenseCentroids) -> Vec<f32> {
