@@ -26,7 +26,7 @@ pub(crate) fn serves(dim: usize) -> bool {
     dim <= MAX_DIM && is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")
 }
 
-/// The f32 ranking of [`super::rank::rank`] of the rows of `x` (as many as `labels`): each
+/// The f32 ranking of [`super::rank::Ranker::rank`] of the rows of `x` (as many as `labels`): each
 /// point's best centroid (lowest index among equal values) and the gap from it to the
 /// runner-up (infinite with one centroid, NaN when no value is below +inf).
 pub(crate) fn rank_rows(x: &[f32], packed: &Packed, labels: &mut [u32], gaps: &mut [f32]) {

@@ -10,39 +10,10 @@
 
 use std::arch::x86_64::*;
 
-use super::rank::{LANES, finish_lanes};
+use super::panels::{Packed, merge_lanes};
+use super::rank::LANES;
 /// Points processed together (their accumulators live in registers).
 const GROUP: usize = 8;
-
-/// Centroids transposed into panels: panel `t` holds `dim` rows of 16 values, value `l` of
-/// row `j` being coordinate `j` of centroid `16 t + l`. Padding lanes get norm +inf so they
-/// never win.
-pub(crate) struct Packed {
-    pub k: usize,
-    pub panels: usize,
-    pub data: Vec<f32>,
-    pub norms: Vec<f32>,
-}
-
-pub(crate) fn pack(centroids: &[f32], norms: &[f32], dim: usize) -> Packed {
-    let k = norms.len();
-    let panels = k.div_ceil(LANES);
-    let mut data = vec![0.0f32; panels * dim * LANES];
-    let mut pn = vec![f32::INFINITY; panels * LANES];
-    for c in 0..k {
-        let (t, l) = (c / LANES, c % LANES);
-        for j in 0..dim {
-            data[(t * dim + j) * LANES + l] = centroids[c * dim + j];
-        }
-        pn[c] = norms[c];
-    }
-    Packed {
-        k,
-        panels,
-        data,
-        norms: pn,
-    }
-}
 
 /// Whether this CPU runs the kernel.
 pub(crate) fn available() -> bool {
@@ -127,27 +98,16 @@ unsafe fn group<const P: usize>(
         }
     }
     // The lanes go to memory once per point and are merged by the portable code.
-    let lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
     let mut val = [0.0f32; LANES];
     let mut second = [0.0f32; LANES];
-    let mut idx = [0u32; LANES];
+    let mut panel = [0u32; LANES];
     for p in 0..P {
-        let full = _mm512_add_epi32(_mm512_slli_epi32::<4>(best_t[p]), lane);
         // SAFETY: each array holds 16 lanes.
         unsafe {
             _mm512_storeu_ps(val.as_mut_ptr(), best_v[p]);
             _mm512_storeu_ps(second.as_mut_ptr(), second_v[p]);
-            _mm512_storeu_si512(idx.as_mut_ptr().cast(), full);
+            _mm512_storeu_si512(panel.as_mut_ptr().cast(), best_t[p]);
         }
-        for l in 0..LANES {
-            // A lane that never won, or a padding lane, names no centroid.
-            if val[l] == f32::INFINITY || idx[l] as usize >= packed.k {
-                idx[l] = u32::MAX;
-            }
-        }
-        let (j, v, s) = finish_lanes(&val, &idx, &second);
-        // Only overflowing data leaves no finite lane: fall back to 0.
-        out[p] = if j < packed.k { j as u32 } else { 0 };
-        gaps[p] = s - v;
+        (out[p], gaps[p]) = merge_lanes(&val, &second, &panel, packed.k);
     }
 }

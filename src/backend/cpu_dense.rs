@@ -11,7 +11,7 @@ use rayon::prelude::*;
 use super::cell_sums::{CellSums, Labelled};
 use super::framed::{Ranked, SubSpace};
 use super::lloyd_pass::lloyd_pass;
-use super::rank::rank;
+use super::rank::Ranker;
 use super::{Backend, CellStats, Update};
 use crate::error::Result;
 use crate::frame::Frame;
@@ -71,7 +71,8 @@ pub(crate) fn assign_dense(
     let space = SubSpace::of_device(Frame::identity(dim), c, c, dim);
     // The runner-up's value minus the best's, per point.
     let mut gaps = vec![0.0f32; labels.len()];
-    rank(data, centroids, labels, &mut gaps);
+    let ranker = Ranker::new(centroids);
+    ranker.rank(data, labels, &mut gaps);
     labels
         .par_chunks_mut(ROWS)
         .zip(dist.par_chunks_mut(ROWS))
@@ -85,6 +86,7 @@ pub(crate) fn assign_dense(
                 first: 0,
                 labels,
                 gaps,
+                terms: ranker.terms(),
                 dist,
             });
         });

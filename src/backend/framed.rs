@@ -98,7 +98,7 @@ impl SubSpace {
             let dist = distance::<AVX2_FMA>(x, &c.c64[l * dim..(l + 1) * dim]);
             b.dist[r] = dist;
             let norm = f64::from(squared_norm(x)).sqrt();
-            if undecided_for_rounded_point(norm, dist, f64::from(b.gaps[r]), dim) {
+            if undecided_for_rounded_point(norm, dist, f64::from(b.gaps[r]), b.terms) {
                 undecided.push(Undecided { row: r, norm });
             }
         }
@@ -268,6 +268,9 @@ pub(crate) struct Ranked<'a, T> {
     /// best's).
     pub labels: &'a mut [u32],
     pub gaps: &'a [f32],
+    /// The most roundings a product of the ranking's dot products went through
+    /// ([`super::rank::Ranker::terms`]): the d of its rounding bound.
+    pub terms: usize,
     /// Each row's squared distance to its certified centroid, in the frame's units.
     pub dist: &'a mut [f64],
 }
@@ -348,7 +351,7 @@ mod tests {
         let mut rnd = normalish(5);
         let (mut undecided, mut moved) = ([0usize; 5], 0);
         for (case, (n, dim, k, shift)) in [
-            (300usize, 768usize, 40usize, 0.0),
+            (1000usize, 768usize, 40usize, 0.0),
             (257, 97, 33, 1e3),
             (513, 3, 7, 0.0),
             (1, 40, 5, 1e4),
@@ -390,6 +393,7 @@ mod tests {
                         first: 0,
                         labels: &mut buf.labels,
                         gaps: &buf.gaps,
+                        terms: ranker.terms(),
                         dist: &mut buf.dist,
                     };
                     if fused {
@@ -414,7 +418,7 @@ mod tests {
                         let norm = f64::from(squared_norm(xi)).sqrt();
                         let gap = f64::from(buf.gaps[i]);
                         undecided[case] +=
-                            undecided_for_rounded_point(norm, dist, gap, dim) as usize;
+                            undecided_for_rounded_point(norm, dist, gap, ranker.terms()) as usize;
                         moved += (ranked[i] != buf.labels[i]) as usize;
                     }
                 }

@@ -92,6 +92,7 @@ pub(crate) fn lloyd_pass<T: Real>(
                     first: 0,
                     labels,
                     gaps,
+                    terms: ranker.terms(),
                     dist,
                 });
                 let at = first + row0 as u64;

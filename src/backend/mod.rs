@@ -5,6 +5,8 @@
 //! and the current centroids.
 
 #[cfg(target_arch = "x86_64")]
+pub(crate) mod avx2_fused;
+#[cfg(target_arch = "x86_64")]
 pub(crate) mod avx2_small;
 pub(crate) mod avx512;
 pub(crate) mod cell_sums;
@@ -16,6 +18,7 @@ pub(crate) mod framed;
 pub(crate) mod fresh;
 pub(crate) mod interval_sums;
 pub(crate) mod lloyd_pass;
+pub(crate) mod panels;
 pub(crate) mod pq_codes;
 pub(crate) mod rank;
 pub(crate) mod sorted_index;

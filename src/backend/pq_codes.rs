@@ -50,6 +50,7 @@ pub(crate) fn encode<T: Real, C: Copy + Default + Send>(
                     first: j * dsub,
                     labels,
                     gaps,
+                    terms: ranker.terms(),
                     dist,
                 });
                 for (row, &l) in codes.chunks_exact_mut(m).zip(labels.iter()) {

@@ -14,12 +14,6 @@ const TILE: usize = 512;
 /// Lanes of the portable arg-min (and of an AVX-512 register of f32).
 pub(crate) const LANES: usize = 16;
 
-/// The f32 ranking: each point's best centroid and the gap to its runner-up (infinite with
-/// one centroid), on every thread.
-pub(crate) fn rank(data: &[f32], centroids: &DenseCentroids, labels: &mut [u32], gaps: &mut [f32]) {
-    Ranker::new(centroids).rank(data, labels, gaps);
-}
-
 /// The ranking kernel this CPU runs for one set of centroids, with what it prepares from
 /// them once (packed panels for AVX-512).
 pub(crate) struct Ranker<'a> {
@@ -29,9 +23,11 @@ pub(crate) struct Ranker<'a> {
 
 enum Kernel {
     #[cfg(target_arch = "x86_64")]
-    Avx512(super::avx512::Packed),
+    Avx512(super::panels::Packed),
     #[cfg(target_arch = "x86_64")]
     Avx2Small(super::avx2_small::Packed),
+    #[cfg(target_arch = "x86_64")]
+    Avx2Fused(super::panels::Packed),
     Gemm,
 }
 
@@ -40,6 +36,7 @@ enum Kernel {
 pub(crate) struct Scratch {
     dots: Vec<f32>,
     best: Vec<(f32, f32)>,
+    lanes: super::panels::LaneState,
 }
 
 impl<'a> Ranker<'a> {
@@ -48,7 +45,7 @@ impl<'a> Ranker<'a> {
         #[cfg(target_arch = "x86_64")]
         {
             if super::avx512::available() {
-                let packed = super::avx512::pack(&centroids.c32, &centroids.norms, dim);
+                let packed = super::panels::pack(&centroids.c32, &centroids.norms, dim);
                 return Ranker {
                     centroids,
                     kernel: Kernel::Avx512(packed),
@@ -60,10 +57,28 @@ impl<'a> Ranker<'a> {
                     kernel: Kernel::Avx2Small(super::avx2_small::Packed::new(centroids)),
                 };
             }
+            if super::avx2_fused::serves(dim) {
+                let packed = super::panels::pack(&centroids.c32, &centroids.norms, dim);
+                return Ranker {
+                    centroids,
+                    kernel: Kernel::Avx2Fused(packed),
+                };
+            }
         }
         Ranker {
             centroids,
             kernel: Kernel::Gemm,
+        }
+    }
+
+    /// The most roundings a product of this kernel's dot products goes through: the d of the
+    /// rounding bound [`super::exact`] certifies against (the dimension, but for the chunked
+    /// AVX2 kernel's sums).
+    pub(crate) fn terms(&self) -> usize {
+        match self.kernel {
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx2Fused(_) => super::avx2_fused::terms(self.centroids.dim),
+            _ => self.centroids.dim,
         }
     }
 
@@ -77,7 +92,8 @@ impl<'a> Ranker<'a> {
         }
     }
 
-    /// The ranking of the rows of `data`, spread over the threads.
+    /// The f32 ranking of the rows of `data`, spread over the threads: each point's best
+    /// centroid and the gap to its runner-up (infinite with one centroid).
     pub(crate) fn rank(&self, data: &[f32], labels: &mut [u32], gaps: &mut [f32]) {
         let dim = self.centroids.dim;
         let rows = self.task_rows();
@@ -109,6 +125,15 @@ impl<'a> Ranker<'a> {
             }
             #[cfg(target_arch = "x86_64")]
             Kernel::Avx2Small(packed) => super::avx2_small::rank_rows(x, packed, labels, gaps),
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx2Fused(packed) => super::avx2_fused::rank_rows(
+                x,
+                self.centroids.dim,
+                packed,
+                labels,
+                gaps,
+                &mut scratch.lanes,
+            ),
             Kernel::Gemm => {
                 for ((x, lab), gap) in x
                     .chunks(ROWS * self.centroids.dim)
@@ -501,6 +526,17 @@ pub(crate) fn finish_lanes(
     (best.1, best.0, runner_up)
 }
 
+/// A xorshift generator of test inputs: fast, seeded, the same on every machine.
+#[cfg(test)]
+pub(crate) fn xorshift(mut state: u64) -> impl FnMut() -> u64 {
+    move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -541,13 +577,7 @@ mod tests {
         if !std::arch::is_x86_feature_detected!("avx2") {
             return;
         }
-        let mut state = 0x9e37_79b9_7f4a_7c15u64;
-        let mut next = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        let mut next = xorshift(0x9e37_79b9_7f4a_7c15);
         for len in [1usize, 5, 15, 16, 17, 31, 32, 33, 64, 255, 256, 1000] {
             for round in 0..20 {
                 let grid = |r: u64| ((r % 16) as f32) * 0.25 - 1.0;
