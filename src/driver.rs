@@ -136,15 +136,21 @@ pub(crate) struct Schedule {
     /// Spherical K-means: every update is followed by scaling each centroid to unit norm
     /// (the caller's units), so the nearest centroid is the one of largest inner product.
     pub spherical: bool,
+    /// Whether the run ends with one more pass against the centroids it returns (their cells
+    /// and error); without it the outcome's cells are empty and its error is the last
+    /// iteration's.
+    pub final_pass: bool,
 }
 
 /// What the driver hands back: the final centroids, their cells, and the history, in the
 /// caller's units.
 pub(crate) struct Outcome {
     pub centroids: Vec<f64>,
-    /// Cells of the centroids returned (squared errors in the caller's units).
+    /// Cells of the centroids returned (squared errors in the caller's units); empty without
+    /// the final pass.
     pub cells: CellStats,
-    /// Weighted mean squared distance of the points to the final centroids.
+    /// Weighted mean squared distance of the points to the final centroids; without the
+    /// final pass, to the centroids entering the last iteration (0 when none ran).
     pub mse: f64,
     pub history: Vec<IterationStats>,
     pub converged: bool,
@@ -153,8 +159,8 @@ pub(crate) struct Outcome {
 /// Runs Lloyd's method on `backend`, whose points and centroids (already initialised) are in
 /// the device units of `frame`. `total_mass` is the total weight of the points (their number
 /// when unweighted). The centroids come back in the caller's units, rounded to `precision`,
-/// and the last pass measures exactly those: every label and cell describes the centroids
-/// returned.
+/// and the last pass ([`Schedule::final_pass`]) measures exactly those: every label and cell
+/// describes the centroids returned.
 ///
 /// Iterations run in batches: the whole budget at once, or [`Backend::report_interval`] at a
 /// time when an observer wants to hear of them, so a device backend reads its error back once
@@ -215,7 +221,17 @@ pub(crate) fn run(
         Some((_, caller)) => caller,
         None => backend.caller_centroids(frame)?,
     });
-    let (cells, mse) = measure(backend, &centroids, total_mass, frame)?;
+    let (cells, mse) = match schedule.final_pass {
+        true => measure(backend, &centroids, total_mass, frame)?,
+        false => (
+            CellStats {
+                counts: Vec::new(),
+                mass: Vec::new(),
+                sse: Vec::new(),
+            },
+            history.last().map_or(0.0, |h| h.mse),
+        ),
+    };
     Ok(Outcome {
         centroids,
         cells,

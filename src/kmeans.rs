@@ -20,13 +20,17 @@ use crate::streamed::{self, RowSource, StreamedLloyd};
 pub struct KMeansFit {
     /// The k centroids.
     pub codebook: Codebook,
-    /// Nearest centroid of each point, for the final centroids.
+    /// Nearest centroid of each point, for the final centroids (empty without the final
+    /// pass, [`KMeans::final_pass`]).
     pub labels: Vec<u32>,
-    /// Points in each cell.
+    /// Points in each cell (empty without the final pass).
     pub counts: Vec<u64>,
-    /// Total weight in each cell (equals `counts` without weights).
+    /// Total weight in each cell (equals `counts` without weights; empty without the final
+    /// pass).
     pub cell_weights: Vec<f64>,
-    /// Weighted sum of squared distances to the nearest centroid (scikit-learn's `inertia_`).
+    /// Weighted sum of squared distances to the nearest centroid (scikit-learn's `inertia_`);
+    /// without the final pass, to the centroids entering the last iteration (faiss's last
+    /// objective).
     pub inertia: f64,
     /// `inertia / total weight`: the mean squared distance of a point to its centroid.
     pub mse: f64,
@@ -40,8 +44,7 @@ pub struct KMeansFit {
 ///
 /// Defaults: `iterations` 100, `tolerance` 1e-4 (relative decrease of the error in one
 /// iteration), `seed` 0, `init` [`Init::RandomPoints`], `restarts` 1, `device`
-/// [`Device::Auto`],
-/// `gpu_options` [`GpuOptions::default`].
+/// [`Device::Auto`], `final_pass` true, `gpu_options` [`GpuOptions::default`].
 ///
 /// Unweighted scalar data (`dim` 1) runs on the 1-D backends, whose cells are intervals;
 /// their centroids come back sorted.
@@ -64,6 +67,7 @@ pub struct KMeans {
     init: Init,
     restarts: usize,
     spherical: bool,
+    final_pass: bool,
     device: Device,
     gpu_options: GpuOptions,
     observer: Option<Observer>,
@@ -80,6 +84,7 @@ impl KMeans {
             init: Init::RandomPoints,
             restarts: 1,
             spherical: false,
+            final_pass: true,
             device: Device::Auto,
             gpu_options: GpuOptions::default(),
             observer: None,
@@ -145,6 +150,29 @@ impl KMeans {
     /// ```
     pub fn spherical(mut self, spherical: bool) -> Self {
         self.spherical = spherical;
+        self
+    }
+
+    /// Whether the fit ends with one more assignment pass against the centroids it returns
+    /// (default true): their labels, cells and inertia. Without it the fit returns what
+    /// faiss's `train` returns, the centroids and the history, one pass sooner (a pass is an
+    /// iteration's work: a quarter of a 3-iteration fit): `labels`, `counts` and
+    /// `cell_weights` come back empty and the errors are those of the last iteration's pass,
+    /// against the centroids entering it, which also pick the best of several restarts
+    /// (faiss's rule).
+    ///
+    /// ```
+    /// let data: Vec<f32> = (0..2000).map(|i| ((i * 37) % 101) as f32).collect();
+    /// let km = lloyd::KMeans::new(4).tolerance(0.0).iterations(5).device(lloyd::Device::Cpu);
+    /// let full = km.clone().fit(&data, 2)?;
+    /// let train = km.final_pass(false).fit(&data, 2)?;
+    /// assert_eq!(train.codebook, full.codebook);
+    /// assert!(train.labels.is_empty() && train.counts.is_empty());
+    /// assert_eq!(train.mse, full.summary.history.last().unwrap().mse);
+    /// # Ok::<(), lloyd::Error>(())
+    /// ```
+    pub fn final_pass(mut self, final_pass: bool) -> Self {
+        self.final_pass = final_pass;
         self
     }
 
@@ -344,6 +372,7 @@ impl KMeans {
             tolerance: self.tolerance,
             observer: self.observer.clone(),
             spherical: self.spherical,
+            final_pass: self.final_pass,
         }
     }
 
@@ -430,6 +459,7 @@ impl KMeans {
         let setup_seconds = setup();
         let out = driver::run(b.as_mut(), &schedule, p.total_mass, frame, precision)?;
         let labels = match &p.values {
+            _ if !self.final_pass => Vec::new(),
             Some(values) => {
                 let centroids = frame.to_device_f64(&out.centroids);
                 p.engine.interval_labels(values, &centroids)

@@ -220,6 +220,8 @@ impl ProductQuantizer {
                 .tolerance(0.0)
                 .seed(self.seed.wrapping_add(j as u64))
                 .device(self.device.clone())
+                // Only the codebook is kept: no pass for labels of the final centroids.
+                .final_pass(false)
                 .fit(&sub, dsub)?;
             device_name = fit.summary.device;
             codebooks.push(fit.codebook);

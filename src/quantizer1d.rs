@@ -239,6 +239,7 @@ impl Lloyd1d {
             tolerance: self.tolerance,
             observer: self.observer.clone(),
             spherical: false,
+            final_pass: true,
         };
         let out = driver::run(
             backend.as_mut(),

@@ -299,6 +299,7 @@ impl LloydNd {
             tolerance: 0.0,
             observer: None,
             spherical: false,
+            final_pass: true,
         };
         let frame = Frame::identity(d);
         let out = driver::run(b.as_mut(), &schedule, m as f64, &frame, Precision::F64)?;

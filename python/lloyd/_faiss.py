@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import stat
 import sys
@@ -73,6 +74,7 @@ class Kmeans:
         if init_centroids is not None:
             centroids = np.ascontiguousarray(np.asarray(init_centroids, dtype=np.float64))
             kind = "given"
+        w = as_weights(weights, x.shape[0])
         fit = _lloyd.kmeans_fit(
             x,
             self.k,
@@ -83,14 +85,17 @@ class Kmeans:
             0.0,
             self.seed,
             device_name(self.gpu),
-            as_weights(weights, x.shape[0]),
+            w,
             bool(self.spherical),
             watcher("Kmeans", self.niter, self.verbose, None),
+            # faiss's train returns centroids only: no pass for the final centroids' labels.
+            final_pass=False,
         )
         if self.verbose:
             sys.stderr.write("\n")
         self.centroids = fit["centroids"].astype(np.float32)
-        total = float(fit["inertia"]) / fit["mse"] if fit["mse"] > 0 else float(x.shape[0])
+        # The total weight as lloyd sums it (exactly, rounded once), which the errors divide.
+        total = float(x.shape[0]) if w is None else math.fsum(w.astype(np.float64))
         self.iteration_stats = fit["history"]
         self.obj = np.array([h["mse"] * total for h in fit["history"]])
         return float(self.obj[-1]) if self.obj.size else 0.0

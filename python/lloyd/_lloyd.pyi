@@ -18,6 +18,7 @@ def kmeans_fit(
     sample_weight: npt.NDArray[np.float32] | None,
     spherical: bool,
     callback: Callable[[dict[str, Any]], object] | None = None,
+    final_pass: bool = True,
 ) -> dict[str, Any]: ...
 def encode(
     centroids: npt.NDArray[np.float64],

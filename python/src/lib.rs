@@ -142,9 +142,10 @@ fn fit_dict<'py>(py: Python<'py>, fit: KMeansFit) -> PyResult<Bound<'py, PyDict>
 }
 
 /// K-means of the rows of `x`. `init` is "random", "k-means++", "k-means++-plain",
-/// "k-means||" or "given" (then `init_centroids`, k x d).
+/// "k-means||" or "given" (then `init_centroids`, k x d). Without `final_pass` the labels
+/// and counts come back empty and the inertia is the last iteration's (faiss's `train`).
 #[pyfunction]
-#[pyo3(signature = (x, k, init, init_centroids, n_init, max_iter, tol, seed, device, sample_weight, spherical, callback=None))]
+#[pyo3(signature = (x, k, init, init_centroids, n_init, max_iter, tol, seed, device, sample_weight, spherical, callback=None, final_pass=true))]
 #[allow(clippy::too_many_arguments)]
 fn kmeans_fit<'py>(
     py: Python<'py>,
@@ -160,6 +161,7 @@ fn kmeans_fit<'py>(
     sample_weight: Option<PyReadonlyArray1<'py, f32>>,
     spherical: bool,
     callback: Option<Py<PyAny>>,
+    final_pass: bool,
 ) -> PyResult<Bound<'py, PyDict>> {
     let raised = Arc::new(Mutex::new(None));
     let init = match init {
@@ -181,6 +183,7 @@ fn kmeans_fit<'py>(
         .tolerance(tol)
         .seed(seed)
         .spherical(spherical)
+        .final_pass(final_pass)
         .device(device_of(device)?)
         .on_iteration(observer(callback, raised.clone()));
     let weights = sample_weight.as_ref().map(|w| w.as_slice()).transpose()?;

@@ -30,6 +30,23 @@ def test_kmeans_train_search_and_obj():
         km.index.search(x, 0)
 
 
+def test_kmeans_train_is_kmeans_fit_without_its_last_pass():
+    """train skips the pass that labels the final centroids (faiss's train returns none),
+    and gives the same centroids and objectives as the estimator, weighted or not."""
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((3000, 12)).astype(np.float32)
+    w = rng.uniform(0.1, 3.0, 3000).astype(np.float32)
+    init = x[:10].copy()
+    for weights in (None, w):
+        km = lloyd.Kmeans(12, 10, niter=6)
+        km.train(x, weights=weights, init_centroids=init)
+        est = lloyd.KMeans(10, init=init, max_iter=6, tol=0).fit(x, sample_weight=weights)
+        np.testing.assert_array_equal(km.centroids, est.cluster_centers_.astype(np.float32))
+        total = 3000.0 if weights is None else float(np.sum(w, dtype=np.float64))
+        want = [h["mse"] * total for h in est.history_]
+        np.testing.assert_allclose(km.obj, want, rtol=1e-12)
+
+
 def test_kmeans_from_init_centroids_matches_faiss_when_installed():
     faiss = pytest.importorskip("faiss")
     x = np.random.default_rng(1).standard_normal((3000, 6)).astype(np.float32)
