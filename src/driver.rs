@@ -223,14 +223,7 @@ pub(crate) fn run(
     });
     let (cells, mse) = match schedule.final_pass {
         true => measure(backend, &centroids, total_mass, frame)?,
-        false => (
-            CellStats {
-                counts: Vec::new(),
-                mass: Vec::new(),
-                sse: Vec::new(),
-            },
-            history.last().map_or(0.0, |h| h.mse),
-        ),
+        false => (CellStats::zeros(0), history.last().map_or(0.0, |h| h.mse)),
     };
     Ok(Outcome {
         centroids,

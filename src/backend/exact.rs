@@ -4,7 +4,8 @@
 //! label returned is the nearest centroid.
 //!
 //! The bound: with v_j = ‖c_j‖² − 2x·c_j computed in f32 over d terms, |v̂_j − v_j| ≤
-//! γ(‖c_j‖² + 2‖x‖‖c_j‖), γ = (d + 6)·2⁻²⁴ (dot product, norm, subtraction, and the f32
+//! γ(‖c_j‖² + 2‖x‖‖c_j‖), γ = (t + 6)·2⁻²⁴, t the most roundings a product goes through in
+//! the dot product (d for one running sum, fewer for chunked sums) (dot product, norm, subtraction, and the f32
 //! rounding of f64 centroids). Any centroid j that could be at least as near as the chosen b
 //! has ‖x − c_j‖ ≤ ‖x − c_b‖ = D, so ‖c_j‖ ≤ R = ‖x‖ + D and its error is at most
 //! E = γ(R² + 2‖x‖R); b is certainly the nearest when every other v̂_j exceeds v̂_b by more
@@ -23,21 +24,27 @@ pub(crate) fn window(norm_x: f64, best_sq: f64, terms: usize) -> f64 {
     2.0 * gamma * (r * r + 2.0 * norm_x * r)
 }
 
-/// Whether the f32 ranking cannot tell the best centroid from the runner-up: `norm_x` is ‖x‖,
+/// Whether the f32 ranking, whose dot products round each product at most `terms` times,
+/// cannot tell the best centroid from the runner-up: `norm_x` is ‖x‖,
 /// `best_sq` the direct squared distance to the best, `gap` the runner-up's value minus the
 /// best's (NaN or negative counts as undecided).
 #[inline]
-pub(crate) fn undecided(norm_x: f64, best_sq: f64, gap: f64, dim: usize) -> bool {
+pub(crate) fn undecided(norm_x: f64, best_sq: f64, gap: f64, terms: usize) -> bool {
     // A NaN gap is undecided.
-    gap.is_nan() || gap <= window(norm_x, best_sq, dim)
+    gap.is_nan() || gap <= window(norm_x, best_sq, terms)
 }
 
 /// [`undecided`] for a point whose f32 value in the frame is a rounding of the exact one
 /// (known to the caller, who decides undecided points on it): that rounding moves each
 /// centroid's value by at most 2u‖x‖‖c‖, two more units in γ.
 #[inline]
-pub(crate) fn undecided_for_rounded_point(norm_x: f64, best_sq: f64, gap: f64, dim: usize) -> bool {
-    undecided(norm_x, best_sq, gap, dim + 2)
+pub(crate) fn undecided_for_rounded_point(
+    norm_x: f64,
+    best_sq: f64,
+    gap: f64,
+    terms: usize,
+) -> bool {
+    undecided(norm_x, best_sq, gap, terms + 2)
 }
 
 /// The nearest of `centroids` (row-major f64, `dim` columns) to `x` by direct differences in

@@ -166,9 +166,10 @@ const LANES: usize = 32;
 /// is d: each dot product in [`LANES`] partial sums of at most ⌈d/LANES⌉ terms, added
 /// pairwise, fused or not. Only the centroids within that bound of the ranked label (which
 /// always include the nearest) are then compared on the caller's values. At d = 768 about
-/// one row in sixteen of standard-normal data is undecided, and nineteen in twenty of those
-/// have no other centroid within the new bound; comparing every centroid in f64 had cost
-/// each six rankings.
+/// one row in sixteen of standard-normal data is undecided under a running sum's bound (one
+/// in 186 under the chunked AVX2 kernel's), and nineteen in twenty of those have no other
+/// centroid within the new bound; comparing every centroid in f64 had cost each six
+/// rankings.
 /// Centroid by centroid, so that each is read once for all of a block's undecided rows.
 #[inline(always)]
 fn values<const AVX2_FMA: bool>(x: &[f32], rows: &[Undecided], c: &DenseCentroids) -> Vec<f32> {
