@@ -61,7 +61,7 @@ impl ExactSum {
     }
 
     /// Adds ±m · 2^e (m < 2⁷⁷).
-    fn place(&mut self, m: u128, e: i64, negative: bool) {
+    pub(crate) fn place(&mut self, m: u128, e: i64, negative: bool) {
         let pos = e + OFFSET;
         let (index, shift) = ((pos / 32) as usize, (pos % 32) as u32);
         // m < 2⁷⁷ and shift < 32: at most 109 bits, four digits.

@@ -15,7 +15,8 @@ use rayon::prelude::*;
 
 use crate::error::{Error, Result};
 use crate::exact_sum::{Buckets, ExactSum};
-use crate::real::Real;
+use crate::f32_columns::F32Columns;
+use crate::real::{Real, as_f32};
 
 /// Rows per parallel task of [`Extent::of`].
 const ROWS_PER_TASK: usize = 4096;
@@ -114,6 +115,17 @@ impl Extent {
                             e.mass.add(f64::from(w));
                             e.max_weight = e.max_weight.max(f64::from(w));
                         }
+                    }
+                    None if as_f32(rows).is_some() => {
+                        let rows = as_f32(rows).unwrap_or_default();
+                        let mut columns = F32Columns::new(dim);
+                        columns.add_rows(rows, &mut e.sums);
+                        columns.finish(&mut e.sums);
+                        for j in 0..dim {
+                            e.lo[j] = f64::from(columns.lo[j]);
+                            e.hi[j] = f64::from(columns.hi[j]);
+                        }
+                        e.mass.add(n as f64);
                     }
                     None => {
                         let mut buckets = vec![Buckets::default(); dim];

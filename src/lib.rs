@@ -32,6 +32,7 @@ mod driver;
 mod engine;
 mod error;
 mod exact_sum;
+mod f32_columns;
 mod frame;
 mod gpu;
 mod init;

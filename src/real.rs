@@ -24,6 +24,14 @@ impl Real for f64 {
     }
 }
 
+/// `data` as f32 values when `T` is f32 (for paths that read the bits of f32), else None.
+pub(crate) fn as_f32<T: Real>(data: &[T]) -> Option<&[f32]> {
+    (std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>()).then(|| {
+        // SAFETY: T is f32 (checked above): the same values, layout and length.
+        unsafe { std::slice::from_raw_parts(data.as_ptr().cast::<f32>(), data.len()) }
+    })
+}
+
 mod private {
     pub trait Sealed {}
     impl Sealed for f32 {}
