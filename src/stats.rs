@@ -7,7 +7,7 @@ use crate::backend::cpu_1d::{midpoint, nearest_sorted};
 use crate::backend::cpu_dense::reduce_dense;
 use crate::backend::framed::SubSpace;
 use crate::backend::interval_sums::IntervalSums;
-use crate::backend::lloyd_pass::lloyd_pass;
+use crate::backend::lloyd_pass::{Pass, lloyd_pass};
 use crate::codebook::Encoder;
 use crate::data::{check_points, check_weight_values};
 use crate::error::{Error, Result};
@@ -236,10 +236,10 @@ impl LloydStats {
             // fit in memory makes, so parts merge into it to the bit.
             let caller = caller.map_or_else(|| frame.to_caller(&c), <[f64]>::to_vec);
             let space = SubSpace::of_device(frame.clone(), &c, &caller, dim);
-            let mut labels = vec![0u32; data.len() / dim];
-            let cells = lloyd_pass(&space, data, None, w, first_row, &mut labels, true)
+            let mut pass = Pass::default();
+            lloyd_pass(&space, data, None, w, first_row, true, &mut pass)
                 .map_err(|row| outside(row * dim))?;
-            (cells, labels)
+            (pass.sums, pass.labels)
         } else {
             let points = frame.to_device_f32(data);
             if let Some(i) = points.iter().position(|v| v.abs() > 1.0) {

@@ -63,6 +63,16 @@ pub(crate) struct Halves {
     points: usize,
 }
 
+impl Halves {
+    /// Ready for sums of `len` values: kept where they have that length and were carried
+    /// (a carry leaves zeros), else empty (allocated at the first addition).
+    pub(crate) fn ready(&mut self, len: usize) {
+        if self.hi.len() != len || self.points != 0 {
+            *self = Halves::default();
+        }
+    }
+}
+
 /// A fixed-point sum back in f64 (one rounding), times 2^e.
 #[inline]
 pub(crate) fn unfixed(v: i128, e: i32) -> f64 {
@@ -127,6 +137,13 @@ pub(crate) struct CellSums {
     pub near_points: Vec<f32>,
 }
 
+impl Default for CellSums {
+    /// No cells (what [`CellSums::reset`] sizes).
+    fn default() -> Self {
+        CellSums::zeros(0, 0, 0)
+    }
+}
+
 impl CellSums {
     pub(crate) fn zeros(k: usize, dim: usize, error_exp: i32) -> Self {
         CellSums {
@@ -141,6 +158,25 @@ impl CellSums {
             far_points: Vec::new(),
             near_points: Vec::new(),
         }
+    }
+
+    /// [`CellSums::zeros`] in place, keeping the memory: a fit's passes reuse their sums, so
+    /// that no pass faults in fresh pages for them (k x d i128 a task).
+    pub(crate) fn reset(&mut self, k: usize, dim: usize, error_exp: i32) {
+        fn zeroed<V: Copy>(v: &mut Vec<V>, len: usize, zero: V) {
+            v.clear();
+            v.resize(len, zero);
+        }
+        self.dim = dim;
+        self.error_exp = error_exp;
+        zeroed(&mut self.counts, k, 0);
+        zeroed(&mut self.mass, k, 0);
+        zeroed(&mut self.sums, k * dim, 0);
+        zeroed(&mut self.errors, k, 0);
+        zeroed(&mut self.far, k, Extreme::NONE);
+        zeroed(&mut self.near, k, Extreme::NONE);
+        self.far_points.clear();
+        self.near_points.clear();
     }
 
     pub(crate) fn k(&self) -> usize {

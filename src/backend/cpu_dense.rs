@@ -10,7 +10,7 @@ use rayon::prelude::*;
 
 use super::cell_sums::{CellSums, Labelled};
 use super::framed::{Ranked, SubSpace};
-use super::lloyd_pass::lloyd_pass;
+use super::lloyd_pass::{Pass, lloyd_pass};
 use super::rank::Ranker;
 use super::{Backend, CellStats, Update};
 use crate::error::Result;
@@ -169,8 +169,8 @@ pub(crate) struct CpuDense<'a, T: Real> {
     /// The centroids in the caller's units, when the last update made them or the caller
     /// gave them.
     caller: Option<Vec<f64>>,
-    labels: Vec<u32>,
-    sums: CellSums,
+    /// The last pass's labels and sums, with the memory the next pass reuses.
+    pass: Pass,
 }
 
 impl<'a> CpuDense<'a, f32> {
@@ -228,8 +228,7 @@ impl<'a, T: Real> CpuDense<'a, T> {
             frame: frame.clone(),
             dim,
             caller: caller.map(<[f64]>::to_vec),
-            labels: vec![0; n],
-            sums: CellSums::zeros(k, dim, 0),
+            pass: Pass::new(n, k, dim),
         }
     }
 
@@ -264,24 +263,24 @@ impl<T: Real> Backend for CpuDense<'_, T> {
         let weights = self.weights.as_deref();
         // Unbounded: the caller's rows are inside the frame built from them, and samples of
         // a law may lie beyond ±1 of the identity frame they are drawn in.
-        let (space, points, labels) = (&self.space, Some(&self.points[..]), &mut self.labels);
-        let pass = match self.rows {
-            Some(rows) => lloyd_pass(space, rows, points, weights, 0, labels, false),
-            None => lloyd_pass(space, &self.points, points, weights, 0, labels, false),
-        };
-        self.sums = pass.expect("an unbounded pass has no row outside");
+        let (space, points, pass) = (&self.space, Some(&self.points[..]), &mut self.pass);
+        match self.rows {
+            Some(rows) => lloyd_pass(space, rows, points, weights, 0, false, pass),
+            None => lloyd_pass(space, &self.points, points, weights, 0, false, pass),
+        }
+        .expect("an unbounded pass has no row outside");
         Ok(())
     }
 
     fn sse(&mut self) -> Result<f64> {
-        Ok(self.sums.total_error() / self.frame.weight_unit())
+        Ok(self.pass.sums.total_error() / self.frame.weight_unit())
     }
 
     /// The means, the empty-cell policy, then the caller's units and back: the centroids
     /// of the next pass are exactly those [`crate::LloydStats::update`] would hand a caller
     /// who measures them again, so a fit equals a fit merged from parts.
     fn update(&mut self) -> Result<Update> {
-        let (c, splits) = self.sums.means_and_splits(&self.space.centroids.c64);
+        let (c, splits) = self.pass.sums.means_and_splits(&self.space.centroids.c64);
         let caller = self.frame.to_caller(&c);
         let c = self.frame.to_device_f64(&caller);
         let moved = c != self.space.centroids.c64;
@@ -308,11 +307,11 @@ impl<T: Real> Backend for CpuDense<'_, T> {
     }
 
     fn cell_stats(&mut self) -> Result<CellStats> {
-        Ok(self.sums.cell_stats(self.frame.weight_unit()))
+        Ok(self.pass.sums.cell_stats(self.frame.weight_unit()))
     }
 
     fn labels(&mut self) -> Result<Vec<u32>> {
-        Ok(self.labels.clone())
+        Ok(self.pass.labels.clone())
     }
 }
 

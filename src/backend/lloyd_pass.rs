@@ -34,13 +34,13 @@ pub(crate) fn lloyd_pass<T: Real>(
     converted: Option<&[f32]>,
     weights: Option<&[f64]>,
     first: u64,
-    labels: &mut [u32],
     bounded: bool,
-) -> Result<CellSums, usize> {
+    pass: &mut Pass,
+) -> Result<(), usize> {
     let c = &space.centroids;
     let (dim, k) = (c.dim, c.k());
-    let n = labels.len();
-    debug_assert_eq!(rows.len(), n * dim);
+    let n = rows.len() / dim;
+    pass.labels.resize(n, 0);
     let error_exp = error_exponent(&c.c64, dim);
     let ranker = Ranker::new(c);
     let per_task_bytes = (2 * k * dim + 4 * k) * 16;
@@ -48,14 +48,26 @@ pub(crate) fn lloyd_pass<T: Real>(
         .clamp(1, TASKS_PER_THREAD * rayon::current_num_threads())
         .min((TASK_BYTES_BUDGET / per_task_bytes).max(1));
     let len = n.div_ceil(tasks).max(1);
-    let parts: Vec<Result<CellSums, usize>> = labels
+    if pass.tasks.len() < tasks {
+        pass.tasks.resize_with(tasks, Default::default);
+    }
+    let Pass {
+        labels,
+        sums: total,
+        tasks: kept,
+    } = pass;
+    let parts: Vec<Result<(), usize>> = labels
         .par_chunks_mut(len)
         .zip(rows.par_chunks(len * dim))
+        .zip(kept.par_iter_mut())
         .enumerate()
-        .map(|(t, (labels, rows))| {
+        .map(|(t, ((labels, rows), kept))| {
             let start = t * len;
-            let mut sums = CellSums::zeros(k, dim, error_exp);
-            let mut halves = Halves::default();
+            // Taken out of the shared vector for the task: its fields, written for every
+            // block, would otherwise share cache lines with the next task's.
+            let (mut sums, mut halves) = std::mem::take(kept);
+            sums.reset(k, dim, error_exp);
+            halves.ready(k * dim);
             let mut buf = Buffers::default();
             for (b, (labels, rows)) in labels
                 .chunks_mut(BLOCK)
@@ -114,27 +126,51 @@ pub(crate) fn lloyd_pass<T: Real>(
                 }
             }
             sums.carry(&mut halves);
-            Ok(sums)
+            *kept = (sums, halves);
+            Ok(())
         })
         .collect();
-    let mut all: Option<CellSums> = None;
-    for part in parts {
-        let part = part?;
-        match &mut all {
-            None => all = Some(part),
-            Some(a) => a
-                .merge(&part)
-                .expect("the tasks of one pass share their centroids"),
-        }
+    // The first row outside, in the order of the tasks.
+    parts.iter().try_for_each(|p| *p)?;
+    total.reset(k, dim, error_exp);
+    for (sums, _) in &kept[..parts.len()] {
+        total
+            .merge(sums)
+            .expect("the tasks of one pass share their centroids");
     }
-    let mut all = all.unwrap_or_else(|| CellSums::zeros(k, dim, error_exp));
-    all.fill_points_with(|row, out| {
+    total.fill_points_with(|row, out| {
         let i = (row - first) as usize;
         space
             .frame
             .columns_to_device_f32(&rows[i * dim..(i + 1) * dim], dim, 0, out);
     });
-    Ok(all)
+    Ok(())
+}
+
+/// What a pass leaves: each row's label and the merged sums; and each task's sums, kept for
+/// the next pass of a fit. Allocated afresh, the tasks' sums faulted in all their pages
+/// again at every pass (25 MB a pass at k = 256, d = 768).
+pub(crate) struct Pass {
+    pub(crate) labels: Vec<u32>,
+    pub(crate) sums: CellSums,
+    tasks: Vec<(CellSums, Halves)>,
+}
+
+impl Pass {
+    /// Before any pass: `n` labels 0 and empty sums of `k` cells.
+    pub(crate) fn new(n: usize, k: usize, dim: usize) -> Self {
+        Pass {
+            labels: vec![0; n],
+            sums: CellSums::zeros(k, dim, 0),
+            tasks: Vec::new(),
+        }
+    }
+}
+
+impl Default for Pass {
+    fn default() -> Self {
+        Pass::new(0, 0, 0)
+    }
 }
 
 #[cfg(test)]
@@ -186,12 +222,13 @@ mod tests {
             );
             let e = error_exponent(&c, dim);
             let want = reduce_dense(&points, wd.as_deref(), dim, k, &labels, &dist, e, 5);
-            for converted in [None, Some(&points[..])] {
-                let mut got = vec![0u32; n];
-                let sums =
-                    lloyd_pass(&space, &data, converted, wd.as_deref(), 5, &mut got, true).unwrap();
-                assert_eq!(got, labels, "n{n} d{dim} k{k}");
+            // One pass leaves its memory to the next: the second reuses the first's.
+            let mut pass = Pass::default();
+            for converted in [None, Some(&points[..]), None] {
+                lloyd_pass(&space, &data, converted, wd.as_deref(), 5, true, &mut pass).unwrap();
+                assert_eq!(pass.labels, labels, "n{n} d{dim} k{k}");
                 // As text: an empty cell's extremes hold NaN, which equals nothing.
+                let sums = &pass.sums;
                 assert_eq!(format!("{sums:?}"), format!("{want:?}"), "n{n} d{dim} k{k}");
             }
         }
@@ -206,12 +243,36 @@ mod tests {
         let caller = [0.0, 1.0];
         let c = frame.to_device_f64(&caller);
         let space = SubSpace::of_device(frame, &c, &caller, 2);
-        let mut labels = [0u32; 3];
+        let mut pass = Pass::default();
         assert_eq!(
-            lloyd_pass(&space, &data, None, None, 0, &mut labels, true).unwrap_err(),
+            lloyd_pass(&space, &data, None, None, 0, true, &mut pass).unwrap_err(),
             2
         );
-        let sums = lloyd_pass(&space, &data, None, None, 0, &mut labels, false).unwrap();
-        assert_eq!(sums.counts, vec![3]);
+        lloyd_pass(&space, &data, None, None, 0, false, &mut pass).unwrap();
+        assert_eq!(pass.sums.counts, vec![3]);
+    }
+
+    /// A pass refused after some of its blocks were summed leaves nothing in the memory the
+    /// next pass reuses: that pass sums what a fresh one sums.
+    #[test]
+    fn a_refused_pass_leaves_no_sums_behind() {
+        let n = 3 * BLOCK + 2;
+        let mut data: Vec<f64> = (0..2 * n).map(|i| (i % 7) as f64).collect();
+        let frame = Extent::of(&data, 2).unwrap().frame();
+        data[2 * (n - 1)] = 40.0;
+        let caller = [0.0, 1.0, 5.0, 5.0];
+        let c = frame.to_device_f64(&caller);
+        let space = SubSpace::of_device(frame, &c, &caller, 2);
+        let mut reused = Pass::default();
+        assert_eq!(
+            lloyd_pass(&space, &data, None, None, 0, true, &mut reused).unwrap_err(),
+            n - 1
+        );
+        lloyd_pass(&space, &data, None, None, 0, false, &mut reused).unwrap();
+        let mut fresh = Pass::default();
+        lloyd_pass(&space, &data, None, None, 0, false, &mut fresh).unwrap();
+        let (a, b) = (&reused.sums, &fresh.sums);
+        assert_eq!(format!("{a:?}"), format!("{b:?}"));
+        assert_eq!(reused.labels, fresh.labels);
     }
 }
