@@ -24,6 +24,17 @@ pub(crate) struct Labelled<'a> {
     pub first: u64,
 }
 
+/// 2^−e as `libm::scalbn(1.0, -e)` gives it, with no call where it is a normal number (the
+/// sums take it for every point).
+#[inline(always)]
+fn inverse_power_of_two(e: i32) -> f64 {
+    if (-1023..=1022).contains(&e) {
+        f64::from_bits(((1023 - e) as u64) << 52)
+    } else {
+        libm::scalbn(1.0, -e)
+    }
+}
+
 /// Fraction bits of every fixed-point sum.
 pub(crate) const FRACTION_BITS: i32 = 64;
 
@@ -247,7 +258,7 @@ impl CellSums {
     #[inline(always)]
     fn add_scalars(&mut self, l: usize, w: Option<f64>, dist: f64, row: u64) {
         self.counts[l] += 1;
-        let scale = libm::scalbn(1.0, -self.error_exp);
+        let scale = inverse_power_of_two(self.error_exp);
         match w {
             None => {
                 self.mass[l] += 1i128 << FRACTION_BITS;
@@ -507,6 +518,13 @@ impl CellSums {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn inverse_powers_of_two_are_scalbns() {
+        for e in -1100..1100 {
+            assert_eq!(inverse_power_of_two(e), libm::scalbn(1.0, -e), "e = {e}");
+        }
+    }
 
     /// The halves' path gives the sums of adding point by point, to the bit: over more than
     /// one block of halves, with ±1, tiny values, empty cells, and values outside the frame

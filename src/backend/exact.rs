@@ -24,6 +24,17 @@ pub(crate) fn window(norm_x: f64, best_sq: f64, terms: usize) -> f64 {
     2.0 * gamma * (r * r + 2.0 * norm_x * r)
 }
 
+/// An upper bound on [`window`] without its square roots, from ‖x‖² (`norm_sq`) and D²:
+/// with r = ‖x‖ + D, r² + 2‖x‖r = 3‖x‖² + 4‖x‖D + D² ≤ 5‖x‖² + 3D² (4ab ≤ 2a² + 2b²), and
+/// a margin for the roundings of both. A gap above it is above the window, so most points
+/// are decided without two square roots.
+#[inline]
+pub(crate) fn window_bound(norm_sq: f64, best_sq: f64, terms: usize) -> f64 {
+    let gamma = (terms as f64 + 6.0) * EPS32 * 1.01;
+    let d_sq = best_sq.max(0.0) * ((1.0 + 1e-9) * (1.0 + 1e-9));
+    2.0 * gamma * (5.0 * norm_sq + 3.0 * d_sq) * (1.0 + 1e-6)
+}
+
 /// Whether the f32 ranking, whose dot products round each product at most `terms` times,
 /// cannot tell the best centroid from the runner-up: `norm_x` is ‖x‖,
 /// `best_sq` the direct squared distance to the best, `gap` the runner-up's value minus the
@@ -129,6 +140,29 @@ mod tests {
 
     /// The bound holds where f32 ranking goes wrong: far from the origin two centroids whose
     /// distances differ by far less than the expansion's rounding are flagged.
+    /// The bound without square roots is never below the window, where the two terms it
+    /// bounds are equal (‖x‖ = D, where it is tight) included.
+    #[test]
+    fn the_bound_without_square_roots_covers_the_window() {
+        let mut next = crate::backend::rank::xorshift(7);
+        let mut unit = || (next() >> 11) as f64 / (1u64 << 53) as f64;
+        for i in 0..100_000 {
+            let n = unit() * 10f64.powi((i % 9) as i32 - 4);
+            let d = if i % 3 == 0 {
+                n
+            } else {
+                unit() * 10f64.powi((i % 7) as i32 - 3)
+            };
+            let (norm_sq, best_sq) = (n * n, d * d);
+            let terms = 1 + i % 800;
+            let exact = window(norm_sq.sqrt(), best_sq, terms);
+            assert!(
+                window_bound(norm_sq, best_sq, terms) >= exact,
+                "n {n}, d {d}"
+            );
+        }
+    }
+
     #[test]
     fn a_near_tie_far_from_the_origin_is_undecided() {
         let x = [1000.0f32, 1000.0];

@@ -7,7 +7,7 @@
 //! a fit's labels are the labels its codebook gives.
 
 use super::cpu_dense::DenseCentroids;
-use super::exact::{squared_f64, undecided_for_rounded_point, window};
+use super::exact::{squared_f64, undecided_for_rounded_point, window, window_bound};
 use super::rank::{Scratch, squared_norm};
 use crate::frame::Frame;
 use crate::real::Real;
@@ -97,8 +97,13 @@ impl SubSpace {
             // The exact distance the statistics need is also the bound's D.
             let dist = distance::<AVX2_FMA>(x, &c.c64[l * dim..(l + 1) * dim]);
             b.dist[r] = dist;
-            let norm = f64::from(squared_norm(x)).sqrt();
-            if undecided_for_rounded_point(norm, dist, f64::from(b.gaps[r]), b.terms) {
+            let (norm_sq, gap) = (f64::from(squared_norm(x)), f64::from(b.gaps[r]));
+            // Most gaps clear the bound without square roots (the rounded point's 2 more).
+            if gap > window_bound(norm_sq, dist, b.terms + 2) {
+                continue;
+            }
+            let norm = norm_sq.sqrt();
+            if undecided_for_rounded_point(norm, dist, gap, b.terms) {
                 undecided.push(Undecided { row: r, norm });
             }
         }
