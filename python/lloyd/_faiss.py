@@ -165,8 +165,20 @@ class ProductQuantizer:
         """(n, M) codes: uint8 for nbits <= 8, else uint16."""
         return _lloyd.pq_encode(self._stacked(), self.M, as_rows(x), device_name(self.gpu))
 
-    def decode(self, codes) -> np.ndarray:
-        """The (n, d) float32 vectors the codes stand for."""
+    def decode(self, codes, out: np.ndarray | None = None) -> np.ndarray:
+        """The (n, d) float32 vectors the codes stand for; written into ``out`` (a writeable,
+        C-contiguous float32 array of that shape) where given, and returned, so that a loop
+        decoding batch after batch reuses one buffer."""
+        if out is not None:
+            if not isinstance(out, np.ndarray) or out.dtype != np.float32:
+                raise TypeError(
+                    f"out must be a float32 ndarray, got {type(out).__name__}"
+                    + (f" of {out.dtype}" if isinstance(out, np.ndarray) else "")
+                )
+            if not out.flags.c_contiguous:
+                raise ValueError("out must be C-contiguous")
+            if not out.flags.writeable:
+                raise ValueError("out must be writeable")
         codes = np.asarray(codes)
         if codes.dtype not in (np.uint8, np.uint16):
             if not np.issubdtype(codes.dtype, np.integer):
@@ -177,7 +189,9 @@ class ProductQuantizer:
         codes = np.ascontiguousarray(codes)
         if codes.ndim != 2 or codes.shape[1] != self.M:
             raise ValueError(f"codes must have shape (n, {self.M}), got {codes.shape}")
-        return _lloyd.pq_decode(self._stacked(), self.M, codes)
+        if out is not None and np.may_share_memory(out, codes):
+            raise ValueError("out must not share memory with the codes")
+        return _lloyd.pq_decode(self._stacked(), self.M, codes, out)
 
     def search(self, queries, codes, k: int = 1):
         """The ``k`` nearest coded vectors of each query by asymmetric distance (the query

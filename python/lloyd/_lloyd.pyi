@@ -61,6 +61,7 @@ def pq_decode(
     centroids: npt.NDArray[np.float64],
     m: int,
     codes: npt.NDArray[np.uint8] | npt.NDArray[np.uint16],
+    out: npt.NDArray[np.float32] | None = None,
 ) -> npt.NDArray[np.float32]: ...
 
 class Frame:

@@ -659,11 +659,14 @@ class ProductQuantizer(_LocalProductQuantizer):
             )
         return super().compute_codes(x)
 
-    def decode(self, codes):
-        """(n, d) vectors; lazily for a dask array of codes."""
+    def decode(self, codes, out=None):
+        """(n, d) vectors; lazily for a dask array of codes (``out``, for NumPy codes only,
+        as :meth:`lloyd.ProductQuantizer.decode`)."""
         if isinstance(codes, da.Array):
+            if out is not None:
+                raise ValueError("out is for NumPy codes; a dask array decodes lazily")
             codes = codes.rechunk({1: -1}) if codes.numblocks[1] != 1 else codes
             return codes.map_blocks(
                 super().decode, chunks=(codes.chunks[0], (self.d,)), dtype=np.float32
             )
-        return super().decode(codes)
+        return super().decode(codes, out)

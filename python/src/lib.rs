@@ -497,13 +497,16 @@ enum Codes<'py> {
 }
 
 /// The vectors that codes (uint8 or uint16) stand for: (n, d) float32, decoded on every
-/// thread straight into the array NumPy receives.
+/// thread straight into the array NumPy receives, or into `out` (C-contiguous, (n, d),
+/// checked by the caller) where given.
 #[pyfunction]
+#[pyo3(signature = (centroids, m, codes, out=None))]
 fn pq_decode<'py>(
     py: Python<'py>,
     centroids: PyReadonlyArray2<'py, f64>,
     m: usize,
     codes: Codes<'py>,
+    out: Option<Bound<'py, PyArray2<f32>>>,
 ) -> PyResult<Bound<'py, PyArray2<f32>>> {
     let pq = pq_of(&centroids, m)?;
     // C-contiguous codes (what compute_codes returns) are read in place; others are copied
@@ -523,6 +526,27 @@ fn pq_decode<'py>(
         (None, Codes::U16(c)) => PqCodesRef::U16(c.as_slice().expect("contiguous")),
     };
     let n = codes.len() / m.max(1);
+    if let Some(out) = out {
+        if out.shape() != [n, pq.dim()] {
+            return Err(PyValueError::new_err(format!(
+                "out has shape {:?}, the codes decode to ({n}, {})",
+                out.shape(),
+                pq.dim()
+            )));
+        }
+        {
+            // A borrow NumPy's checker grants only where nothing else (the codes) reads the
+            // same memory.
+            let mut writer = out
+                .try_readwrite()
+                .map_err(|e| PyValueError::new_err(format!("out cannot be written: {e}")))?;
+            let slice = writer
+                .as_slice_mut()
+                .map_err(|_| PyValueError::new_err("out must be C-contiguous"))?;
+            py.detach(|| pq.decode_into(codes, slice)).map_err(py_err)?;
+        }
+        return Ok(out);
+    }
     // NumPy's own allocation (np.empty), as faiss's decode writes into: freed arrays'
     // memory is reused rather than faulted in afresh.
     // SAFETY: every element is written by decode_into before NumPy sees the array, which

@@ -122,12 +122,47 @@ def test_pq_codebook_is_the_clis(tmp_path):
     np.testing.assert_array_equal(np.load(tmp_path / "c.npy"), pq.compute_codes(x))
 
 
-def test_pq_decode_takes_any_integer_codes_and_refuses_out_of_range():
-    rng = np.random.default_rng(3)
-    x = rng.normal(size=(3000, 16)).astype(np.float32)
+def _pq_and_codes(seed, n):
+    """A (16, 4, 6) quantizer trained on n normal rows, and their codes."""
+    x = np.random.default_rng(seed).normal(size=(n, 16)).astype(np.float32)
     pq = lloyd.ProductQuantizer(16, 4, 6, niter=5)
     pq.train(x)
-    codes = pq.compute_codes(x)
+    return pq, pq.compute_codes(x)
+
+
+def test_pq_decode_into_a_callers_buffer():
+    pq, codes = _pq_and_codes(4, 2500)
+    want = pq.decode(codes)
+    out = np.full((1000, 16), np.nan, dtype=np.float32)
+    # Batch after batch into one buffer, the last one short (a view of its first rows).
+    for start in range(0, 2500, 1000):
+        batch = codes[start : start + 1000]
+        got = pq.decode(batch, out=out[: len(batch)])
+        assert np.shares_memory(got, out)
+        np.testing.assert_array_equal(got, want[start : start + 1000])
+    assert pq.decode(codes[:1000], out=out) is out
+    with pytest.raises(TypeError, match="float32"):
+        pq.decode(codes[:1000], out=np.empty((1000, 16)))
+    with pytest.raises(TypeError, match="float32"):
+        pq.decode(codes[:1000], out=[[0.0] * 16] * 1000)
+    with pytest.raises(ValueError, match="shape"):
+        pq.decode(codes[:1000], out=np.empty((999, 16), dtype=np.float32))
+    with pytest.raises(ValueError, match="C-contiguous"):
+        pq.decode(codes[:1000], out=np.empty((16, 1000), dtype=np.float32).T)
+    frozen = np.empty((1000, 16), dtype=np.float32)
+    frozen.flags.writeable = False
+    with pytest.raises(ValueError, match="writeable"):
+        pq.decode(codes[:1000], out=frozen)
+    # Codes that live inside the output's memory would be overwritten while read.
+    shared = np.zeros(1000 * 16, dtype=np.float32)
+    inside = shared.view(np.uint8)[: 1000 * 4].reshape(1000, 4)
+    inside[:] = codes[:1000]
+    with pytest.raises(ValueError, match="share memory"):
+        pq.decode(inside, out=shared.reshape(1000, 16))
+
+
+def test_pq_decode_takes_any_integer_codes_and_refuses_out_of_range():
+    pq, codes = _pq_and_codes(3, 3000)
     want = pq.decode(codes)
     assert want.dtype == np.float32 and want.shape == (3000, 16)
     np.testing.assert_array_equal(pq.decode(codes.astype(np.int64)), want)
