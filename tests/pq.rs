@@ -173,8 +173,9 @@ fn codebooks_make_a_quantizer_only_when_they_fit_together() {
     ));
 }
 
-/// Decoding into a float32 buffer, on every thread, gives the rows decode gives, for u8 and
-/// u16 codes and row counts across the threads' blocks; a wrong buffer or code is refused.
+/// Decoding into a float32 buffer, on the calling thread and on every thread, gives the
+/// rows decode gives, for u8 and u16 codes and row counts across the threads' blocks; a
+/// wrong buffer or code is refused.
 #[test]
 fn decode_into_a_buffer_equals_decode() {
     let data = gaussian(3001, 16, 8);
@@ -194,6 +195,14 @@ fn decode_into_a_buffer_equals_decode() {
         pq.decode_into(PqCodesRef::from(&codes), &mut borrowed)
             .unwrap();
         assert_eq!(borrowed, want, "bits {bits}, borrowed codes");
+        // Beyond the 4 MiB that are copied on the calling thread: the codes 25 times over.
+        let many = match &codes {
+            PqCodes::U8(c) => PqCodes::U8(c.repeat(25)),
+            PqCodes::U16(c) => PqCodes::U16(c.repeat(25)),
+        };
+        let mut spread = vec![f32::NAN; 25 * 3001 * 16];
+        pq.decode_into(&many, &mut spread).unwrap();
+        assert_eq!(spread, want.repeat(25), "bits {bits}, on every thread");
         let one = match &codes {
             PqCodes::U8(c) => PqCodes::U8(c[..4].to_vec()),
             PqCodes::U16(c) => PqCodes::U16(c[..4].to_vec()),

@@ -449,7 +449,17 @@ fn pq_centroids<'py>(py: Python<'py>, pq: &PqCodebook) -> PyResult<Bound<'py, Py
 /// The product quantizer the stacked centroids describe.
 fn pq_of(centroids: &PyReadonlyArray2<'_, f64>, m: usize) -> PyResult<PqCodebook> {
     let dsub = centroids.shape()[1];
-    let all: Vec<f64> = centroids.as_array().iter().copied().collect();
+    // One copy of a C-contiguous table (what ProductQuantizer passes), element by element
+    // only for other layouts: every encode and decode call rebuilds the quantizer.
+    let all: std::borrow::Cow<'_, [f64]> = match centroids.as_slice() {
+        Ok(s) => s.into(),
+        Err(_) => centroids
+            .as_array()
+            .iter()
+            .copied()
+            .collect::<Vec<_>>()
+            .into(),
+    };
     let ksub = centroids.shape()[0] / m.max(1);
     let books = all
         .chunks(ksub * dsub)
