@@ -116,29 +116,10 @@ impl Extent {
                             e.max_weight = e.max_weight.max(f64::from(w));
                         }
                     }
-                    None if as_f32(rows).is_some() => {
-                        let rows = as_f32(rows).unwrap_or_default();
-                        let mut columns = F32Columns::new(dim);
-                        columns.add_rows(rows, &mut e.sums);
-                        columns.finish(&mut e.sums);
-                        for j in 0..dim {
-                            e.lo[j] = f64::from(columns.lo[j]);
-                            e.hi[j] = f64::from(columns.hi[j]);
-                        }
-                        e.mass.add(n as f64);
-                    }
                     None => {
-                        let mut buckets = vec![Buckets::default(); dim];
-                        for row in rows.chunks_exact(dim) {
-                            for (j, x) in row.iter().enumerate() {
-                                let x = x.to_f64();
-                                buckets[j].add(x);
-                                e.lo[j] = e.lo[j].min(x);
-                                e.hi[j] = e.hi[j].max(x);
-                            }
-                        }
-                        for (b, sum) in buckets.iter_mut().zip(&mut e.sums) {
-                            b.drain_into(sum);
+                        match as_f32(rows) {
+                            Some(rows) => e.sum_f32_rows(rows),
+                            None => e.sum_rows(rows),
                         }
                         // A row count is exact in f64.
                         e.mass.add(n as f64);
@@ -154,6 +135,35 @@ impl Extent {
                     a
                 },
             )
+    }
+
+    /// The unweighted sums and bounds of f32 rows: the same exact sums as
+    /// [`Extent::sum_rows`], at a few vector operations a value.
+    fn sum_f32_rows(&mut self, rows: &[f32]) {
+        let mut columns = F32Columns::new(self.dim);
+        columns.add_rows(rows, &mut self.sums);
+        columns.finish(&mut self.sums);
+        for j in 0..self.dim {
+            self.lo[j] = self.lo[j].min(f64::from(columns.lo[j]));
+            self.hi[j] = self.hi[j].max(f64::from(columns.hi[j]));
+        }
+    }
+
+    /// The unweighted sums and bounds of rows, each value into its column's buckets.
+    fn sum_rows<T: Real>(&mut self, rows: &[T]) {
+        let dim = self.dim;
+        let mut buckets = vec![Buckets::default(); dim];
+        for row in rows.chunks_exact(dim) {
+            for (j, x) in row.iter().enumerate() {
+                let x = x.to_f64();
+                buckets[j].add(x);
+                self.lo[j] = self.lo[j].min(x);
+                self.hi[j] = self.hi[j].max(x);
+            }
+        }
+        for (b, sum) in buckets.iter_mut().zip(&mut self.sums) {
+            b.drain_into(sum);
+        }
     }
 
     /// Adds the extent of other rows of the same dimension.
