@@ -169,16 +169,12 @@ class ProductQuantizer:
         """The (n, d) float32 vectors the codes stand for; written into ``out`` (a writeable,
         C-contiguous float32 array of that shape) where given, and returned, so that a loop
         decoding batch after batch reuses one buffer."""
-        if out is not None:
-            if not isinstance(out, np.ndarray) or out.dtype != np.float32:
-                raise TypeError(
-                    f"out must be a float32 ndarray, got {type(out).__name__}"
-                    + (f" of {out.dtype}" if isinstance(out, np.ndarray) else "")
-                )
-            if not out.flags.c_contiguous:
-                raise ValueError("out must be C-contiguous")
-            if not out.flags.writeable:
-                raise ValueError("out must be writeable")
+        # Its shape, layout and writeability are checked where it is written (pq_decode).
+        if out is not None and (not isinstance(out, np.ndarray) or out.dtype != np.float32):
+            raise TypeError(
+                f"out must be a float32 ndarray, got {type(out).__name__}"
+                + (f" of {out.dtype}" if isinstance(out, np.ndarray) else "")
+            )
         codes = np.asarray(codes)
         if codes.dtype not in (np.uint8, np.uint16):
             if not np.issubdtype(codes.dtype, np.integer):

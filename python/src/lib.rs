@@ -507,8 +507,8 @@ enum Codes<'py> {
 }
 
 /// The vectors that codes (uint8 or uint16) stand for: (n, d) float32, decoded on every
-/// thread straight into the array NumPy receives, or into `out` (C-contiguous, (n, d),
-/// checked by the caller) where given.
+/// thread straight into the array NumPy receives, or into `out` where given (refused unless
+/// (n, d), C-contiguous, writeable and apart from the codes).
 #[pyfunction]
 #[pyo3(signature = (centroids, m, codes, out=None))]
 fn pq_decode<'py>(
@@ -544,12 +544,16 @@ fn pq_decode<'py>(
                 pq.dim()
             )));
         }
+        // as_slice_mut takes a Fortran-ordered array too, whose rows it would mix up.
+        if !out.is_c_contiguous() {
+            return Err(PyValueError::new_err("out must be C-contiguous"));
+        }
         {
             // A borrow NumPy's checker grants only where nothing else (the codes) reads the
             // same memory.
-            let mut writer = out
-                .try_readwrite()
-                .map_err(|e| PyValueError::new_err(format!("out cannot be written: {e}")))?;
+            let mut writer = out.try_readwrite().map_err(|e| {
+                PyValueError::new_err(format!("out must be writeable and its own memory: {e}"))
+            })?;
             let slice = writer
                 .as_slice_mut()
                 .map_err(|_| PyValueError::new_err("out must be C-contiguous"))?;

@@ -4,9 +4,9 @@
 //! label returned is the nearest centroid.
 //!
 //! The bound: with v_j = ‖c_j‖² − 2x·c_j computed in f32 over d terms, |v̂_j − v_j| ≤
-//! γ(‖c_j‖² + 2‖x‖‖c_j‖), γ = (t + 6)·2⁻²⁴, t the most roundings a product goes through in
-//! the dot product (d for one running sum, fewer for chunked sums) (dot product, norm, subtraction, and the f32
-//! rounding of f64 centroids). Any centroid j that could be at least as near as the chosen b
+//! γ(‖c_j‖² + 2‖x‖‖c_j‖), γ = (t + 6)·2⁻²⁴: t roundings at most for a product in the dot
+//! product (d for one running sum, fewer for chunked sums), then the norm, the subtraction
+//! and the f32 rounding of f64 centroids. Any centroid j that could be at least as near as the chosen b
 //! has ‖x − c_j‖ ≤ ‖x − c_b‖ = D, so ‖c_j‖ ≤ R = ‖x‖ + D and its error is at most
 //! E = γ(R² + 2‖x‖R); b is certainly the nearest when every other v̂_j exceeds v̂_b by more
 //! than 2E.
@@ -19,9 +19,14 @@ const EPS32: f64 = 5.960_464_477_539_063e-8;
 /// near to x as the best: `norm_x` is ‖x‖, `best_sq` the squared distance to the best.
 #[inline]
 pub(crate) fn window(norm_x: f64, best_sq: f64, terms: usize) -> f64 {
-    let gamma = (terms as f64 + 6.0) * EPS32 * 1.01;
     let r = norm_x + best_sq.max(0.0).sqrt() * (1.0 + 1e-9);
-    2.0 * gamma * (r * r + 2.0 * norm_x * r)
+    2.0 * gamma(terms) * (r * r + 2.0 * norm_x * r)
+}
+
+/// The header's γ for `terms` roundings, with 1 % to spare.
+#[inline]
+fn gamma(terms: usize) -> f64 {
+    (terms as f64 + 6.0) * EPS32 * 1.01
 }
 
 /// An upper bound on [`window`] without its square roots, from ‖x‖² (`norm_sq`) and D²:
@@ -29,10 +34,9 @@ pub(crate) fn window(norm_x: f64, best_sq: f64, terms: usize) -> f64 {
 /// a margin for the roundings of both. A gap above it is above the window, so most points
 /// are decided without two square roots.
 #[inline]
-pub(crate) fn window_bound(norm_sq: f64, best_sq: f64, terms: usize) -> f64 {
-    let gamma = (terms as f64 + 6.0) * EPS32 * 1.01;
+fn window_bound(norm_sq: f64, best_sq: f64, terms: usize) -> f64 {
     let d_sq = best_sq.max(0.0) * ((1.0 + 1e-9) * (1.0 + 1e-9));
-    2.0 * gamma * (5.0 * norm_sq + 3.0 * d_sq) * (1.0 + 1e-6)
+    2.0 * gamma(terms) * (5.0 * norm_sq + 3.0 * d_sq) * (1.0 + 1e-6)
 }
 
 /// Whether the f32 ranking, whose dot products round each product at most `terms` times,
@@ -55,8 +59,23 @@ pub(crate) fn undecided_for_rounded_point(
     gap: f64,
     terms: usize,
 ) -> bool {
-    undecided(norm_x, best_sq, gap, terms + 2)
+    undecided(norm_x, best_sq, gap, terms + ROUNDED_POINT)
 }
+
+/// Whether `gap` clears [`window_bound`] for a rounded point (`norm_sq` is ‖x‖²): then
+/// [`undecided_for_rounded_point`] is false, and no square root was taken to know it.
+#[inline]
+pub(crate) fn clears_bound_for_rounded_point(
+    norm_sq: f64,
+    best_sq: f64,
+    gap: f64,
+    terms: usize,
+) -> bool {
+    gap > window_bound(norm_sq, best_sq, terms + ROUNDED_POINT)
+}
+
+/// The units of γ a point's rounding to f32 adds (see [`undecided_for_rounded_point`]).
+const ROUNDED_POINT: usize = 2;
 
 /// The nearest of `centroids` (row-major f64, `dim` columns) to `x` by direct differences in
 /// f64, lowest index on ties, with its squared distance: the brute-force reference the
@@ -138,8 +157,6 @@ pub(crate) unsafe fn squared_f64_avx2(x: &[f32], c: &[f64]) -> f64 {
 mod tests {
     use super::*;
 
-    /// The bound holds where f32 ranking goes wrong: far from the origin two centroids whose
-    /// distances differ by far less than the expansion's rounding are flagged.
     /// The bound without square roots is never below the window, where the two terms it
     /// bounds are equal (‖x‖ = D, where it is tight) included.
     #[test]
@@ -163,6 +180,8 @@ mod tests {
         }
     }
 
+    /// The bound holds where f32 ranking goes wrong: far from the origin two centroids whose
+    /// distances differ by far less than the expansion's rounding are flagged.
     #[test]
     fn a_near_tie_far_from_the_origin_is_undecided() {
         let x = [1000.0f32, 1000.0];

@@ -7,7 +7,9 @@
 //! a fit's labels are the labels its codebook gives.
 
 use super::cpu_dense::DenseCentroids;
-use super::exact::{squared_f64, undecided_for_rounded_point, window, window_bound};
+use super::exact::{
+    clears_bound_for_rounded_point, squared_f64, undecided_for_rounded_point, window,
+};
 use super::rank::{Scratch, squared_norm};
 use crate::frame::Frame;
 use crate::real::Real;
@@ -98,8 +100,8 @@ impl SubSpace {
             let dist = distance::<AVX2_FMA>(x, &c.c64[l * dim..(l + 1) * dim]);
             b.dist[r] = dist;
             let (norm_sq, gap) = (f64::from(squared_norm(x)), f64::from(b.gaps[r]));
-            // Most gaps clear the bound without square roots (the rounded point's 2 more).
-            if gap > window_bound(norm_sq, dist, b.terms + 2) {
+            // Most gaps clear the bound that needs no square root.
+            if clears_bound_for_rounded_point(norm_sq, dist, gap, b.terms) {
                 continue;
             }
             let norm = norm_sq.sqrt();

@@ -2,8 +2,8 @@
 //! ‖c‖² − 2x·c (‖x‖² does not change the arg-min). A [`Ranker`] picks the kernel once per
 //! set of centroids: the fused AVX-512 one ([`super::avx512`]), the fused AVX2 ones at small
 //! dimensions ([`super::avx2_small`]) and above them ([`super::avx2_fused`]), or a blocked
-//! SIMD matrix product and a vectorised arg-min everywhere else. [`super::cpu_dense::assign_dense`] certifies what the ranking
-//! cannot decide.
+//! SIMD matrix product and a vectorised arg-min everywhere else.
+//! [`super::cpu_dense::assign_dense`] certifies what the ranking cannot decide.
 
 use rayon::prelude::*;
 
