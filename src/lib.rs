@@ -45,6 +45,7 @@ mod minibatch;
 mod npy_io;
 mod npy_rows;
 mod pq;
+mod pq_decode;
 mod quantizer1d;
 mod quantizer_nd;
 mod real;

@@ -13,6 +13,7 @@ use crate::error::{Error, Result};
 use crate::frame::{Extent, column_bounds};
 use crate::kmeans::KMeans;
 use crate::npy_io;
+use crate::pq_decode::{self, Cached, Shape, Store};
 use crate::real::{Precision, Real};
 
 /// Codes of n vectors, row-major `n x m`: `u8` for up to 8 bits, `u16` for up to 16.
@@ -226,13 +227,13 @@ impl ProductQuantizer {
             device_name = fit.summary.device;
             codebooks.push(fit.codebook);
         }
-        Ok(PqCodebook {
-            bits: self.bits,
-            dim,
+        debug_assert_eq!(dim, self.m * dsub);
+        Ok(PqCodebook::assemble(
+            self.bits,
             codebooks,
-            device: self.device.clone(),
-            trained_on: device_name,
-        })
+            self.device.clone(),
+            device_name,
+        ))
     }
 }
 
@@ -251,9 +252,29 @@ pub struct PqCodebook {
     codebooks: Vec<Codebook>,
     device: Device,
     trained_on: String,
+    /// Every centroid as f32, `m x ksub x dsub`: what decoding copies from, built once
+    /// (built per call, its 128 KiB were fresh pages that cost as much as decoding 4096 rows).
+    table: Vec<f32>,
 }
 
 impl PqCodebook {
+    /// The quantizer of these (checked) codebooks.
+    fn assemble(bits: u32, codebooks: Vec<Codebook>, device: Device, trained_on: String) -> Self {
+        let dsub = codebooks.first().map_or(0, Codebook::dim);
+        let mut table = Vec::with_capacity(codebooks.iter().map(|c| c.centroids().len()).sum());
+        for cb in &codebooks {
+            table.extend(cb.centroids().iter().map(|&v| v as f32));
+        }
+        PqCodebook {
+            bits,
+            dim: codebooks.len() * dsub,
+            codebooks,
+            device,
+            trained_on,
+            table,
+        }
+    }
+
     /// Number of sub-spaces m.
     pub fn m(&self) -> usize {
         self.codebooks.len()
@@ -410,7 +431,12 @@ impl PqCodebook {
     pub fn decode(&self, codes: &PqCodes) -> Result<Vec<f64>> {
         let n = self.check_codes(codes)?;
         let mut out = vec![0.0; n * self.dim];
-        self.decode_rows(codes.into(), &mut out, |v| v);
+        let table: Vec<f64> = self
+            .codebooks
+            .iter()
+            .flat_map(|cb| cb.centroids().iter().copied())
+            .collect();
+        self.decode_rows(codes.into(), &table, &mut out, &Cached);
         Ok(out)
     }
 
@@ -442,82 +468,33 @@ impl PqCodebook {
                 n * self.dim
             )));
         }
-        self.decode_rows(codes, out, |v| v as f32);
+        #[cfg(target_arch = "x86_64")]
+        if pq_decode::streams(out, self.dsub()) {
+            self.decode_rows(codes, &self.table, out, &pq_decode::Streamed);
+            return Ok(());
+        }
+        self.decode_rows(codes, &self.table, out, &Cached);
         Ok(())
     }
 
-    /// Writes each row's sub-vectors into `out` (checked codes, `n x d` values): the
-    /// centroids converted once into one table, then a copy per sub-vector.
-    fn decode_rows<T: Copy + Send + Sync>(
+    /// Writes each row's sub-vectors into `out` (checked codes, `n x d` values), copied from
+    /// `table` (every centroid, `m x ksub x dsub`) by `store`.
+    fn decode_rows<T: Copy + Send + Sync, S: Store<T>>(
         &self,
         codes: PqCodesRef<'_>,
-        out: &mut [T],
-        convert: impl Fn(f64) -> T,
-    ) {
-        // Extended a codebook at a time, with its length known (a flat_map has none).
-        let mut table: Vec<T> = Vec::with_capacity(self.m() * self.ksub() * self.dsub());
-        for cb in &self.codebooks {
-            table.extend(cb.centroids().iter().map(|&v| convert(v)));
-        }
-        // The common sub-space widths get copies of a size known when compiled (a call to
-        // memmove per sub-vector cost more than the copy).
-        macro_rules! at_width {
-            ($c:expr, $($w:literal)*) => {
-                match self.dsub() {
-                    $($w => self.copy_rows::<_, _, $w>($c, &table, out),)*
-                    _ => self.copy_rows::<_, _, 0>($c, &table, out),
-                }
-            };
-        }
-        match codes {
-            PqCodesRef::U8(c) => at_width!(c, 1 2 4 8 16 32),
-            PqCodesRef::U16(c) => at_width!(c, 1 2 4 8 16 32),
-        }
-    }
-
-    /// Row i of `out` is the concatenation, over the sub-spaces j, of centroid `codes[i m +
-    /// j]` of sub-space j in `table` (`m x ksub x dsub`); rows spread over the threads.
-    /// `W` is the sub-space width when known at compile time, else 0.
-    fn copy_rows<C: Copy + Into<usize> + Sync, T: Copy + Send + Sync, const W: usize>(
-        &self,
-        codes: &[C],
         table: &[T],
         out: &mut [T],
+        store: &S,
     ) {
-        use rayon::prelude::*;
-        // Rows per task: enough work to cover the task's cost.
-        const ROWS: usize = 1024;
-        // Outputs below this are copied on the calling thread: a batch of a few thousand
-        // rows took 0.4 ms spread over the pool against faiss's 0.18 ms, most of it waking
-        // the pool's threads.
-        const SEQUENTIAL_BYTES: usize = 4 << 20;
-        let (m, dsub, dim) = (self.m(), self.dsub(), self.dim);
-        assert!(W == 0 || W == dsub);
-        // Every sub-space holds as many centroids as the first.
-        let ksub = self.codebooks[0].k();
-        let copy_block = |(block, block_codes): (&mut [T], &[C])| {
-            for (row, row_codes) in block.chunks_exact_mut(dim).zip(block_codes.chunks_exact(m)) {
-                for (j, (sub, &code)) in row.chunks_exact_mut(dsub).zip(row_codes).enumerate() {
-                    let at = (j * ksub + code.into()) * dsub;
-                    if W == 0 {
-                        sub.copy_from_slice(&table[at..at + dsub]);
-                    } else {
-                        let from: &[T; W] = table[at..at + W].try_into().expect("W = dsub");
-                        let to: &mut [T; W] = sub.try_into().expect("W = dsub");
-                        *to = *from;
-                    }
-                }
-            }
+        let shape = Shape {
+            m: self.m(),
+            // Every sub-space holds as many centroids as the first.
+            ksub: self.codebooks[0].k(),
+            dsub: self.dsub(),
         };
-        if std::mem::size_of_val(out) < SEQUENTIAL_BYTES {
-            // Waking the pool's threads from outside it costs more than such a copy.
-            out.chunks_mut(ROWS * dim)
-                .zip(codes.chunks(ROWS * m))
-                .for_each(copy_block);
-        } else {
-            out.par_chunks_mut(ROWS * dim)
-                .zip(codes.par_chunks(ROWS * m))
-                .for_each(copy_block);
+        match codes {
+            PqCodesRef::U8(c) => pq_decode::decode_rows(shape, c, table, out, store),
+            PqCodesRef::U16(c) => pq_decode::decode_rows(shape, c, table, out, store),
         }
     }
 
@@ -667,12 +644,11 @@ impl PqCodebook {
                 codebooks[j].dim()
             )));
         }
-        Ok(PqCodebook {
-            bits: ksub.trailing_zeros(),
-            dim: codebooks.len() * dsub,
+        Ok(PqCodebook::assemble(
+            ksub.trailing_zeros(),
             codebooks,
-            device: Device::Auto,
-            trained_on: String::new(),
-        })
+            Device::Auto,
+            String::new(),
+        ))
     }
 }

@@ -142,14 +142,49 @@ class ProductQuantizer:
         self.d, self.M, self.nbits = int(d), int(M), int(nbits)
         self.dsub, self.ksub = self.d // self.M, 1 << self.nbits
         self.niter, self.seed, self.gpu = niter, seed, gpu
-        self.centroids: np.ndarray | None = None
+        self.centroids = None
+
+    @property
+    def centroids(self) -> np.ndarray | None:
+        """The (M, 2^nbits, d / M) float32 centroids, read-only (assign new ones to change
+        them): the quantizer built from them is kept for every later call."""
+        return None if self._centroids is None else self._centroids.view()
+
+    @centroids.setter
+    def centroids(self, c) -> None:
+        if c is not None:
+            c = np.array(c, dtype=np.float32)
+            if c.shape != (self.M, self.ksub, self.dsub):
+                raise ValueError(
+                    f"centroids have shape {c.shape}, expected {(self.M, self.ksub, self.dsub)}"
+                )
+            if not np.isfinite(c).all():
+                raise ValueError("centroids must be finite")
+            # The only reference left writeable would be this private one: a view handed out
+            # cannot be made writeable again, so the kept quantizer never goes stale.
+            c.flags.writeable = False
+        self._centroids, self._book = c, None
+
+    def __getstate__(self) -> dict:
+        # The kept quantizer is rebuilt where the copy is used (it does not pickle).
+        return {k: v for k, v in self.__dict__.items() if k != "_book"}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state, _book=None)
 
     def _stacked(self) -> np.ndarray:
-        if self.centroids is None:
+        if self._centroids is None:
             raise RuntimeError("train the ProductQuantizer first")
         return np.ascontiguousarray(
-            self.centroids.reshape(self.M * self.ksub, self.dsub), dtype=np.float64
+            self._centroids.reshape(self.M * self.ksub, self.dsub), dtype=np.float64
         )
+
+    def _quantizer(self) -> _lloyd.PqCodebook:
+        """The quantizer of the current centroids and device, built on first use."""
+        device = device_name(self.gpu)
+        if self._book is None or self._book[0] != device:
+            self._book = (device, _lloyd.PqCodebook(self._stacked(), self.M, device))
+        return self._book[1]
 
     def train(self, x) -> None:
         """K-means in each of the M sub-spaces (2^nbits centroids each)."""
@@ -159,17 +194,17 @@ class ProductQuantizer:
         stacked = _lloyd.pq_train(
             x, self.M, self.nbits, self.niter, self.seed, device_name(self.gpu)
         )
-        self.centroids = stacked.reshape(self.M, self.ksub, self.dsub).astype(np.float32)
+        self.centroids = stacked.reshape(self.M, self.ksub, self.dsub)
 
     def compute_codes(self, x) -> np.ndarray:
         """(n, M) codes: uint8 for nbits <= 8, else uint16."""
-        return _lloyd.pq_encode(self._stacked(), self.M, as_rows(x), device_name(self.gpu))
+        return self._quantizer().encode(as_rows(x))
 
     def decode(self, codes, out: np.ndarray | None = None) -> np.ndarray:
         """The (n, d) float32 vectors the codes stand for; written into ``out`` (a writeable,
         C-contiguous float32 array of that shape) where given, and returned, so that a loop
         decoding batch after batch reuses one buffer."""
-        # Its shape, layout and writeability are checked where it is written (pq_decode).
+        # Its shape, layout and writeability are checked where it is written (decode).
         if out is not None and (not isinstance(out, np.ndarray) or out.dtype != np.float32):
             raise TypeError(
                 f"out must be a float32 ndarray, got {type(out).__name__}"
@@ -187,7 +222,7 @@ class ProductQuantizer:
             raise ValueError(f"codes must have shape (n, {self.M}), got {codes.shape}")
         if out is not None and np.may_share_memory(out, codes):
             raise ValueError("out must not share memory with the codes")
-        return _lloyd.pq_decode(self._stacked(), self.M, codes, out)
+        return self._quantizer().decode(codes, out)
 
     def search(self, queries, codes, k: int = 1):
         """The ``k`` nearest coded vectors of each query by asymmetric distance (the query
@@ -229,5 +264,5 @@ class ProductQuantizer:
             raise ValueError(f"{path}: expected shape (M, 2^nbits, d/M), found {c.shape}")
         m, ksub, dsub = c.shape
         pq = cls(m * dsub, m, ksub.bit_length() - 1, gpu=gpu)
-        pq.centroids = c.astype(np.float32)
+        pq.centroids = c
         return pq

@@ -51,18 +51,19 @@ def pq_train(
     seed: int,
     device: str,
 ) -> npt.NDArray[np.float64]: ...
-def pq_encode(
-    centroids: npt.NDArray[np.float64],
-    m: int,
-    x: npt.NDArray[np.float32] | npt.NDArray[np.float64],
-    device: str,
-) -> npt.NDArray[np.uint8] | npt.NDArray[np.uint16]: ...
-def pq_decode(
-    centroids: npt.NDArray[np.float64],
-    m: int,
-    codes: npt.NDArray[np.uint8] | npt.NDArray[np.uint16],
-    out: npt.NDArray[np.float32] | None = None,
-) -> npt.NDArray[np.float32]: ...
+
+class PqCodebook:
+    """A trained product quantizer, built once from its stacked centroids."""
+
+    def __init__(self, centroids: npt.NDArray[np.float64], m: int, device: str) -> None: ...
+    def encode(
+        self, x: npt.NDArray[np.float32] | npt.NDArray[np.float64]
+    ) -> npt.NDArray[np.uint8] | npt.NDArray[np.uint16]: ...
+    def decode(
+        self,
+        codes: npt.NDArray[np.uint8] | npt.NDArray[np.uint16],
+        out: npt.NDArray[np.float32] | None = None,
+    ) -> npt.NDArray[np.float32]: ...
 
 class Frame:
     """The frame of a fit: where every part centres and scales its rows."""

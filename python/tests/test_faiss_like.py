@@ -1,5 +1,6 @@
 """lloyd.Kmeans and lloyd.ProductQuantizer as a faiss user meets them."""
 
+import pickle
 import shutil
 import subprocess
 from pathlib import Path
@@ -159,6 +160,33 @@ def test_pq_decode_into_a_callers_buffer():
     inside[:] = codes[:1000]
     with pytest.raises(ValueError, match="share memory"):
         pq.decode(inside, out=shared.reshape(1000, 16))
+
+
+def test_pq_keeps_its_quantizer_only_while_the_centroids_stay():
+    pq, codes = _pq_and_codes(5, 2000)
+    before = pq.decode(codes)
+    # The centroids cannot change in place under the kept quantizer ...
+    with pytest.raises(ValueError, match="read-only"):
+        pq.centroids[0, 0, 0] = 1.0
+    view = pq.centroids
+    with pytest.raises(ValueError, match="WRITEABLE"):
+        view.flags.writeable = True
+    # ... and new ones, assigned, are what the next call decodes and encodes with.
+    moved = pq.centroids + np.float32(3.0)
+    pq.centroids = moved
+    np.testing.assert_array_equal(pq.decode(codes), before + np.float32(3.0))
+    np.testing.assert_array_equal(pq.compute_codes(before + np.float32(3.0)), codes)
+    with pytest.raises(ValueError, match="shape"):
+        pq.centroids = moved[:, :5]
+    bad = moved.copy()
+    bad[1, 2, 0] = np.nan
+    with pytest.raises(ValueError, match="finite"):
+        pq.centroids = bad
+    np.testing.assert_array_equal(pq.centroids, moved)
+    # A pickled copy (as Dask ships one) leaves the kept quantizer behind and decodes alike.
+    back = pickle.loads(pickle.dumps(pq))
+    np.testing.assert_array_equal(back.decode(codes), pq.decode(codes))
+    np.testing.assert_array_equal(back.compute_codes(before), pq.compute_codes(before))
 
 
 def test_pq_decode_takes_any_integer_codes_and_refuses_out_of_range():
