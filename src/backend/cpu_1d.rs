@@ -5,7 +5,7 @@ use rayon::prelude::*;
 
 use super::cell_sums::fixed;
 use super::interval_sums::{IntervalSums, fixed_square};
-use super::sorted_index::{SortedIndex, prefetch};
+use super::sorted_index::{Searches, SortedIndex, prefetch};
 use super::{Backend, CellStats, Update};
 use crate::error::Result;
 use crate::frame::Frame;
@@ -31,6 +31,8 @@ pub(crate) struct Cpu1d {
     bounds: Vec<usize>,
     /// The midpoints between consecutive centroids (a buffer kept between iterations).
     mids: Vec<f64>,
+    /// How the bounds are searched for, from the last ones.
+    searches: Searches,
     /// The last pass's sums; their cells' ends (`low`, `high`) are filled only in a pass
     /// that leaves a cell empty, the only time the update reads them.
     sums: IntervalSums,
@@ -108,6 +110,7 @@ impl Cpu1d {
             centroids: Vec::new(),
             bounds: Vec::new(),
             mids: Vec::new(),
+            searches: Searches::default(),
             sums: IntervalSums::zeros(0),
             stats: CellStats::zeros(0),
             frame: None,
@@ -189,8 +192,9 @@ impl Backend for Cpu1d {
         self.mids
             .extend(self.centroids.windows(2).map(|w| midpoint(w[0], w[1])));
         // Ties (a point exactly on the midpoint) go to the lower cell, as in the d-D argmin.
-        self.sorted
-            .counts_at_or_below(&self.mids, &mut self.bounds[1..n]);
+        // The last bounds are where the searches start.
+        self.searches
+            .counts(&self.sorted, &self.mids, &mut self.bounds[1..n]);
         for &b in &self.bounds {
             prefetch(&self.prefix[b]);
         }

@@ -74,6 +74,130 @@ impl SortedIndex {
     }
 }
 
+/// The searches of a fit's iterations, each key starting from its last count. While most
+/// counts stay within a block of their last (late in a fit, most boundaries move by a few
+/// samples an iteration or not at all), a count that lies in the leaf block of its last, or
+/// in a block beside it, is read from those blocks alone (the lines the last search ended
+/// on, still in cache), and only the others go down the tree. While many move further
+/// (early in a fit, or with few cells over many samples) every key goes straight down the
+/// tree: one key left for it costs most of the tree's time, as its layers' misses come one
+/// after another.
+#[derive(Debug, Default)]
+pub(crate) struct Searches {
+    /// Going straight down the tree.
+    tree: bool,
+    /// Buffers kept between iterations: the last counts (going down the tree, to see how
+    /// far they moved), or the keys left for the tree, their indices and counts.
+    last: Vec<usize>,
+    far: Vec<usize>,
+    keys: Vec<f64>,
+    counts: Vec<usize>,
+}
+
+impl Searches {
+    /// `out[i]` = the count of `sorted` at or below `mids[i]`, where `out[i]` holds its last
+    /// count (or any guess).
+    pub(crate) fn counts(&mut self, sorted: &SortedIndex, mids: &[f64], out: &mut [usize]) {
+        assert_eq!(mids.len(), out.len());
+        if self.tree {
+            self.last.clear();
+            self.last.extend_from_slice(out);
+            sorted.counts_at_or_below(mids, out);
+            let near = out
+                .iter()
+                .zip(&self.last)
+                .filter(|&(&now, &then)| now.abs_diff(then) < FANOUT)
+                .count();
+            self.tree = 8 * near < 7 * out.len();
+        } else {
+            let far = self.near(sorted, mids, out);
+            self.tree = 8 * far > out.len();
+        }
+    }
+
+    /// The counts found beside their guesses, then the others down the tree; how many went
+    /// down the tree.
+    fn near(&mut self, sorted: &SortedIndex, mids: &[f64], out: &mut [usize]) -> usize {
+        let leaves = &sorted.layers[0];
+        self.far.clear();
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2")
+            && std::arch::is_x86_feature_detected!("popcnt")
+        {
+            // SAFETY: the feature it is compiled for was just detected.
+            unsafe { settle_avx2(leaves, mids, out, &mut self.far) }
+        } else {
+            settle(leaves, mids, out, &mut self.far, Block::count_at_or_below)
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        settle(leaves, mids, out, &mut self.far, Block::count_at_or_below);
+        if !self.far.is_empty() {
+            self.keys.clear();
+            self.keys.extend(self.far.iter().map(|&i| mids[i]));
+            self.counts.clear();
+            self.counts.resize(self.far.len(), 0);
+            sorted.counts_at_or_below(&self.keys, &mut self.counts);
+            for (&i, &c) in self.far.iter().zip(&self.counts) {
+                out[i] = c;
+            }
+        }
+        self.far.len()
+    }
+}
+
+/// The counts of [`Searches`] found beside their guesses, in `out`; the indices of the keys
+/// left for the tree in `far`. `count` is [`Block::count_at_or_below`].
+#[inline(always)]
+fn settle(
+    leaves: &[Block],
+    mids: &[f64],
+    out: &mut [usize],
+    far: &mut Vec<usize>,
+    count: impl Fn(&Block, f64) -> usize,
+) {
+    for (i, (o, &key)) in out.iter_mut().zip(mids).enumerate() {
+        // The block holding the guess's last sample at or below the key.
+        let b = (o.saturating_sub(1) / FANOUT).min(leaves.len() - 1);
+        let c = count(&leaves[b], key);
+        // A block is sorted: a count strictly inside it places the key between its first
+        // and last values, so every sample before it is at or below the key and every one
+        // after above; a full or empty count says only which side the key lies on.
+        *o = if 0 < c && c < FANOUT {
+            b * FANOUT + c
+        } else if c == FANOUT && b + 1 < leaves.len() {
+            match count(&leaves[b + 1], key) {
+                n if n < FANOUT => (b + 1) * FANOUT + n,
+                _ => {
+                    far.push(i);
+                    continue;
+                }
+            }
+        } else if c == 0 && b > 0 {
+            match count(&leaves[b - 1], key) {
+                n if n > 0 => (b - 1) * FANOUT + n,
+                _ => {
+                    far.push(i);
+                    continue;
+                }
+            }
+        } else if c == 0 {
+            // Below the first sample.
+            0
+        } else {
+            // At or above every value of the last block, padding included: the key is at
+            // or above the last sample (+∞ pads are above every finite key).
+            b * FANOUT + c
+        };
+    }
+}
+
+/// [`settle`] counting a block with two vector compares and a population count.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,popcnt")]
+unsafe fn settle_avx2(leaves: &[Block], mids: &[f64], out: &mut [usize], far: &mut Vec<usize>) {
+    settle(leaves, mids, out, far, |block, key| count_avx2(block, key))
+}
+
 /// Layers of at most this many blocks (128 KiB) stay in cache between iterations: their
 /// blocks are not prefetched.
 const CACHED_BLOCKS: usize = 2048;
@@ -164,6 +288,56 @@ mod tests {
 
     fn brute(sorted: &[f64], mid: f64) -> usize {
         sorted.iter().filter(|&&x| x <= mid).count()
+    }
+
+    /// From guesses exact, near, far and out of range, in both directions, the counts are
+    /// those of brute force, beside the guesses and down the tree alike; the searches turn
+    /// to the tree when many counts move far, and back when few do.
+    #[test]
+    fn counts_from_guesses_equal_brute_force() {
+        let mut rng = ChaCha8Rng::seed_from_u64(11);
+        for len in [1usize, 2, 9, 64, 65, 130, 1000, 65_537] {
+            let mut s: Vec<f64> = (0..len)
+                .map(|_| f64::from(rng.random_range(-200i32..200)) / 8.0)
+                .collect();
+            s.sort_by(f64::total_cmp);
+            let idx = SortedIndex::new(s.clone());
+            let mids: Vec<f64> = (0..200)
+                .map(|i| match i % 3 {
+                    0 => s[rng.random_range(0..len)],
+                    1 => rng.random_range(-30.0..30.0),
+                    _ => f64::from(rng.random_range(-300i32..300)) / 8.0,
+                })
+                .collect();
+            let want: Vec<usize> = mids.iter().map(|&m| brute(&s, m)).collect();
+            let mut searches = Searches::default();
+            for spread in [0i64, 1, 2, 5, 7, 8, 9, 16, 100_000, 3, 0, 0] {
+                let mut out: Vec<usize> = want
+                    .iter()
+                    .map(|&w| {
+                        let off = if spread == 0 {
+                            0
+                        } else {
+                            rng.random_range(-spread..=spread)
+                        };
+                        (w as i64 + off).clamp(0, len as i64 + 5) as usize
+                    })
+                    .collect();
+                let tree = searches.tree;
+                searches.counts(&idx, &mids, &mut out);
+                assert_eq!(out, want, "len {len} spread {spread} tree {tree}");
+            }
+            if len >= 1000 {
+                // Guesses 10⁵ off sent it down the tree; exact ones brought it back.
+                assert!(!searches.tree, "len {len}");
+            }
+        }
+        let idx = SortedIndex::new(vec![0.0; 1000]);
+        let mut searches = Searches::default();
+        let mut out = vec![0; 10];
+        searches.counts(&idx, &[1.0; 10], &mut out);
+        assert!(searches.tree, "every count moved 1000 samples");
+        assert_eq!(out, [1000; 10]);
     }
 
     /// Every length around the stride and the batch, ties, keys below, between and above
