@@ -18,6 +18,7 @@ Works with any Dask scheduler; on a ``distributed`` cluster, create the ``Client
 
 from __future__ import annotations
 
+import functools
 import time
 
 import dask
@@ -80,6 +81,16 @@ def _stats_subspaces(frames, block, centroids, first_row, device, dsub):
         sub = np.ascontiguousarray(rows[:, j * dsub : (j + 1) * dsub])
         out.append(_lloyd.LloydStats.compute(frame, sub, c, first_row, None, device)[0])
     return out
+
+
+def _stats_subspaces_of_blocks(frames, centroids, device, dsub, blocks, firsts):
+    """:func:`_stats_subspaces` of several blocks held by one worker, merged: one task per
+    worker and iteration."""
+    total = None
+    for block, first in zip(blocks, firsts):
+        s = _stats_subspaces(frames, block, centroids, first, device, dsub)
+        total = s if total is None else _merge_lists(total, s)
+    return total
 
 
 def _labels_in_frame(block, frame, centroids, device):
@@ -253,17 +264,24 @@ class _Blocks:
         """One task per worker thread over the blocks :meth:`_plan` gives it, the tasks'
         statistics merged on the client. The sums are exact, so the grouping changes no
         bit."""
-        client, blocks, weights = held
+        client = held[0]
         frame = self._frame_future(client, frame)
         c = client.scatter(centroids, broadcast=True, hash=False)
+        total = None
+        for s in self.by_worker(held, _stats_of_blocks, frame, c, device, weighted=True):
+            total = s if total is None else total.merge(s)
+        return total
+
+    def by_worker(self, held, fn, *args, weighted=False):
+        """``fn(*args, blocks[, weights], firsts)`` once per worker thread, over the blocks
+        :meth:`_plan` gives it (``held``: :meth:`_futures`), each task's result in a list."""
+        client, blocks, weights = held
         tasks = [
             client.submit(
-                _stats_of_blocks,
-                frame,
-                c,
-                device,
+                fn,
+                *args,
                 [blocks[i] for i in idx],
-                [weights[i] for i in idx],
+                *([[weights[i] for i in idx]] if weighted else []),
                 [int(self.first[i]) for i in idx],
                 workers=[worker],
                 allow_other_workers=True,
@@ -271,10 +289,7 @@ class _Blocks:
             )
             for worker, idx in self._plan(client, blocks)
         ]
-        total = None
-        for s in client.gather(tasks):
-            total = s if total is None else total.merge(s)
-        return total
+        return client.gather(tasks)
 
     def _plan(self, client, blocks):
         """(worker, block indices) per task: each worker's share of the rows in proportion
@@ -634,13 +649,21 @@ class ProductQuantizer(_LocalProductQuantizer):
             if not any(active):
                 break
             t = time.perf_counter()
-            fr = _shared([f if a else None for f, a in zip(frames, active)])
-            cs = _shared([r.centroids for r in runs])
-            parts = [
-                dask.delayed(_stats_subspaces, pure=True)(fr, b, cs, int(f), device, ds)
-                for b, f in zip(data.blocks, data.first)
-            ]
-            merged = _tree(parts, _merge_lists).compute()
+            fr = [f if a else None for f, a in zip(frames, active)]
+            cs = [r.centroids for r in runs]
+            held = data._futures()
+            if held is not None:
+                # One task per worker thread, as KMeans's passes (a task per block and the
+                # merges between them cost the scheduler more than small blocks' passes).
+                parts = data.by_worker(held, _stats_subspaces_of_blocks, fr, cs, device, ds)
+                merged = functools.reduce(_merge_lists, parts)
+            else:
+                fr, cs = _shared(fr), _shared(cs)
+                parts = [
+                    dask.delayed(_stats_subspaces, pure=True)(fr, b, cs, int(f), device, ds)
+                    for b, f in zip(data.blocks, data.first)
+                ]
+                merged = _tree(parts, _merge_lists).compute()
             seconds = time.perf_counter() - t
             for r, s, a in zip(runs, merged, active):
                 if a:

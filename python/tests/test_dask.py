@@ -9,6 +9,7 @@ import pickle
 import numpy as np
 import pytest
 
+dask = pytest.importorskip("dask")
 da = pytest.importorskip("dask.array")
 distributed = pytest.importorskip("distributed")
 
@@ -147,6 +148,19 @@ def test_product_quantizer_equals_kmeans_per_subspace(client):
     codes = pq.compute_codes(da.from_array(x, chunks=(1_500, 8)))
     np.testing.assert_array_equal(codes.compute(), pq.compute_codes(x))
     np.testing.assert_array_equal(pq.decode(codes).compute(), pq.decode(pq.compute_codes(x)))
+
+
+def test_product_quantizer_alike_on_the_cluster_and_in_process(client):
+    # One task per worker on the cluster; a task per block and a tree of merges in process.
+    x = blobs(5_000, 8, seed=8)
+    d = da.from_array(x, chunks=(1_100, 8))
+    on_cluster = lloyd.dask.ProductQuantizer(8, 4, 4, niter=6, seed=3)
+    on_cluster.train(d)
+    with dask.config.set(scheduler="sync"):
+        in_process = lloyd.dask.ProductQuantizer(8, 4, 4, niter=6, seed=3)
+        in_process.train(da.from_array(x, chunks=(1_100, 8)))
+    np.testing.assert_array_equal(on_cluster.centroids, in_process.centroids)
+    assert on_cluster.iteration_stats[2][-1]["mse"] == in_process.iteration_stats[2][-1]["mse"]
 
 
 def test_statistics_pickle_as_their_bytes_and_refuse_others():
