@@ -170,7 +170,11 @@ class ProductQuantizer:
         return {k: v for k, v in self.__dict__.items() if k != "_book"}
 
     def __setstate__(self, state: dict) -> None:
-        self.__dict__.update(state, _book=None)
+        state = dict(state)
+        # Pickles of earlier versions hold the centroids under their public name.
+        centroids = state.pop("centroids", state.pop("_centroids", None))
+        self.__dict__.update(state)
+        self.centroids = centroids
 
     def _stacked(self) -> np.ndarray:
         if self._centroids is None:

@@ -187,6 +187,13 @@ def test_pq_keeps_its_quantizer_only_while_the_centroids_stay():
     back = pickle.loads(pickle.dumps(pq))
     np.testing.assert_array_equal(back.decode(codes), pq.decode(codes))
     np.testing.assert_array_equal(back.compute_codes(before), pq.compute_codes(before))
+    # A pickle of an earlier version, its centroids under their public name, still loads.
+    state = {k: v for k, v in pq.__getstate__().items() if k != "_centroids"}
+    state["centroids"] = np.array(pq.centroids)
+    old = lloyd.ProductQuantizer.__new__(lloyd.ProductQuantizer)
+    old.__setstate__(state)
+    np.testing.assert_array_equal(old.decode(codes), pq.decode(codes))
+    assert not old.centroids.flags.writeable
 
 
 def test_pq_decode_takes_any_integer_codes_and_refuses_out_of_range():
