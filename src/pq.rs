@@ -237,6 +237,16 @@ impl ProductQuantizer {
     }
 }
 
+/// Every centroid of `codebooks`, one codebook after another (`m x ksub x dsub`), each
+/// value through `convert`: the table decoding copies from.
+fn stacked<T>(codebooks: &[Codebook], convert: impl Fn(f64) -> T) -> Vec<T> {
+    let mut table = Vec::with_capacity(codebooks.iter().map(|c| c.centroids().len()).sum());
+    for cb in codebooks {
+        table.extend(cb.centroids().iter().map(|&v| convert(v)));
+    }
+    table
+}
+
 /// Columns `[j dsub, (j + 1) dsub)` of every row, contiguous.
 fn sub_space<T: Real>(data: &[T], dim: usize, j: usize, dsub: usize) -> Vec<T> {
     data.chunks_exact(dim)
@@ -261,10 +271,7 @@ impl PqCodebook {
     /// The quantizer of these (checked) codebooks.
     fn assemble(bits: u32, codebooks: Vec<Codebook>, device: Device, trained_on: String) -> Self {
         let dsub = codebooks.first().map_or(0, Codebook::dim);
-        let mut table = Vec::with_capacity(codebooks.iter().map(|c| c.centroids().len()).sum());
-        for cb in &codebooks {
-            table.extend(cb.centroids().iter().map(|&v| v as f32));
-        }
+        let table = stacked(&codebooks, |v| v as f32);
         PqCodebook {
             bits,
             dim: codebooks.len() * dsub,
@@ -431,11 +438,7 @@ impl PqCodebook {
     pub fn decode(&self, codes: &PqCodes) -> Result<Vec<f64>> {
         let n = self.check_codes(codes)?;
         let mut out = vec![0.0; n * self.dim];
-        let table: Vec<f64> = self
-            .codebooks
-            .iter()
-            .flat_map(|cb| cb.centroids().iter().copied())
-            .collect();
+        let table = stacked(&self.codebooks, |v| v);
         self.decode_rows(codes.into(), &table, &mut out, &Cached);
         Ok(out)
     }

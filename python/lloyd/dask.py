@@ -63,11 +63,8 @@ def _stats(frame, block, w, centroids, first_row, device):
 def _stats_of_blocks(frame, centroids, device, blocks, weights, firsts):
     """The merged statistics of several blocks held by one worker: one task per worker and
     iteration, where a task per block costs the scheduler more than the block's pass."""
-    total = None
-    for block, w, first in zip(blocks, weights, firsts):
-        s = _stats(frame, block, w, centroids, first, device)
-        total = s if total is None else total.merge(s)
-    return total
+    parts = (_stats(frame, b, w, centroids, f, device) for b, w, f in zip(blocks, weights, firsts))
+    return functools.reduce(_merge, parts)
 
 
 def _stats_subspaces(frames, block, centroids, first_row, device, dsub):
@@ -86,11 +83,10 @@ def _stats_subspaces(frames, block, centroids, first_row, device, dsub):
 def _stats_subspaces_of_blocks(frames, centroids, device, dsub, blocks, firsts):
     """:func:`_stats_subspaces` of several blocks held by one worker, merged: one task per
     worker and iteration."""
-    total = None
-    for block, first in zip(blocks, firsts):
-        s = _stats_subspaces(frames, block, centroids, first, device, dsub)
-        total = s if total is None else _merge_lists(total, s)
-    return total
+    parts = (
+        _stats_subspaces(frames, b, centroids, f, device, dsub) for b, f in zip(blocks, firsts)
+    )
+    return functools.reduce(_merge_lists, parts)
 
 
 def _labels_in_frame(block, frame, centroids, device):
@@ -267,14 +263,12 @@ class _Blocks:
         client = held[0]
         frame = self._frame_future(client, frame)
         c = client.scatter(centroids, broadcast=True, hash=False)
-        total = None
-        for s in self.by_worker(held, _stats_of_blocks, frame, c, device, weighted=True):
-            total = s if total is None else total.merge(s)
-        return total
+        return self.by_worker(held, _stats_of_blocks, _merge, frame, c, device, weighted=True)
 
-    def by_worker(self, held, fn, *args, weighted=False):
+    def by_worker(self, held, fn, merge, *args, weighted=False):
         """``fn(*args, blocks[, weights], firsts)`` once per worker thread, over the blocks
-        :meth:`_plan` gives it (``held``: :meth:`_futures`), each task's result in a list."""
+        :meth:`_plan` gives it (``held``: :meth:`_futures`), the tasks' results merged on
+        the client with ``merge``."""
         client, blocks, weights = held
         tasks = [
             client.submit(
@@ -289,7 +283,7 @@ class _Blocks:
             )
             for worker, idx in self._plan(client, blocks)
         ]
-        return client.gather(tasks)
+        return functools.reduce(merge, client.gather(tasks))
 
     def _plan(self, client, blocks):
         """(worker, block indices) per task: each worker's share of the rows in proportion
@@ -655,8 +649,9 @@ class ProductQuantizer(_LocalProductQuantizer):
             if held is not None:
                 # One task per worker thread, as KMeans's passes (a task per block and the
                 # merges between them cost the scheduler more than small blocks' passes).
-                parts = data.by_worker(held, _stats_subspaces_of_blocks, fr, cs, device, ds)
-                merged = functools.reduce(_merge_lists, parts)
+                merged = data.by_worker(
+                    held, _stats_subspaces_of_blocks, _merge_lists, fr, cs, device, ds
+                )
             else:
                 fr, cs = _shared(fr), _shared(cs)
                 parts = [

@@ -318,8 +318,7 @@ impl IntervalSums {
     /// 10⁻³⁰⁰).
     fn errors(&self, centroids: &[f64]) -> Vec<f64> {
         let mut out = vec![0.0; self.k()];
-        let total: u128 = self.counts.iter().map(|&n| u128::from(n)).sum();
-        if total >= 1 << 51 {
+        if !self.small() {
             errors_of::<false, false>(self, centroids, &mut out);
             return out;
         }
@@ -332,6 +331,27 @@ impl IntervalSums {
         }
         errors_of::<false, true>(self, centroids, &mut out);
         out
+    }
+
+    /// Whether these are sums of fewer than 2⁵¹ values in all, which convert to f64 without
+    /// branches ([`Double::of_small_i128`], [`small_to_f64`]).
+    fn small(&self) -> bool {
+        self.counts.iter().map(|&n| u128::from(n)).sum::<u128>() < 1 << 51
+    }
+
+    /// [`means_of`] on the widest vectors this CPU has.
+    fn means_into(&self, c: &mut [f64]) {
+        if !self.small() {
+            means_of::<false>(self, c);
+            return;
+        }
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the feature it is compiled for was just detected.
+            unsafe { means_avx2(self, c) };
+            return;
+        }
+        means_of::<true>(self, c);
     }
 
     /// Counts, masses (the counts) and squared errors about `centroids`.
@@ -353,20 +373,7 @@ impl IntervalSums {
     /// its ends (the lower on ties). Sorted again after a split: intervals need order.
     pub(crate) fn means_and_splits(&self, old: &[f64]) -> (Vec<f64>, usize) {
         let mut c = old.to_vec();
-        let total: u128 = self.counts.iter().map(|&n| u128::from(n)).sum();
-        if total >= 1 << 51 {
-            means_of::<false>(self, &mut c);
-        } else {
-            #[cfg(target_arch = "x86_64")]
-            if std::arch::is_x86_feature_detected!("avx2") {
-                // SAFETY: the feature it is compiled for was just detected.
-                unsafe { means_avx2(self, &mut c) };
-            } else {
-                means_of::<true>(self, &mut c);
-            }
-            #[cfg(not(target_arch = "x86_64"))]
-            means_of::<true>(self, &mut c);
-        }
+        self.means_into(&mut c);
         if self.counts.iter().all(|&n| n > 0) {
             return (c, 0);
         }

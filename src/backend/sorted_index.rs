@@ -118,19 +118,8 @@ impl Searches {
     /// The counts found beside their guesses, then the others down the tree; how many went
     /// down the tree.
     fn near(&mut self, sorted: &SortedIndex, mids: &[f64], out: &mut [usize]) -> usize {
-        let leaves = &sorted.layers[0];
         self.far.clear();
-        #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx2")
-            && std::arch::is_x86_feature_detected!("popcnt")
-        {
-            // SAFETY: the feature it is compiled for was just detected.
-            unsafe { settle_avx2(leaves, mids, out, &mut self.far) }
-        } else {
-            settle(leaves, mids, out, &mut self.far, Block::count_at_or_below)
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        settle(leaves, mids, out, &mut self.far, Block::count_at_or_below);
+        settle_detected(&sorted.layers[0], mids, out, &mut self.far);
         if !self.far.is_empty() {
             self.keys.clear();
             self.keys.extend(self.far.iter().map(|&i| mids[i]));
@@ -189,6 +178,18 @@ fn settle(
             b * FANOUT + c
         };
     }
+}
+
+/// [`settle`] with the block count this CPU runs fastest.
+fn settle_detected(leaves: &[Block], mids: &[f64], out: &mut [usize], far: &mut Vec<usize>) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("popcnt")
+    {
+        // SAFETY: the feature it is compiled for was just detected.
+        unsafe { settle_avx2(leaves, mids, out, far) };
+        return;
+    }
+    settle(leaves, mids, out, far, Block::count_at_or_below);
 }
 
 /// [`settle`] counting a block with two vector compares and a population count.
