@@ -291,6 +291,12 @@ fn messages_name_what_is_wrong() {
     fails_with(&lloyd(&["kmeans"]), "--input");
     fails_with(&lloyd(&["kmeans", "--input", "x.npy"]), "--k");
     fails_with(&lloyd(&["quantize", "--device", "gpu:99"]), "gpu:99");
+    // With no adapter at all too (Vulkan's loader pointed at no driver).
+    let no_vulkan = [("VK_ICD_FILENAMES", "/nonexistent.json")];
+    fails_with(
+        &lloyd_env(&["quantize", "--device", "gpu:99"], &no_vulkan),
+        "--device gpu:99",
+    );
     fails_with(
         &lloyd(&["quantize-nd", "--d", "3", "--svg", "x.svg"]),
         "--d 2",

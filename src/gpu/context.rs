@@ -138,7 +138,7 @@ fn pick_adapter(device: &Device) -> Result<wgpu::Adapter> {
         Device::GpuAdapter(i) => {
             let listed = adapter_list(&all);
             all.into_iter().nth(*i).ok_or_else(|| match listed {
-                None => none(format!("no adapter at index {i}: wgpu finds none")),
+                None => none(format!("--device gpu:{i}: wgpu finds no adapter")),
                 Some(l) => Error::InvalidArgument(format!(
                     "--device gpu:{i}: no such adapter; the adapters are {l}"
                 )),
@@ -149,9 +149,7 @@ fn pick_adapter(device: &Device) -> Result<wgpu::Adapter> {
             all.into_iter()
                 .find(|a| name_matches(a, name))
                 .ok_or_else(|| match listed {
-                    None => none(format!(
-                        "no adapter name contains '{name}': wgpu finds none"
-                    )),
+                    None => none(format!("--device gpu:{name}: wgpu finds no adapter")),
                     Some(l) => Error::InvalidArgument(format!(
                         "--device gpu:{name}: no adapter name contains '{name}'; the adapters \
                          are {l}"
