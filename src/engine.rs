@@ -10,6 +10,7 @@ use crate::backend::Backend;
 use crate::backend::cpu_1d::{Cpu1d, empirical_quantiles, midpoint, nearest_sorted};
 use crate::backend::cpu_dense::CpuDense;
 use crate::backend::fresh::FreshSamples;
+use crate::backend::total_order_sort::sort_total;
 use crate::device::{Device, GpuOptions};
 use crate::error::{Error, Result};
 use crate::frame::Frame;
@@ -355,7 +356,7 @@ impl Engine {
 /// The starting quantiles of unsorted f32 samples.
 fn quantiles_of(samples: &[f32], n: usize) -> Vec<f64> {
     let mut sorted: Vec<f64> = samples.iter().map(|&v| f64::from(v)).collect();
-    sorted.sort_unstable_by(f64::total_cmp);
+    sort_total(&mut sorted);
     empirical_quantiles(&sorted, n)
 }
 

@@ -22,6 +22,7 @@ pub(crate) mod panels;
 pub(crate) mod pq_codes;
 pub(crate) mod rank;
 pub(crate) mod sorted_index;
+pub(crate) mod total_order_sort;
 
 use crate::error::{Error, Result};
 use crate::frame::Frame;
