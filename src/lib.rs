@@ -35,6 +35,7 @@ mod exact_sum;
 mod f32_columns;
 mod frame;
 mod gpu;
+mod huge_pages;
 mod init;
 mod init_parallel;
 mod kmeans;
