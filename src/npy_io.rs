@@ -552,6 +552,15 @@ pub(crate) fn write_labels(path: &Path, labels: &[u32]) -> Result<()> {
     write(path, &[labels.len()], labels)
 }
 
+/// Held by the unit tests that write files, and by the one that removes every write's
+/// temporary file as the signal handler does, so that it never removes another test's
+/// (the tests of one binary run on parallel threads).
+#[cfg(test)]
+pub(crate) fn test_writes() -> std::sync::MutexGuard<'static, ()> {
+    static WRITES: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    WRITES.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -560,6 +569,7 @@ mod tests {
     /// f64, come back as written.
     #[test]
     fn large_files_read_in_chunks_come_back_whole() {
+        let _writes = test_writes();
         let dir = tempfile::tempdir().unwrap();
         let n = (16 << 20) / 4 * 2 + 3;
         let f32s: Vec<f32> = (0..n).map(|i| i as f32 * 0.5 - 7.0).collect();
@@ -575,6 +585,7 @@ mod tests {
     /// The signal handler's cleanup removes the temporary file of a write in progress.
     #[test]
     fn temporaries_of_writes_in_progress_are_removed() {
+        let _writes = test_writes();
         let dir = std::env::temp_dir().join(format!("lloyd-tmp-test-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let target = dir.join("out.npy");
