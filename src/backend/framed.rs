@@ -182,13 +182,31 @@ const LANES: usize = 32;
 fn values<const AVX2_FMA: bool>(x: &[f32], rows: &[Undecided], c: &DenseCentroids) -> Vec<f32> {
     let (dim, k) = (c.dim, c.k());
     let mut out = vec![0.0f32; rows.len() * k];
+    let row = |u: &Undecided| &x[u.row * dim..(u.row + 1) * dim];
     for (j, (cj, &norm)) in c.c32.chunks_exact(dim).zip(&c.norms).enumerate() {
-        for (p, u) in rows.iter().enumerate() {
-            let xr = &x[u.row * dim..(u.row + 1) * dim];
-            out[p * k + j] = norm - 2.0 * dot::<AVX2_FMA>(xr, cj);
+        // Two rows a centroid: each of its values loaded once for both.
+        let mut pairs = rows.chunks_exact(2);
+        for (q, pair) in (&mut pairs).enumerate() {
+            let (a, b) = dot2::<AVX2_FMA>(row(&pair[0]), row(&pair[1]), cj);
+            out[2 * q * k + j] = norm - 2.0 * a;
+            out[(2 * q + 1) * k + j] = norm - 2.0 * b;
+        }
+        if let [u] = pairs.remainder() {
+            out[(rows.len() - 1) * k + j] = norm - 2.0 * dot::<AVX2_FMA>(row(u), cj);
         }
     }
     out
+}
+
+/// ([`dot`] of `x` and `c`, [`dot`] of `y` and `c`), the same bits.
+#[inline(always)]
+fn dot2<const AVX2_FMA: bool>(x: &[f32], y: &[f32], c: &[f32]) -> (f32, f32) {
+    #[cfg(target_arch = "x86_64")]
+    if AVX2_FMA {
+        // SAFETY: as in `dot`.
+        return unsafe { dot2_avx2(x, y, c) };
+    }
+    (dot_portable(x, c), dot_portable(y, c))
 }
 
 /// x·c in [`LANES`] partial sums added pairwise.
@@ -223,12 +241,64 @@ unsafe fn dot_avx2(x: &[f32], c: &[f32]) -> f32 {
             }
         }
     }
+    // SAFETY: AVX2 and FMA, as this function.
+    unsafe { finish_avx2(acc, &x[whole..], &c[whole..]) }
+}
+
+/// [`dot_avx2`] of `x` and `c` and of `y` and `c`: the same accumulators, in the same
+/// order, for each.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+unsafe fn dot2_avx2(x: &[f32], y: &[f32], c: &[f32]) -> (f32, f32) {
+    use std::arch::x86_64::*;
+    assert!(x.len() == c.len() && y.len() == c.len());
+    let whole = x.len() / LANES * LANES;
+    let (mut ax, mut ay) = ([_mm256_setzero_ps(); 4], [_mm256_setzero_ps(); 4]);
+    for i in (0..whole).step_by(LANES) {
+        for r in 0..4 {
+            // SAFETY: i + LANES <= whole <= len for the three slices.
+            unsafe {
+                let cv = _mm256_loadu_ps(c.as_ptr().add(i + 8 * r));
+                let xv = _mm256_loadu_ps(x.as_ptr().add(i + 8 * r));
+                let yv = _mm256_loadu_ps(y.as_ptr().add(i + 8 * r));
+                ax[r] = _mm256_fmadd_ps(xv, cv, ax[r]);
+                ay[r] = _mm256_fmadd_ps(yv, cv, ay[r]);
+            }
+        }
+    }
+    // SAFETY: AVX2 and FMA, as this function.
+    unsafe {
+        (
+            finish_avx2(ax, &x[whole..], &c[whole..]),
+            finish_avx2(ay, &y[whole..], &c[whole..]),
+        )
+    }
+}
+
+/// The four registers of partial sums, the products of the tail (fewer than [`LANES`]
+/// values) fused into the first lanes, added as [`pairwise`] adds them: without a tail, in
+/// registers (lane l plus lane l + width, width halving, is what the halves of registers
+/// added together compute).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+unsafe fn finish_avx2(acc: [std::arch::x86_64::__m256; 4], x: &[f32], c: &[f32]) -> f32 {
+    use std::arch::x86_64::*;
+    if x.is_empty() {
+        let w16 = [_mm256_add_ps(acc[0], acc[2]), _mm256_add_ps(acc[1], acc[3])];
+        let w8 = _mm256_add_ps(w16[0], w16[1]);
+        let w4 = _mm_add_ps(_mm256_castps256_ps128(w8), _mm256_extractf128_ps::<1>(w8));
+        let w2 = _mm_add_ps(w4, _mm_movehl_ps(w4, w4));
+        let w1 = _mm_add_ss(w2, _mm_movehdup_ps(w2));
+        return _mm_cvtss_f32(w1);
+    }
     let mut lanes = [0.0f32; LANES];
     for (r, a) in acc.iter().enumerate() {
         // SAFETY: lanes holds four registers of eight.
         unsafe { _mm256_storeu_ps(lanes.as_mut_ptr().add(8 * r), *a) };
     }
-    for (l, (&a, &b)) in x[whole..].iter().zip(&c[whole..]).enumerate() {
+    for (l, (&a, &b)) in x.iter().zip(c).enumerate() {
         lanes[l] = a.mul_add(b, lanes[l]);
     }
     pairwise(lanes)
@@ -346,6 +416,45 @@ mod tests {
             for g in got {
                 let err = (f64::from(g) - exact).abs();
                 assert!(err <= bound, "len {len}: error {err} over {bound}");
+            }
+        }
+    }
+
+    /// The AVX2 dot products, one row or two at a time, with the registers' sum taken in
+    /// registers or through the lanes, are the lanes' pairwise sum of the same fused
+    /// accumulations, bit for bit (so the recomputed values, and what they decide, do not
+    /// depend on how the rows are paired).
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn avx2_dots_are_the_pairwise_sums_of_their_lanes() {
+        if !(std::arch::is_x86_feature_detected!("avx2")
+            && std::arch::is_x86_feature_detected!("fma"))
+        {
+            return;
+        }
+        let reference = |x: &[f32], c: &[f32]| {
+            let mut lanes = [0.0f32; LANES];
+            for (i, (&a, &b)) in x.iter().zip(c).enumerate() {
+                lanes[i % LANES] = a.mul_add(b, lanes[i % LANES]);
+            }
+            pairwise(lanes)
+        };
+        let mut rnd = normalish(9);
+        for len in [1, 7, 31, 32, 33, 64, 100, 768, 800] {
+            for _ in 0..50 {
+                let mut v = || (0..len).map(|_| rnd() as f32).collect::<Vec<f32>>();
+                let (x, y, c) = (v(), v(), v());
+                let want = (reference(&x, &c), reference(&y, &c));
+                // SAFETY: detected just above.
+                let one = unsafe { (dot_avx2(&x, &c), dot_avx2(&y, &c)) };
+                let two = unsafe { dot2_avx2(&x, &y, &c) };
+                for (got, what) in [(one, "one"), (two, "two")] {
+                    assert_eq!(
+                        (got.0.to_bits(), got.1.to_bits()),
+                        (want.0.to_bits(), want.1.to_bits()),
+                        "{what} at a time, len {len}"
+                    );
+                }
             }
         }
     }
