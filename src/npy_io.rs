@@ -232,11 +232,11 @@ pub(crate) fn read_floats_as_stored(path: &Path) -> Result<(Vec<usize>, Floats)>
 }
 
 /// The `count` values of a `.npy` file whose header was checked, in the machine's byte
-/// order, read with one `read_exact` into the vector returned. The data start where the
+/// order, read by [`read_exact_at`] into the vector returned. The data start where the
 /// preamble says the header ends (format 1: a 2-byte length after 8 bytes; formats 2 and 3:
 /// 4 bytes).
 fn read_native<T: bytemuck::Pod>(path: &Path, count: usize) -> Result<Vec<T>> {
-    use std::io::{Read, Seek, SeekFrom};
+    use std::io::Read;
     let mut file = File::open(path).map_err(io_err(path))?;
     let mut pre = [0u8; 12];
     file.read_exact(&mut pre)
@@ -259,7 +259,6 @@ fn read_native<T: bytemuck::Pod>(path: &Path, count: usize) -> Result<Vec<T>> {
             ),
         ));
     }
-    file.seek(SeekFrom::Start(offset)).map_err(io_err(path))?;
     // Zeroed by the system as the reads first touch each page: never written twice.
     let mut data: Vec<T> = crate::huge_pages::zeroed(count);
     read_exact_at(&file, offset, bytemuck::cast_slice_mut(&mut data))
@@ -280,10 +279,11 @@ fn read_exact_at(file: &File, offset: u64, out: &mut [u8]) -> std::io::Result<()
         .try_for_each(|(i, chunk)| file.read_exact_at(chunk, offset + (i * CHUNK) as u64))
 }
 
-/// [`read_exact_at`] on one thread, from the file's position (`offset`, sought already).
+/// [`read_exact_at`] on one thread.
 #[cfg(not(unix))]
-fn read_exact_at(mut file: &File, _offset: u64, out: &mut [u8]) -> std::io::Result<()> {
-    use std::io::Read;
+fn read_exact_at(mut file: &File, offset: u64, out: &mut [u8]) -> std::io::Result<()> {
+    use std::io::{Read, Seek, SeekFrom};
+    file.seek(SeekFrom::Start(offset))?;
     file.read_exact(out)
 }
 
