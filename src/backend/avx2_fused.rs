@@ -22,17 +22,17 @@ use super::rank::LANES;
 
 /// Points processed together: 6 × 2 accumulators, two centroid registers and a broadcast
 /// fill fifteen of the sixteen AVX registers.
-const GROUP: usize = 6;
+pub(crate) const GROUP: usize = 6;
 /// Coordinates whose products one accumulator sums before it is added to the dot product:
 /// a product then goes through at most `CHUNK + ⌈d / CHUNK⌉` roundings ([`terms`]) rather
 /// than d, a bound 12 times tighter at d = 768, so that far fewer points are left for the
 /// certification to decide. The additions cost one in 32 of the kernel's operations.
-const CHUNK: usize = 32;
+pub(crate) const CHUNK: usize = 32;
 /// Lanes of one AVX register of f32.
 const HALF: usize = 8;
 /// Bytes of centroid panels visited as one block (Zen 3 and most x86 cores have 512 KiB of
 /// L2 or more a core).
-const BLOCK_BYTES: usize = 256 * 1024;
+pub(crate) const BLOCK_BYTES: usize = 256 * 1024;
 
 /// Whether this CPU runs the kernel at dimension `dim` (smaller ones take
 /// [`super::avx2_small`]).
@@ -49,40 +49,70 @@ pub(crate) fn terms(dim: usize) -> usize {
     dim.min(CHUNK + dim.div_ceil(CHUNK))
 }
 
-/// Panels visited as one block at dimension `dim`.
-fn block_panels(dim: usize) -> usize {
+/// Panels visited as one block at dimension `dim`, in [`rank_in_blocks`].
+pub(crate) fn block_panels(dim: usize) -> usize {
     (BLOCK_BYTES / (dim * LANES * 4)).max(1)
 }
 
-/// The f32 ranking of [`super::rank::Ranker::rank`] of the rows of `x` (`dim` columns, as many as
-/// `labels`): each point's best centroid (lowest index among equal values) and the gap from
-/// it to the runner-up (infinite with one centroid). `state` is the caller's buffer.
-pub(crate) fn rank_rows(
-    x: &[f32],
+/// A fused kernel's pass of up to [`GROUP`] points (`x`, row-major) over a range of panels,
+/// updating their lanes' running state (best values, runner-ups, panels of the bests).
+///
+/// # Safety
+/// The CPU must have the kernel's features; `x` holds `P * dim` values for `P` points (at
+/// most [`GROUP`]), each state slice `P * LANES` entries, and the panels lie within `packed`.
+pub(crate) type Groups =
+    unsafe fn(&[f32], usize, &Packed, std::ops::Range<usize>, (&mut [f32], &mut [f32], &mut [u32]));
+
+/// `$group::<P>(args…)` with `P` the number of points `$p` (1 to [`GROUP`]), so that each
+/// count keeps its accumulators in registers.
+macro_rules! at_points {
+    ($p:expr, $group:ident($($arg:expr),*)) => {
+        match $p {
+            6 => $group::<6>($($arg),*),
+            5 => $group::<5>($($arg),*),
+            4 => $group::<4>($($arg),*),
+            3 => $group::<3>($($arg),*),
+            2 => $group::<2>($($arg),*),
+            _ => $group::<1>($($arg),*),
+        }
+    };
+}
+pub(crate) use at_points;
+
+/// [`Groups`] of this kernel: [`group`] at the number of points given.
+///
+/// # Safety
+/// As [`Groups`], with AVX2 and FMA.
+#[target_feature(enable = "avx2,fma")]
+pub(crate) unsafe fn groups(
+    xs: &[f32],
     dim: usize,
     packed: &Packed,
-    labels: &mut [u32],
-    gaps: &mut [f32],
-    state: &mut LaneState,
+    panels: std::ops::Range<usize>,
+    lanes: (&mut [f32], &mut [f32], &mut [u32]),
 ) {
-    assert!(
-        serves(dim),
-        "the AVX2 fused kernel is not for this CPU or dimension"
-    );
-    // SAFETY: the CPU has AVX2 and FMA (asserted above).
-    unsafe { rank_in_blocks(x, dim, packed, labels, gaps, state, block_panels(dim)) }
+    // SAFETY: the caller's promise.
+    unsafe { at_points!(lanes.0.len() / LANES, group(xs, dim, packed, panels, lanes)) }
 }
 
-/// [`rank_rows`] with `block` panels a block.
+/// The f32 ranking of [`super::rank::Ranker::rank`] of the rows of `x` (`dim` columns, as many
+/// as `labels`) by the fused kernel whose [`Groups`] is `groups`: each point's best centroid
+/// (lowest index among equal values) and the gap from it to the runner-up (infinite with one
+/// centroid). The panels are visited in blocks of `block` ([`block_panels`] but in tests),
+/// each block by every group of [`GROUP`] points, then each point's lanes are merged in
+/// registers. `state` is the caller's buffer.
+///
+/// # Safety
+/// The CPU must have AVX2, FMA and whatever `groups` needs.
 #[target_feature(enable = "avx2,fma")]
-fn rank_in_blocks(
+pub(crate) unsafe fn rank_in_blocks(
     x: &[f32],
     dim: usize,
     packed: &Packed,
-    labels: &mut [u32],
-    gaps: &mut [f32],
+    (labels, gaps): (&mut [u32], &mut [f32]),
     state: &mut LaneState,
     block: usize,
+    groups: Groups,
 ) {
     let rows = labels.len();
     assert!(x.len() == rows * dim && gaps.len() == rows && block > 0);
@@ -94,24 +124,22 @@ fn rank_in_blocks(
         let mut r = 0;
         while r < rows {
             let p = GROUP.min(rows - r);
-            let xs = &x[r * dim..(r + p) * dim];
             let at = r * LANES..(r + p) * LANES;
             let lanes = (
                 &mut state.best[at.clone()],
                 &mut state.second[at.clone()],
                 &mut state.panel[at],
             );
-            let panels = panels.clone();
-            // SAFETY: AVX2 and FMA are enabled on this function; the slices hold `p` points.
+            // SAFETY: the CPU has what `groups` needs (the caller's promise); the slices
+            // hold `p` points and the panels lie within `packed`.
             unsafe {
-                match p {
-                    6 => group::<6>(xs, dim, packed, panels, lanes),
-                    5 => group::<5>(xs, dim, packed, panels, lanes),
-                    4 => group::<4>(xs, dim, packed, panels, lanes),
-                    3 => group::<3>(xs, dim, packed, panels, lanes),
-                    2 => group::<2>(xs, dim, packed, panels, lanes),
-                    _ => group::<1>(xs, dim, packed, panels, lanes),
-                }
+                groups(
+                    &x[r * dim..(r + p) * dim],
+                    dim,
+                    packed,
+                    panels.clone(),
+                    lanes,
+                )
             }
             r += p;
         }
@@ -219,6 +247,21 @@ fn horizontal_min_u32(v: __m256i) -> u32 {
     _mm_cvtsi128_si32(m) as u32
 }
 
+/// Asserts what a [`Groups`] pass of `p` points relies on: `x` holds `p * dim` values, each
+/// state slice `p * LANES` entries, and `panels` lies within `packed`.
+pub(crate) fn check_group(
+    p: usize,
+    x: &[f32],
+    dim: usize,
+    packed: &Packed,
+    panels: &std::ops::Range<usize>,
+    (best, second, panel): (&[f32], &[f32], &[u32]),
+) {
+    assert!(x.len() == p * dim && best.len() == p * LANES);
+    assert!(second.len() == p * LANES && panel.len() == p * LANES);
+    assert!(panels.end <= packed.panels);
+}
+
 /// `P` points (`x`, row-major) against `panels`, updating their lanes' running state.
 ///
 /// # Safety
@@ -233,9 +276,7 @@ unsafe fn group<const P: usize>(
     panels: std::ops::Range<usize>,
     (best, second, panel): (&mut [f32], &mut [f32], &mut [u32]),
 ) {
-    assert!(x.len() == P * dim && best.len() == P * LANES);
-    assert!(second.len() == P * LANES && panel.len() == P * LANES);
-    assert!(panels.end <= packed.panels);
+    check_group(P, x, dim, packed, &panels, (best, second, panel));
     let xp = x.as_ptr();
     let (bp, sp, tp) = (best.as_mut_ptr(), second.as_mut_ptr(), panel.as_mut_ptr());
     // SAFETY (every block below): offsets stay within the slices asserted above.
@@ -339,13 +380,25 @@ mod tests {
         (best as u32, runner_up - values[best])
     }
 
-    /// The kernel's labels and gaps are the reference's to the bit: points not a multiple of
+    /// The fused kernels this CPU runs: this one, and the AVX-512 one where the CPU has it.
+    fn fused_kernels() -> Vec<(&'static str, Groups)> {
+        let mut kernels: Vec<(&'static str, Groups)> = vec![("AVX2", groups)];
+        if crate::backend::avx512_fused::serves(9) {
+            kernels.push(("AVX-512", crate::backend::avx512_fused::groups));
+        } else {
+            eprintln!("this CPU has no AVX-512: only the AVX2 kernel is checked");
+        }
+        kernels
+    }
+
+    /// Each fused kernel's labels and gaps are the reference's to the bit: points not a multiple of
     /// the group, centroids not a multiple of a panel, one point, one centroid, blocks of one,
-    /// two and three panels as well as the default, and values on a coarse grid (exact ties,
-    /// which go to the lowest index).
+    /// two and three panels as well as the default, values on a coarse grid (exact ties,
+    /// which go to the lowest index) and panels that repeat the first (ties within a lane).
     #[test]
     fn labels_and_gaps_are_the_references() {
         if !serves(9) {
+            eprintln!("this CPU has no AVX2 and FMA: nothing to check");
             return;
         }
         let mut bits = xorshift(0x2545_f491_4f6c_dd1d);
@@ -358,32 +411,51 @@ mod tests {
             (37, 768, 40),
             (6, 16, 16),
         ] {
-            for coarse in [false, true] {
+            for values in ["fine", "coarse", "repeated"] {
+                let coarse = values == "coarse";
                 let mut value = || {
                     let v = next();
                     if coarse { (v * 2.0).round() } else { v }
                 };
                 let x: Vec<f32> = (0..n * dim).map(|_| value()).collect();
-                let c: Vec<f32> = (0..k * dim).map(|_| value()).collect();
+                let mut c: Vec<f32> = (0..k * dim).map(|_| value()).collect();
+                if values == "repeated" {
+                    // Each panel's centroids are the first panel's: every lane ties between
+                    // panels, and the earliest panel must keep the lane.
+                    for i in LANES * dim..k * dim {
+                        c[i] = c[i % (LANES * dim)];
+                    }
+                }
                 let norms: Vec<f32> = c
                     .chunks_exact(dim)
                     .map(|c| c.iter().map(|v| v * v).sum())
                     .collect();
                 let packed = pack(&c, &norms, dim);
-                for block in [1, 2, 3, block_panels(dim)] {
-                    let (mut labels, mut gaps) = (vec![0u32; n], vec![0f32; n]);
-                    let mut lanes = LaneState::default();
-                    // SAFETY: the CPU has AVX2 and FMA (`serves`).
-                    unsafe {
-                        rank_in_blocks(&x, dim, &packed, &mut labels, &mut gaps, &mut lanes, block)
-                    };
-                    for i in 0..n {
-                        let want = reference(&x[i * dim..(i + 1) * dim], &c, &norms, dim);
-                        assert_eq!(
-                            (labels[i], gaps[i].to_bits()),
-                            (want.0, want.1.to_bits()),
-                            "n {n} d {dim} k {k} coarse {coarse} block {block} point {i}"
-                        );
+                for (kernel, groups) in fused_kernels() {
+                    for block in [1, 2, 3, block_panels(dim)] {
+                        let (mut labels, mut gaps) = (vec![0u32; n], vec![0f32; n]);
+                        let mut lanes = LaneState::default();
+                        // SAFETY: the CPU has what each kernel listed needs.
+                        unsafe {
+                            rank_in_blocks(
+                                &x,
+                                dim,
+                                &packed,
+                                (&mut labels, &mut gaps),
+                                &mut lanes,
+                                block,
+                                groups,
+                            )
+                        };
+                        for i in 0..n {
+                            let want = reference(&x[i * dim..(i + 1) * dim], &c, &norms, dim);
+                            assert_eq!(
+                                (labels[i], gaps[i].to_bits()),
+                                (want.0, want.1.to_bits()),
+                                "{kernel}: n {n} d {dim} k {k} {values} values, block {block}, \
+                                 point {i}"
+                            );
+                        }
                     }
                 }
             }

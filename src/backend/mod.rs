@@ -8,7 +8,7 @@
 pub(crate) mod avx2_fused;
 #[cfg(target_arch = "x86_64")]
 pub(crate) mod avx2_small;
-pub(crate) mod avx512;
+pub(crate) mod avx512_fused;
 pub(crate) mod cell_sums;
 pub(crate) mod cpu_1d;
 pub(crate) mod cpu_dense;

@@ -1,5 +1,5 @@
 //! Centroids transposed into panels of sixteen, the layout of the fused x86 kernels
-//! ([`super::avx512`], [`super::avx2_fused`]): one 16-lane register, or two 8-lane ones, of
+//! ([`super::avx512_fused`], [`super::avx2_fused`]): one 16-lane register, or two 8-lane ones, of
 //! centroid values per coordinate, so a kernel walks a panel's coordinates in order.
 
 use super::rank::{LANES, finish_lanes};

@@ -1,8 +1,9 @@
 //! The f32 ranking of centroids for each point: the best and the gap to the runner-up, of
 //! ‖c‖² − 2x·c (‖x‖² does not change the arg-min). A [`Ranker`] picks the kernel once per
-//! set of centroids: the fused AVX-512 one ([`super::avx512`]), the fused AVX2 ones at small
-//! dimensions ([`super::avx2_small`]) and above them ([`super::avx2_fused`]), or a blocked
-//! SIMD matrix product and a vectorised arg-min everywhere else.
+//! set of centroids: on x86-64 with AVX2 and FMA a fused kernel, the small-dimension one
+//! ([`super::avx2_small`]) or above it the AVX-512 ([`super::avx512_fused`]) or AVX2
+//! ([`super::avx2_fused`]) one, and a blocked SIMD matrix product and a vectorised arg-min
+//! everywhere else.
 //! [`super::cpu_dense::assign_dense`] certifies what the ranking cannot decide.
 
 use rayon::prelude::*;
@@ -15,7 +16,7 @@ const TILE: usize = 512;
 pub(crate) const LANES: usize = 16;
 
 /// The ranking kernel this CPU runs for one set of centroids, with what it prepares from
-/// them once (packed panels for AVX-512).
+/// them once (the fused kernels' packed centroids).
 pub(crate) struct Ranker<'a> {
     centroids: &'a DenseCentroids,
     kernel: Kernel,
@@ -23,11 +24,10 @@ pub(crate) struct Ranker<'a> {
 
 enum Kernel {
     #[cfg(target_arch = "x86_64")]
-    Avx512(super::panels::Packed),
-    #[cfg(target_arch = "x86_64")]
     Avx2Small(super::avx2_small::Packed),
+    /// The AVX-512 or AVX2 fused kernel, by its groups' pass (chosen where the CPU has it).
     #[cfg(target_arch = "x86_64")]
-    Avx2Fused(super::panels::Packed),
+    Fused(super::panels::Packed, super::avx2_fused::Groups),
     Gemm,
 }
 
@@ -44,24 +44,24 @@ impl<'a> Ranker<'a> {
         let dim = centroids.dim;
         #[cfg(target_arch = "x86_64")]
         {
-            if super::avx512::available() {
-                let packed = super::panels::pack(&centroids.c32, &centroids.norms, dim);
-                return Ranker {
-                    centroids,
-                    kernel: Kernel::Avx512(packed),
-                };
-            }
             if super::avx2_small::serves(dim) {
                 return Ranker {
                     centroids,
                     kernel: Kernel::Avx2Small(super::avx2_small::Packed::new(centroids)),
                 };
             }
-            if super::avx2_fused::serves(dim) {
+            let groups: Option<super::avx2_fused::Groups> = if super::avx512_fused::serves(dim) {
+                Some(super::avx512_fused::groups)
+            } else if super::avx2_fused::serves(dim) {
+                Some(super::avx2_fused::groups)
+            } else {
+                None
+            };
+            if let Some(groups) = groups {
                 let packed = super::panels::pack(&centroids.c32, &centroids.norms, dim);
                 return Ranker {
                     centroids,
-                    kernel: Kernel::Avx2Fused(packed),
+                    kernel: Kernel::Fused(packed, groups),
                 };
             }
         }
@@ -73,11 +73,11 @@ impl<'a> Ranker<'a> {
 
     /// The most roundings a product of this kernel's dot products goes through: the d of the
     /// rounding bound [`super::exact`] certifies against (the dimension, but for the chunked
-    /// AVX2 kernel's sums).
+    /// sums of the AVX2 and AVX-512 fused kernels).
     pub(crate) fn terms(&self) -> usize {
         match self.kernel {
             #[cfg(target_arch = "x86_64")]
-            Kernel::Avx2Fused(_) => super::avx2_fused::terms(self.centroids.dim),
+            Kernel::Fused(..) => super::avx2_fused::terms(self.centroids.dim),
             _ => self.centroids.dim,
         }
     }
@@ -119,21 +119,26 @@ impl<'a> Ranker<'a> {
         assert!(x.len() == labels.len() * self.centroids.dim && gaps.len() == labels.len());
         match &self.kernel {
             #[cfg(target_arch = "x86_64")]
-            Kernel::Avx512(packed) => {
-                // SAFETY: the CPU has AVX-512F (checked when chosen); x holds the rows.
-                unsafe { super::avx512::assign_rows(x, self.centroids.dim, packed, labels, gaps) }
-            }
-            #[cfg(target_arch = "x86_64")]
             Kernel::Avx2Small(packed) => super::avx2_small::rank_rows(x, packed, labels, gaps),
             #[cfg(target_arch = "x86_64")]
-            Kernel::Avx2Fused(packed) => super::avx2_fused::rank_rows(
-                x,
-                self.centroids.dim,
-                packed,
-                labels,
-                gaps,
-                &mut scratch.lanes,
-            ),
+            Kernel::Fused(packed, groups) => {
+                let dim = self.centroids.dim;
+                let lanes = &mut scratch.lanes;
+                let block = super::avx2_fused::block_panels(dim);
+                // SAFETY: `groups` was chosen where the CPU has what it needs, and AVX2 and
+                // FMA (`Ranker::new`).
+                unsafe {
+                    super::avx2_fused::rank_in_blocks(
+                        x,
+                        dim,
+                        packed,
+                        (labels, gaps),
+                        lanes,
+                        block,
+                        *groups,
+                    )
+                }
+            }
             Kernel::Gemm => {
                 for ((x, lab), gap) in x
                     .chunks(ROWS * self.centroids.dim)
