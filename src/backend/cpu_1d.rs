@@ -232,8 +232,18 @@ impl Backend for Cpu1d {
             }
         }
         self.stats = self.sums.cell_stats(&self.centroids);
-        let squared = self.unit * self.unit;
-        self.stats.sse.iter_mut().for_each(|e| *e /= squared);
+        // Back to the caller's units, times 1/unit twice: exact steps (powers of two) where
+        // unit² may underflow, and products where a division took a tenth of the iteration.
+        // (1/unit overflows only for samples beyond 2¹⁰²³, whose squares f64 cannot hold.)
+        let inverse = 1.0 / self.unit;
+        let sse = self.stats.sse.iter_mut();
+        if inverse.is_finite() {
+            sse.for_each(|e| *e = *e * inverse * inverse);
+        } else {
+            // unit = 2⁻ᵏ with frexp's exponent 1 − k.
+            let k = 1 - libm::frexp(self.unit).1;
+            sse.for_each(|e| *e = libm::scalbn(*e, 2 * k));
+        }
         Ok(())
     }
 
