@@ -70,19 +70,21 @@ impl Law {
         match *self {
             Law::Normal { mean, std } => ok(
                 mean.is_finite() && std.is_finite() && std > 0.0,
-                format!("normal needs a finite mean and std > 0, got mean {mean}, std {std}"),
+                format!("normal needs a finite mean and std > 0, got mean {mean:?}, std {std:?}"),
             ),
             Law::Uniform { low, high } => ok(
                 low.is_finite() && high.is_finite() && low < high,
-                format!("uniform needs finite low < high, got [{low}, {high})"),
+                format!("uniform needs finite low < high, got [{low:?}, {high:?})"),
             ),
             Law::Exponential { rate } => ok(
                 rate.is_finite() && rate > 0.0,
-                format!("exponential needs a finite rate > 0, got {rate}"),
+                format!("exponential needs a finite rate > 0, got {rate:?}"),
             ),
             Law::LogNormal { mu, sigma } => ok(
                 mu.is_finite() && sigma.is_finite() && sigma > 0.0,
-                format!("log-normal needs a finite mu and sigma > 0, got mu {mu}, sigma {sigma}"),
+                format!(
+                    "log-normal needs a finite mu and sigma > 0, got mu {mu:?}, sigma {sigma:?}"
+                ),
             ),
         }
     }
@@ -111,7 +113,7 @@ impl Law {
                 let width = high - low;
                 if !width.is_finite() {
                     return refuse(format!(
-                        "uniform on [{low}, {high}): high − low overflows f64"
+                        "uniform on [{low:?}, {high:?}): high − low overflows f64"
                     ));
                 }
                 (
@@ -128,7 +130,7 @@ impl Law {
                 let scale = 1.0 / rate;
                 if !scale.is_finite() {
                     return refuse(format!(
-                        "exponential with rate {rate}: its mean 1/rate overflows f64"
+                        "exponential with rate {rate:?}: its mean 1/rate overflows f64"
                     ));
                 }
                 (Law::Exponential { rate: 1.0 }, 0.0, scale, 60.0)
@@ -138,7 +140,7 @@ impl Law {
                 // a finite number for the quantizer to mean anything in f64.
                 if 2.0 * mu + 2.0 * sigma * sigma >= 709.0 {
                     return refuse(format!(
-                        "log-normal with mu {mu}, sigma {sigma}: E[X²] = exp(2 mu + 2 sigma²) \
+                        "log-normal with mu {mu:?}, sigma {sigma:?}: E[X²] = exp(2 mu + 2 sigma²) \
                          overflows f64 (keep 2 mu + 2 sigma² below 709)"
                     ));
                 }
@@ -154,21 +156,21 @@ impl Law {
         let far = loc.abs() + reach * scale;
         if !far.is_finite() {
             return refuse(format!(
-                "{self:?}: its centroids (up to {reach} scales from {loc}) overflow f64"
+                "{self:?}: its centroids (up to {reach} scales from {loc:?}) overflow f64"
             ));
         }
         // The distortion is scale² times the standard law's.
         let sq = scale * scale;
         if !sq.is_finite() || sq < f64::MIN_POSITIVE {
             return refuse(format!(
-                "{self:?}: the distortion, of order {scale}², is outside f64's range \
+                "{self:?}: the distortion, of order ({scale:?})², is outside f64's range \
                  (the scale must lie between 1e-154 and 1e154)"
             ));
         }
         // Centroids a scale apart must be distinct numbers near loc: keep ~20 bits.
         if scale < loc.abs() * 2f64.powi(-32) {
             return refuse(format!(
-                "{self:?}: f64 cannot resolve cells of width {scale} around {loc} \
+                "{self:?}: f64 cannot resolve cells of width {scale:?} around {loc:?} \
                  (the scale must exceed |location| × 2⁻³²)"
             ));
         }

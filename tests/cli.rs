@@ -29,6 +29,54 @@ fn main_job_prints_the_ten_point_normal_quantizer() {
     assert!(s.contains("distortion"), "{s}");
 }
 
+/// The table shows every centroid to its leading digits at any scale: a law scaled by
+/// 10⁻¹⁰ does not print as zeros, one scaled by 10¹⁵⁰ not as 150-digit numbers: each printed
+/// centroid is the JSON's to six significant digits at least, and to eight decimals, or to
+/// nine significant digits where it is printed in scientific notation.
+#[test]
+fn quantize_table_reads_at_every_scale() {
+    for std in ["1e-10", "1", "1e150"] {
+        let args = [
+            "quantize",
+            "--n",
+            "4",
+            "--std",
+            std,
+            "--samples",
+            "20000",
+            "--device",
+            "cpu",
+        ];
+        let o = lloyd(&args);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let table = stdout(&o);
+        assert!(table.len() < 1000, "std {std}: {table}");
+        let printed: Vec<&str> = table
+            .lines()
+            .filter_map(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                (f.len() == 3 && f[0].parse::<usize>().is_ok()).then_some(f[1])
+            })
+            .collect();
+        let o = lloyd(&[&args[..], &["--json"]].concat());
+        let v: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+        let exact: Vec<f64> = serde_json::from_value(v["centroids"].clone()).unwrap();
+        assert_eq!(printed.len(), 4, "std {std}");
+        for (&p, e) in printed.iter().zip(&exact) {
+            let tolerance = if p.contains('e') {
+                5e-9 * e.abs()
+            } else {
+                5e-9
+            };
+            let error = (p.parse::<f64>().unwrap() - e).abs();
+            assert!(
+                error <= tolerance && error <= 1e-5 * e.abs(),
+                "std {std}: {p} printed for {e}"
+            );
+        }
+    }
+}
+
 #[test]
 fn quantize_json_has_every_field() {
     let o = lloyd(&[

@@ -130,7 +130,7 @@ pub fn quantize(a: &QuantizeArgs) -> Result<(), Error> {
         println!("Optimal {}-point quantizer of {source}", q.len());
         println!("{:>5}  {:>14}  {:>12}", "i", "centroid", "probability");
         for (i, (c, p)) in q.centroids.iter().zip(&q.probabilities).enumerate() {
-            println!("{:>5}  {:>14.8}  {:>12.8}", i + 1, c, p);
+            println!("{:>5}  {:>14}  {:>12.8}", i + 1, fixed_or_scientific(*c), p);
         }
         println!(
             "distortion (1/2M)Σ|x-x̂|² = {:.8e}   mse = {:.8e}",
@@ -145,6 +145,17 @@ pub fn quantize(a: &QuantizeArgs) -> Result<(), Error> {
         );
     }
     Ok(())
+}
+
+/// A centroid for the table: eight decimals where they show it to at least six significant
+/// digits, else scientific notation (a law scaled by 10⁻¹⁰ would print as zeros, one scaled
+/// by 10¹⁵⁰ as 150 digits).
+fn fixed_or_scientific(c: f64) -> String {
+    if c == 0.0 || (1e-3..1e9).contains(&c.abs()) {
+        format!("{c:.8}")
+    } else {
+        format!("{c:.8e}")
+    }
 }
 
 pub fn quantize_nd(a: &QuantizeNdArgs) -> Result<(), Error> {
