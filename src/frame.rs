@@ -577,13 +577,8 @@ mod tests {
     /// normal numbers (the scalbn branch).
     #[test]
     fn vectorised_conversion_is_the_portable_one() {
-        let mut state = 0x9e37_79b9_7f4a_7c15u64;
-        let mut next = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0
-        };
+        let mut bits = crate::backend::rank::xorshift(0x9e37_79b9_7f4a_7c15);
+        let mut next = move || (bits() >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0;
         let (n, row_len, dim, first) = (301, 13, 5, 7);
         for (shift, scale) in [(0.0, 1.0), (1e4, 3.0), (-2.5e6, 1e-3), (0.0, 1e-310)] {
             let rows: Vec<f64> = (0..n * row_len).map(|_| shift + scale * next()).collect();

@@ -22,7 +22,7 @@ use super::rank::LANES;
 
 /// Points processed together: 6 × 2 accumulators, two centroid registers and a broadcast
 /// fill fifteen of the sixteen AVX registers.
-pub(crate) const GROUP: usize = 6;
+const GROUP: usize = 6;
 /// Coordinates whose products one accumulator sums before it is added to the dot product:
 /// a product then goes through at most `CHUNK + ⌈d / CHUNK⌉` roundings ([`terms`]) rather
 /// than d, a bound 12 times tighter at d = 768, so that far fewer points are left for the
@@ -32,7 +32,7 @@ pub(crate) const CHUNK: usize = 32;
 const HALF: usize = 8;
 /// Bytes of centroid panels visited as one block (Zen 3 and most x86 cores have 512 KiB of
 /// L2 or more a core).
-pub(crate) const BLOCK_BYTES: usize = 256 * 1024;
+const BLOCK_BYTES: usize = 256 * 1024;
 
 /// Whether this CPU runs the kernel at dimension `dim` (smaller ones take
 /// [`super::avx2_small`]).
