@@ -53,11 +53,25 @@ impl F32Columns {
     /// [`ExactSum`] a column; [`F32Columns::finish`] adds what is still counted.
     pub(crate) fn add_rows(&mut self, rows: &[f32], sums: &mut [ExactSum]) {
         #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx2") {
-            // SAFETY: the feature it is compiled for was just detected.
-            unsafe { self.add_rows_avx2(rows, sums) };
-            return;
+        {
+            if std::arch::is_x86_feature_detected!("avx512f") {
+                // SAFETY: the feature it is compiled for was just detected.
+                unsafe { self.add_rows_avx512(rows, sums) };
+                return;
+            }
+            if std::arch::is_x86_feature_detected!("avx2") {
+                // SAFETY: the feature it is compiled for was just detected.
+                unsafe { self.add_rows_avx2(rows, sums) };
+                return;
+            }
         }
+        self.add_rows_of(rows, sums);
+    }
+
+    /// [`F32Columns::add_rows`] eight 64-bit counts at a time.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn add_rows_avx512(&mut self, rows: &[f32], sums: &mut [ExactSum]) {
         self.add_rows_of(rows, sums);
     }
 

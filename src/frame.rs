@@ -457,13 +457,13 @@ impl Frame {
 
     /// Row-major points in device units, each rounded once by `round` from the exact f64
     /// (on every thread).
-    fn to_device<T: Real, O: Copy + Default + Send>(
+    fn to_device<T: Real, O: bytemuck::Zeroable + Copy + Send>(
         &self,
         data: &[T],
         round: impl Fn(f64) -> O + Sync,
     ) -> Vec<O> {
         let dim = self.origin.len();
-        let mut out = vec![O::default(); data.len()];
+        let mut out = crate::huge_pages::zeroed(data.len());
         out.par_chunks_mut(dim * 1024)
             .zip(data.par_chunks(dim * 1024))
             .for_each(|(o, x)| self.columns_to_device(x, dim, 0, o, &round));

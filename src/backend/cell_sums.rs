@@ -155,6 +155,24 @@ impl Default for CellSums {
     }
 }
 
+/// [`CellSums::add_unweighted_of`] compiled with the target features `$features`: the
+/// same integer-valued f64 operations, wider, so the same sums.
+macro_rules! halves_compiled_for {
+    ($name:ident, $features:literal) => {
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = $features)]
+        unsafe fn $name(
+            &mut self,
+            halves: &mut Halves,
+            pass: &Labelled,
+            rows: std::ops::Range<usize>,
+            inside: bool,
+        ) {
+            self.add_unweighted_of(halves, pass, rows, inside);
+        }
+    };
+}
+
 impl CellSums {
     pub(crate) fn zeros(k: usize, dim: usize, error_exp: i32) -> Self {
         CellSums {
@@ -298,25 +316,23 @@ impl CellSums {
         inside: bool,
     ) {
         #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx2") {
-            // SAFETY: the feature it is compiled for was just detected.
-            unsafe { self.add_unweighted_avx2(halves, pass, rows, inside) };
-            return;
+        {
+            if std::arch::is_x86_feature_detected!("avx512f") {
+                // SAFETY: the feature it is compiled for was just detected.
+                unsafe { self.add_unweighted_avx512(halves, pass, rows, inside) };
+                return;
+            }
+            if std::arch::is_x86_feature_detected!("avx2") {
+                // SAFETY: the feature it is compiled for was just detected.
+                unsafe { self.add_unweighted_avx2(halves, pass, rows, inside) };
+                return;
+            }
         }
         self.add_unweighted_of(halves, pass, rows, inside);
     }
 
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2")]
-    unsafe fn add_unweighted_avx2(
-        &mut self,
-        halves: &mut Halves,
-        pass: &Labelled,
-        rows: std::ops::Range<usize>,
-        inside: bool,
-    ) {
-        self.add_unweighted_of(halves, pass, rows, inside);
-    }
+    halves_compiled_for!(add_unweighted_avx512, "avx512f");
+    halves_compiled_for!(add_unweighted_avx2, "avx2");
 
     #[inline(always)]
     fn add_unweighted_of(

@@ -10,7 +10,7 @@ use rayon::prelude::*;
 
 use super::cell_sums::{CellSums, Labelled};
 use super::framed::{Ranked, SubSpace};
-use super::lloyd_pass::{Pass, lloyd_pass};
+use super::lloyd_pass::{Converted, Pass, all_inside, lloyd_pass};
 use super::rank::Ranker;
 use super::{Backend, CellStats, Update};
 use crate::error::Result;
@@ -159,6 +159,8 @@ pub(crate) struct CpuDense<'a, T: Real> {
     rows: Option<&'a [T]>,
     /// The rows in the fit's frame, rounded to f32: what the ranking reads.
     points: Cow<'a, [f32]>,
+    /// Whether every value of `points` lies in [−1, 1], found once for every pass.
+    inside: bool,
     /// Weights in the frame's unit.
     weights: Option<Vec<f64>>,
     frame: Frame,
@@ -188,6 +190,7 @@ impl<'a> CpuDense<'a, f32> {
     /// Replaces the points (as many, in the same frame).
     pub(crate) fn replace_points(&mut self, data: Vec<f32>) {
         debug_assert!(self.rows.is_none() && data.len() == self.points.len());
+        self.inside = all_inside(&data);
         self.points = Cow::Owned(data);
     }
 }
@@ -223,6 +226,7 @@ impl<'a, T: Real> CpuDense<'a, T> {
         CpuDense {
             space: space_of(rows.is_some().then_some(frame), centroids, caller, dim),
             rows,
+            inside: all_inside(&points),
             points,
             weights: weights.map(|w| frame.weights_to_device(w)),
             frame: frame.clone(),
@@ -263,10 +267,22 @@ impl<T: Real> Backend for CpuDense<'_, T> {
         let weights = self.weights.as_deref();
         // Unbounded: the caller's rows are inside the frame built from them, and samples of
         // a law may lie beyond ±1 of the identity frame they are drawn in.
-        let (space, points, pass) = (&self.space, Some(&self.points[..]), &mut self.pass);
+        let converted = Converted {
+            values: &self.points,
+            inside: self.inside,
+        };
+        let (space, pass) = (&self.space, &mut self.pass);
         match self.rows {
-            Some(rows) => lloyd_pass(space, rows, points, weights, 0, false, pass),
-            None => lloyd_pass(space, &self.points, points, weights, 0, false, pass),
+            Some(rows) => lloyd_pass(space, rows, Some(converted), weights, 0, false, pass),
+            None => lloyd_pass(
+                space,
+                &self.points,
+                Some(converted),
+                weights,
+                0,
+                false,
+                pass,
+            ),
         }
         .expect("an unbounded pass has no row outside");
         Ok(())

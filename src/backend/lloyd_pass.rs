@@ -21,9 +21,26 @@ const TASK_ROWS: usize = 8192;
 const TASKS_PER_THREAD: usize = 2;
 const TASK_BYTES_BUDGET: usize = 256 << 20;
 
+/// Every row's values in a pass's frame, as [`crate::frame::Frame::to_device_f32`] gives
+/// them, converted once for all the passes of a fit, and whether every value lies in
+/// [−1, 1] ([`all_inside`], also once: at d = 768 testing each block at each pass had cost a
+/// twelfth of the ranking).
+#[derive(Clone, Copy)]
+pub(crate) struct Converted<'a> {
+    pub(crate) values: &'a [f32],
+    pub(crate) inside: bool,
+}
+
+/// Whether every value of `x` lies in [−1, 1] (a value that is not a number does not): by
+/// the magnitude's bits, an integer maximum the compiler vectorises (a float maximum it
+/// cannot reorder).
+pub(crate) fn all_inside(x: &[f32]) -> bool {
+    x.iter().fold(0u32, |m, v| m.max(v.to_bits() & 0x7fff_ffff)) <= 1.0f32.to_bits()
+}
+
 /// The statistics of one pass of `rows` (row-major, the sub-space's dimension, the caller's
-/// values; `converted`, where given, their values in the frame, as
-/// [`crate::frame::Frame::to_device_f32`] gives them) against `space`'s centroids, with each row's label in `labels` (as many as rows).
+/// values; `converted`, where given, their values in the frame) against `space`'s
+/// centroids, with each row's label in `labels` (as many as rows).
 /// `weights` are in the frame's unit, one per row; `first` is the row of `rows`' first in
 /// the whole. With `bounded`, a row outside the frame (a coordinate beyond ±1 in its units:
 /// rows the frame was not built from) is an error, its index in `rows`; without, such rows
@@ -31,7 +48,7 @@ const TASK_BYTES_BUDGET: usize = 256 << 20;
 pub(crate) fn lloyd_pass<T: Real>(
     space: &SubSpace,
     rows: &[T],
-    converted: Option<&[f32]>,
+    converted: Option<Converted<'_>>,
     weights: Option<&[f64]>,
     first: u64,
     bounded: bool,
@@ -81,19 +98,18 @@ pub(crate) fn lloyd_pass<T: Real>(
                 buf.gaps.resize(r, 0.0);
                 buf.dist.resize(r, 0.0);
                 let (gaps, dist) = (&mut buf.gaps[..r], &mut buf.dist[..r]);
-                let x = match converted {
-                    Some(c) => &c[row0 * dim..(row0 + r) * dim],
+                let (x, inside) = match converted {
+                    Some(c) => (&c.values[row0 * dim..(row0 + r) * dim], c.inside),
                     None => {
                         let x = &mut buf.x[..r * dim];
                         space.frame.columns_to_device_f32(rows, dim, 0, x);
-                        x
+                        (&*x, all_inside(x))
                     }
                 };
-                // The largest magnitude (a loop the compiler vectorises), the row only where
-                // one is out.
-                let inside = x.iter().fold(0.0f32, |m, v| m.max(v.abs())) <= 1.0;
+                // The row only where one is out.
                 if bounded && !inside {
-                    let i = x.iter().position(|v| v.abs() > 1.0).unwrap_or(0);
+                    let i = x.iter().position(|v| !all_inside(std::slice::from_ref(v)));
+                    let i = i.unwrap_or(0);
                     return Err(row0 + i / dim);
                 }
                 ranker.rank_rows(x, labels, gaps, &mut buf.scratch);
@@ -189,6 +205,32 @@ mod tests {
         }
     }
 
+    /// The test by the magnitude's bits: ±1 and subnormals are inside; the next f32 beyond
+    /// 1, infinities and values that are not numbers are not; so is every position of a
+    /// vector-width remainder.
+    #[test]
+    fn inside_is_every_magnitude_at_most_one() {
+        let above = f32::from_bits(1.0f32.to_bits() + 1);
+        assert!(all_inside(&[]));
+        assert!(all_inside(&[1.0, -1.0, 0.0, -0.0, f32::from_bits(1), 0.5]));
+        for bad in [
+            above,
+            -above,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            f32::NAN,
+            -f32::NAN,
+        ] {
+            for len in [1, 7, 16, 37] {
+                for at in [0, len / 2, len - 1] {
+                    let mut x = vec![0.25f32; len];
+                    x[at] = bad;
+                    assert!(!all_inside(&x), "{bad} at {at} of {len}");
+                }
+            }
+        }
+    }
+
     /// The pass over the caller's rows (converted block by block, or read converted) gives
     /// the statistics and labels of assigning the converted points, then reducing them: to
     /// the bit, on sizes that are not multiples of a block or a task (one row; more rows than
@@ -224,7 +266,11 @@ mod tests {
             let want = reduce_dense(&points, wd.as_deref(), dim, k, &labels, &dist, e, 5);
             // One pass leaves its memory to the next: the second reuses the first's.
             let mut pass = Pass::default();
-            for converted in [None, Some(&points[..]), None] {
+            let read = Converted {
+                values: &points,
+                inside: all_inside(&points),
+            };
+            for converted in [None, Some(read), None] {
                 lloyd_pass(&space, &data, converted, wd.as_deref(), 5, true, &mut pass).unwrap();
                 assert_eq!(pass.labels, labels, "n{n} d{dim} k{k}");
                 // As text: an empty cell's extremes hold NaN, which equals nothing.
