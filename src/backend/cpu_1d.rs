@@ -4,8 +4,9 @@
 use rayon::prelude::*;
 
 use super::cell_sums::fixed;
+use super::interval_reuse::{CellErrors, Reads};
 use super::interval_sums::{IntervalSums, fixed_square};
-use super::sorted_index::{Searches, SortedIndex, prefetch};
+use super::sorted_index::{Searches, SortedIndex};
 use super::total_order_sort::sort_total;
 use super::{Backend, CellStats, Update};
 use crate::error::Result;
@@ -24,8 +25,10 @@ pub(crate) struct Cpu1d {
     /// summed at each search, took a quarter of the memory but 30–60 % more time an iteration
     /// at N = 500: the fixed-point conversions of the samples between cost more than a miss.)
     prefix: Vec<Prefix>,
-    /// `prefix` at each of `bounds` (a buffer kept between iterations).
-    at_bounds: Vec<Prefix>,
+    /// `prefix` at each of `bounds`, read again only where a bound moved.
+    at_bounds: Reads<Prefix>,
+    /// Each cell's squared error, evaluated again only where its bounds or centroid changed.
+    errors: CellErrors,
     /// The centroids times `unit`, sorted.
     centroids: Vec<f64>,
     /// Cell `i` holds `sorted[bounds[i]..bounds[i + 1]]`.
@@ -116,7 +119,8 @@ impl Cpu1d {
             sorted,
             unit,
             prefix,
-            at_bounds: Vec::new(),
+            at_bounds: Reads::default(),
+            errors: CellErrors::default(),
             centroids: Vec::new(),
             bounds: Vec::new(),
             mids: Vec::new(),
@@ -151,6 +155,8 @@ impl Cpu1d {
         let n = centroids.len();
         let m = self.sorted.samples().len();
         self.bounds = (0..=n).map(|i| i * m / n).collect();
+        self.at_bounds.clear();
+        self.errors.clear();
         self.centroids = centroids;
         self.sums = IntervalSums::zeros(n);
         self.stats = CellStats::zeros(n);
@@ -205,17 +211,11 @@ impl Backend for Cpu1d {
         // The last bounds are where the searches start.
         self.searches
             .counts(&self.sorted, &self.mids, &mut self.bounds[1..n]);
-        for &b in &self.bounds {
-            prefetch(&self.prefix[b]);
-        }
-        self.at_bounds.clear();
-        // The loads in a loop of their own, after the prefetches: independent misses overlap.
-        self.at_bounds
-            .extend(self.bounds.iter().map(|&b| self.prefix[b]));
+        let at_bounds = self.at_bounds.read(&self.bounds, &self.prefix);
         let s = &mut self.sums;
         let cells = s.counts.iter_mut().zip(&mut s.sums).zip(&mut s.squares);
         for (((count, sum), square), (b, p)) in
-            cells.zip(self.bounds.windows(2).zip(self.at_bounds.windows(2)))
+            cells.zip(self.bounds.windows(2).zip(at_bounds.windows(2)))
         {
             *count = (b[1] - b[0]) as u64;
             *sum = p[1].0 - p[0].0;
@@ -231,18 +231,30 @@ impl Backend for Cpu1d {
                 };
             }
         }
-        self.stats = self.sums.cell_stats(&self.centroids);
+        let errors = self
+            .errors
+            .errors(&self.bounds, &self.sums, &self.centroids);
+        let stats = &mut self.stats;
+        stats.counts.clone_from(&self.sums.counts);
+        stats.mass.clear();
+        stats
+            .mass
+            .extend(self.sums.counts.iter().map(|&n| n as f64));
         // Back to the caller's units, times 1/unit twice: exact steps (powers of two) where
         // unit² may underflow, and products where a division took a tenth of the iteration.
         // (1/unit overflows only for samples beyond 2¹⁰²³, whose squares f64 cannot hold.)
         let inverse = 1.0 / self.unit;
-        let sse = self.stats.sse.iter_mut();
+        stats.sse.clear();
         if inverse.is_finite() {
-            sse.for_each(|e| *e = *e * inverse * inverse);
+            stats
+                .sse
+                .extend(errors.iter().map(|e| e * inverse * inverse));
         } else {
             // unit = 2⁻ᵏ with frexp's exponent 1 − k.
             let k = 1 - libm::frexp(self.unit).1;
-            sse.for_each(|e| *e = libm::scalbn(*e, 2 * k));
+            stats
+                .sse
+                .extend(errors.iter().map(|&e| libm::scalbn(e, 2 * k)));
         }
         Ok(())
     }

@@ -245,7 +245,7 @@ unsafe fn means_avx512(sums: &IntervalSums, c: &mut [f64]) {
 }
 
 /// The statistics of one pass, cells in increasing order of their centroids.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub(crate) struct IntervalSums {
     pub counts: Vec<u64>,
     /// Σ x in fixed point (2⁻⁶⁴ units).
@@ -331,7 +331,7 @@ impl IntervalSums {
     /// with AVX2 and FMA, four cells at a time and exact products in two operations instead
     /// of seventeen (the same bits: both products are exact, unless c² underflows, below
     /// 10⁻³⁰⁰).
-    fn errors(&self, centroids: &[f64]) -> Vec<f64> {
+    pub(crate) fn errors(&self, centroids: &[f64]) -> Vec<f64> {
         let mut out = vec![0.0; self.k()];
         if !self.small() {
             errors_of::<false, false>(self, centroids, &mut out);

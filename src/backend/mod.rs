@@ -16,6 +16,7 @@ pub(crate) mod empty_cells;
 pub(crate) mod exact;
 pub(crate) mod framed;
 pub(crate) mod fresh;
+pub(crate) mod interval_reuse;
 pub(crate) mod interval_sums;
 pub(crate) mod lloyd_pass;
 pub(crate) mod panels;
