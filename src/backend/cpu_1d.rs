@@ -4,9 +4,9 @@
 use rayon::prelude::*;
 
 use super::cell_sums::fixed;
-use super::interval_reuse::{CellErrors, Reads};
 use super::interval_sums::{IntervalSums, fixed_square};
-use super::sorted_index::{Searches, SortedIndex};
+use super::kept_errors::CellErrors;
+use super::sorted_index::{Searches, SortedIndex, prefetch};
 use super::total_order_sort::sort_total;
 use super::{Backend, CellStats, Update};
 use crate::error::Result;
@@ -25,8 +25,8 @@ pub(crate) struct Cpu1d {
     /// summed at each search, took a quarter of the memory but 30–60 % more time an iteration
     /// at N = 500: the fixed-point conversions of the samples between cost more than a miss.)
     prefix: Vec<Prefix>,
-    /// `prefix` at each of `bounds`, read again only where a bound moved.
-    at_bounds: Reads<Prefix>,
+    /// `prefix` at each of `bounds` (a buffer kept between iterations).
+    at_bounds: Vec<Prefix>,
     /// Each cell's squared error, evaluated again only where its bounds or centroid changed.
     errors: CellErrors,
     /// The centroids times `unit`, sorted.
@@ -119,7 +119,7 @@ impl Cpu1d {
             sorted,
             unit,
             prefix,
-            at_bounds: Reads::default(),
+            at_bounds: Vec::new(),
             errors: CellErrors::default(),
             centroids: Vec::new(),
             bounds: Vec::new(),
@@ -155,7 +155,6 @@ impl Cpu1d {
         let n = centroids.len();
         let m = self.sorted.samples().len();
         self.bounds = (0..=n).map(|i| i * m / n).collect();
-        self.at_bounds.clear();
         self.errors.clear();
         self.centroids = centroids;
         self.sums = IntervalSums::zeros(n);
@@ -211,7 +210,14 @@ impl Backend for Cpu1d {
         // The last bounds are where the searches start.
         self.searches
             .counts(&self.sorted, &self.mids, &mut self.bounds[1..n]);
-        let at_bounds = self.at_bounds.read(&self.bounds, &self.prefix);
+        for &b in &self.bounds {
+            prefetch(&self.prefix[b]);
+        }
+        // The loads in a loop of their own, after the prefetches: independent misses overlap.
+        self.at_bounds.clear();
+        self.at_bounds
+            .extend(self.bounds.iter().map(|&b| self.prefix[b]));
+        let at_bounds = &self.at_bounds;
         let s = &mut self.sums;
         let cells = s.counts.iter_mut().zip(&mut s.sums).zip(&mut s.squares);
         for (((count, sum), square), (b, p)) in

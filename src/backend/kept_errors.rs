@@ -1,79 +1,16 @@
-//! What a 1-D iteration takes over from the last: the prefix sums read at each boundary,
-//! and each cell's squared error. Late in a fit most boundaries do not move (at N = 500,
-//! M = 2·10⁵ from the quantiles, nine in ten from the thirtieth iteration on), so reading
-//! the prefix sums again (a cache miss each: a quarter of an iteration) and evaluating every
-//! cell's error again (another quarter) redo work whose inputs have not changed.
+//! Each 1-D cell's squared error, kept between iterations. Late in a fit most boundaries do
+//! not move (at N = 500, M = 2·10⁵ from the quantiles, nine in ten from the thirtieth
+//! iteration on), and evaluating every cell's error again in double-double arithmetic was a
+//! quarter of an iteration. A cell's sums are a function of its two boundaries alone
+//! (differences of fixed prefix sums), and its error a function of those sums and its
+//! centroid: an error kept for the same boundaries and centroid is the same bits as one
+//! evaluated again.
 //!
-//! A cell's sums are a function of its two boundaries alone (differences of fixed prefix
-//! sums), and its error a function of those sums and its centroid: whatever is kept was
-//! computed from the same inputs, so it is the same bits as computing it again.
+//! (The prefix sums at the boundaries are not kept: those of boundaries that did not move
+//! are read from lines the last iteration brought into cache, so keeping them saved nothing
+//! measurable.)
 
 use super::interval_sums::IntervalSums;
-use super::sorted_index::prefetch;
-
-/// Entries of a table read at a list of positions, kept with the positions they were read
-/// at.
-#[derive(Debug)]
-pub(crate) struct Reads<P> {
-    at: Vec<usize>,
-    values: Vec<P>,
-    /// Buffers kept between calls: which positions moved, and their indices.
-    changed: Vec<u8>,
-    moved: Vec<usize>,
-}
-
-impl<P> Default for Reads<P> {
-    fn default() -> Self {
-        Reads {
-            at: Vec::new(),
-            values: Vec::new(),
-            changed: Vec::new(),
-            moved: Vec::new(),
-        }
-    }
-}
-
-impl<P: Copy> Reads<P> {
-    /// `table[positions[i]]` for every `i`: the entries kept where the position is the one
-    /// they were read at, the others read again (all prefetched first, so that their misses
-    /// overlap).
-    pub(crate) fn read(&mut self, positions: &[usize], table: &[P]) -> &[P] {
-        if self.at.len() == positions.len() {
-            self.changed.resize(positions.len(), 0);
-            let pairs = self.changed.iter_mut().zip(&mut self.at).zip(positions);
-            for ((changed, then), &now) in pairs {
-                *changed = u8::from(now != *then);
-                *then = now;
-            }
-            // Where most moved (early in a fit, or few cells over many samples), every entry
-            // is read in order, with no list of indices to go through.
-            if 2 * count(&self.changed) <= positions.len() {
-                set_indices(&self.changed, &mut self.moved);
-                for &i in &self.moved {
-                    prefetch(&table[positions[i]]);
-                }
-                for &i in &self.moved {
-                    self.values[i] = table[positions[i]];
-                }
-                return &self.values;
-            }
-        }
-        self.at.clear();
-        self.at.extend_from_slice(positions);
-        for &p in positions {
-            prefetch(&table[p]);
-        }
-        self.values.clear();
-        self.values.extend(positions.iter().map(|&p| table[p]));
-        &self.values
-    }
-
-    /// Forgets every entry (the table or the number of positions changes).
-    pub(crate) fn clear(&mut self) {
-        self.at.clear();
-        self.values.clear();
-    }
-}
 
 /// How many flags are set (a sum the compiler vectorises).
 fn count(flags: &[u8]) -> usize {
@@ -143,7 +80,9 @@ impl CellErrors {
             *changed = u8::from((l != *low) | (h != *high) | (c != *centroid));
             (*low, *high, *centroid) = (l, h, c);
         }
-        if 2 * count(&self.changed) > k {
+        // Where more than a quarter changed (early in a fit, or cells of many samples whose
+        // boundaries all move), evaluating all costs less than gathering and scattering them.
+        if 4 * count(&self.changed) > k {
             self.values = sums.errors(centroids);
             return &self.values;
         }
@@ -194,27 +133,6 @@ mod tests {
                 let want: Vec<usize> = (0..len).filter(|&i| flags[i] != 0).collect();
                 assert_eq!(out, want, "length {len}, density {density}/8");
             }
-        }
-    }
-
-    /// Kept reads equal fresh ones while positions move, stay, and change in number.
-    #[test]
-    fn kept_reads_are_the_table_at_the_positions() {
-        let table: Vec<u64> = (0..1000u64).map(|i| i.wrapping_mul(0x9e37_79b9)).collect();
-        let mut reads = Reads::default();
-        let mut next = crate::backend::rank::xorshift(3);
-        let mut positions: Vec<usize> = (0..17).map(|i| i * 50).collect();
-        for round in 0..200 {
-            if round % 50 == 49 {
-                positions.push(999);
-            }
-            for p in positions.iter_mut() {
-                if next().is_multiple_of(4) {
-                    *p = (next() % 1000) as usize;
-                }
-            }
-            let want: Vec<u64> = positions.iter().map(|&p| table[p]).collect();
-            assert_eq!(reads.read(&positions, &table), &want[..], "round {round}");
         }
     }
 
