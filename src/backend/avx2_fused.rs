@@ -37,7 +37,7 @@ const BLOCK_BYTES: usize = 256 * 1024;
 /// Whether this CPU runs the kernel at dimension `dim` (smaller ones take
 /// [`super::avx2_small`]).
 pub(crate) fn serves(dim: usize) -> bool {
-    dim > super::avx2_small::MAX_DIM
+    dim > super::small_kernel::MAX_DIM
         && is_x86_feature_detected!("avx2")
         && is_x86_feature_detected!("fma")
 }

@@ -9,6 +9,7 @@ pub(crate) mod avx2_fused;
 #[cfg(target_arch = "x86_64")]
 pub(crate) mod avx2_small;
 pub(crate) mod avx512_fused;
+pub(crate) mod avx512_small;
 pub(crate) mod cell_sums;
 pub(crate) mod cpu_1d;
 pub(crate) mod cpu_dense;
@@ -22,6 +23,7 @@ pub(crate) mod lloyd_pass;
 pub(crate) mod panels;
 pub(crate) mod pq_codes;
 pub(crate) mod rank;
+pub(crate) mod small_kernel;
 pub(crate) mod sorted_index;
 pub(crate) mod total_order_sort;
 

@@ -23,13 +23,18 @@ pub(crate) struct Ranker<'a> {
 }
 
 enum Kernel {
+    /// The small-dimension kernel, AVX-512 or AVX2 (the same labels and gaps).
     #[cfg(target_arch = "x86_64")]
-    Avx2Small(super::avx2_small::Packed),
+    Small(super::small_kernel::Packed, SmallRank),
     /// The AVX-512 or AVX2 fused kernel, by its groups' pass (chosen where the CPU has it).
     #[cfg(target_arch = "x86_64")]
     Fused(super::panels::Packed, super::avx2_fused::Groups),
     Gemm,
 }
+
+/// A small-dimension kernel's ranking of rows ([`super::avx2_small::rank_rows`]).
+#[cfg(target_arch = "x86_64")]
+type SmallRank = fn(&[f32], &super::small_kernel::Packed, &mut [u32], &mut [f32]);
 
 /// The buffers of the matrix product's tiles, kept by a thread between calls.
 #[derive(Default)]
@@ -45,9 +50,15 @@ impl<'a> Ranker<'a> {
         #[cfg(target_arch = "x86_64")]
         {
             if super::avx2_small::serves(dim) {
+                let rank: SmallRank = if super::avx512_small::serves(dim) {
+                    super::avx512_small::rank_rows
+                } else {
+                    super::avx2_small::rank_rows
+                };
+                let packed = super::small_kernel::Packed::new(centroids);
                 return Ranker {
                     centroids,
-                    kernel: Kernel::Avx2Small(super::avx2_small::Packed::new(centroids)),
+                    kernel: Kernel::Small(packed, rank),
                 };
             }
             let groups: Option<super::avx2_fused::Groups> = if super::avx512_fused::serves(dim) {
@@ -119,7 +130,7 @@ impl<'a> Ranker<'a> {
         assert!(x.len() == labels.len() * self.centroids.dim && gaps.len() == labels.len());
         match &self.kernel {
             #[cfg(target_arch = "x86_64")]
-            Kernel::Avx2Small(packed) => super::avx2_small::rank_rows(x, packed, labels, gaps),
+            Kernel::Small(packed, rank) => rank(x, packed, labels, gaps),
             #[cfg(target_arch = "x86_64")]
             Kernel::Fused(packed, groups) => {
                 let dim = self.centroids.dim;
