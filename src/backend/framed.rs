@@ -94,20 +94,43 @@ impl SubSpace {
         let c = &self.centroids;
         let dim = c.dim;
         let mut undecided = Vec::new();
-        for (r, x) in b.x.chunks_exact(dim).enumerate() {
-            let l = b.labels[r] as usize;
-            // The exact distance the statistics need is also the bound's D.
-            let dist = distance::<AVX2_FMA>(x, &c.c64[l * dim..(l + 1) * dim]);
+        let mut check = |r: usize, dist: f64, norm_sq: f32| {
             b.dist[r] = dist;
-            let (norm_sq, gap) = (f64::from(squared_norm(x)), f64::from(b.gaps[r]));
+            let (norm_sq, gap) = (f64::from(norm_sq), f64::from(b.gaps[r]));
             // Most gaps clear the bound that needs no square root.
             if clears_bound_for_rounded_point(norm_sq, dist, gap, b.terms) {
-                continue;
+                return;
             }
             let norm = norm_sq.sqrt();
             if undecided_for_rounded_point(norm, dist, gap, b.terms) {
                 undecided.push(Undecided { row: r, norm });
             }
+        };
+        let centroid = |r: usize| {
+            let l = b.labels[r] as usize;
+            &c.c64[l * dim..(l + 1) * dim]
+        };
+        // The exact distance the statistics need is also the bound's D.
+        let mut first = 0;
+        #[cfg(target_arch = "x86_64")]
+        if AVX2_FMA {
+            first = b.x.len() / dim / 2 * 2;
+            for r in (0..first).step_by(2) {
+                let x = |r: usize| &b.x[r * dim..(r + 1) * dim];
+                // SAFETY: only `SubSpace::certify_avx2`, which runs where AVX2 and FMA were
+                // detected, passes true.
+                let (d, n) = unsafe {
+                    super::exact::distances_and_norms_avx2(
+                        [x(r), x(r + 1)],
+                        [centroid(r), centroid(r + 1)],
+                    )
+                };
+                check(r, d[0], n[0]);
+                check(r + 1, d[1], n[1]);
+            }
+        }
+        for (r, x) in b.x.chunks_exact(dim).enumerate().skip(first) {
+            check(r, distance::<AVX2_FMA>(x, centroid(r)), squared_norm(x));
         }
         if undecided.is_empty() {
             return;
