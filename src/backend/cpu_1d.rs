@@ -213,15 +213,14 @@ impl Backend for Cpu1d {
         for &b in &self.bounds {
             prefetch(&self.prefix[b]);
         }
-        // The loads in a loop of their own, after the prefetches: independent misses overlap.
         self.at_bounds.clear();
+        // The loads in a loop of their own, after the prefetches: independent misses overlap.
         self.at_bounds
             .extend(self.bounds.iter().map(|&b| self.prefix[b]));
-        let at_bounds = &self.at_bounds;
         let s = &mut self.sums;
         let cells = s.counts.iter_mut().zip(&mut s.sums).zip(&mut s.squares);
         for (((count, sum), square), (b, p)) in
-            cells.zip(self.bounds.windows(2).zip(at_bounds.windows(2)))
+            cells.zip(self.bounds.windows(2).zip(self.at_bounds.windows(2)))
         {
             *count = (b[1] - b[0]) as u64;
             *sum = p[1].0 - p[0].0;

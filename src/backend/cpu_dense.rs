@@ -190,7 +190,7 @@ impl<'a> CpuDense<'a, f32> {
     /// Replaces the points (as many, in the same frame).
     pub(crate) fn replace_points(&mut self, data: Vec<f32>) {
         debug_assert!(self.rows.is_none() && data.len() == self.points.len());
-        self.inside = all_inside(&data);
+        self.inside = all_inside_parallel(&data);
         self.points = Cow::Owned(data);
     }
 }
@@ -226,7 +226,7 @@ impl<'a, T: Real> CpuDense<'a, T> {
         CpuDense {
             space: space_of(rows.is_some().then_some(frame), centroids, caller, dim),
             rows,
-            inside: all_inside(&points),
+            inside: all_inside_parallel(&points),
             points,
             weights: weights.map(|w| frame.weights_to_device(w)),
             frame: frame.clone(),
@@ -245,6 +245,11 @@ impl<'a, T: Real> CpuDense<'a, T> {
             self.dim,
         )
     }
+}
+
+/// [`all_inside`] on every thread: a fit's points are tested once, before its first pass.
+fn all_inside_parallel(points: &[f32]) -> bool {
+    points.par_chunks(1 << 16).all(all_inside)
 }
 
 /// The space of centroids `device` (frame units) whose caller's values are `caller` where

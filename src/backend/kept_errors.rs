@@ -37,8 +37,9 @@ fn set_indices(flags: &[u8], out: &mut Vec<usize>) {
 /// it was evaluated for.
 #[derive(Debug, Default)]
 pub(crate) struct CellErrors {
-    low: Vec<usize>,
-    high: Vec<usize>,
+    /// The bounds and the centroids' bits of the last call (cell `j`'s key is
+    /// `bounds[j]`, `bounds[j + 1]` and `centroid[j]`).
+    bounds: Vec<usize>,
     centroid: Vec<u64>,
     values: Vec<f64>,
     /// Buffers kept between calls: which cells changed, their indices, their sums and
@@ -63,23 +64,23 @@ impl CellErrors {
         debug_assert!(bounds.len() == k + 1 && sums.k() == k);
         if self.values.len() != k {
             self.values = sums.errors(centroids);
-            self.low = bounds[..k].to_vec();
-            self.high = bounds[1..].to_vec();
+            self.bounds = bounds.to_vec();
             self.centroid = centroids.iter().map(|c| c.to_bits()).collect();
             return &self.values;
         }
         // Whether each cell changed, in a loop of zipped slices that the compiler vectorises,
         // then the indices of those that did, eight cells a test.
         self.changed.resize(k, 0);
-        let kept = (self.low.iter_mut().zip(&mut self.high)).zip(&mut self.centroid);
+        let kept = (self.bounds[..k].iter().zip(&self.bounds[1..])).zip(&mut self.centroid);
         let now = (bounds[..k].iter().zip(&bounds[1..])).zip(centroids);
-        for ((changed, ((low, high), centroid)), ((&l, &h), c)) in
+        for ((changed, ((low, high), centroid)), ((l, h), c)) in
             self.changed.iter_mut().zip(kept).zip(now)
         {
             let c = c.to_bits();
-            *changed = u8::from((l != *low) | (h != *high) | (c != *centroid));
-            (*low, *high, *centroid) = (l, h, c);
+            *changed = u8::from((l != low) | (h != high) | (c != *centroid));
+            *centroid = c;
         }
+        self.bounds.copy_from_slice(bounds);
         // Where more than a quarter changed (early in a fit, or cells of many samples whose
         // boundaries all move), evaluating all costs less than gathering and scattering them.
         if 4 * count(&self.changed) > k {
