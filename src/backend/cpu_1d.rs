@@ -208,11 +208,14 @@ impl Backend for Cpu1d {
             .extend(self.centroids.windows(2).map(|w| midpoint(w[0], w[1])));
         // Ties (a point exactly on the midpoint) go to the lower cell, as in the d-D argmin.
         // The last bounds are where the searches start.
+        // Each prefix entry asked for as soon as its bound is found, so that its miss
+        // overlaps the searches still going on.
+        let prefix = &self.prefix;
         self.searches
-            .counts(&self.sorted, &self.mids, &mut self.bounds[1..n]);
-        for &b in &self.bounds {
-            prefetch(&self.prefix[b]);
-        }
+            .counts(&self.sorted, &self.mids, &mut self.bounds[1..n], |b| {
+                prefetch(&prefix[b])
+            });
+        prefetch(&self.prefix[self.bounds[n]]);
         self.at_bounds.clear();
         // The loads in a loop of their own, after the prefetches: independent misses overlap.
         self.at_bounds
