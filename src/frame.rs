@@ -483,6 +483,17 @@ impl Frame {
         self.columns_to_device(rows, row_len, first, out, &|v| v as f32);
     }
 
+    /// [`Frame::columns_to_device_f32`] in f64: the values [`Frame::to_device_f64`] gives.
+    pub(crate) fn columns_to_device_f64<T: Real>(
+        &self,
+        rows: &[T],
+        row_len: usize,
+        first: usize,
+        out: &mut [f64],
+    ) {
+        self.columns_to_device(rows, row_len, first, out, &|v| v);
+    }
+
     /// [`Frame::columns_to_device_of`] compiled for the widest vectors this CPU has: the
     /// generic build takes two values at a time, and the conversion was a tenth of a PQ
     /// encoding's kernel time and of a Dask block's. Each value goes through the same

@@ -12,7 +12,7 @@ use crate::codebook::Encoder;
 use crate::data::{check_points, check_weight_values};
 use crate::error::{Error, Result};
 use crate::frame::Frame;
-use crate::real::Real;
+use crate::real::{Precision, Real};
 
 /// The per-cell sufficient statistics of one assignment pass of points (and weights) to
 /// centroids: counts, weights, coordinate sums and squared errors, with each cell's farthest
@@ -246,16 +246,14 @@ impl LloydStats {
                 return Err(outside(i));
             }
             let (labels, dist) = encoder.inner.gpu_assign(&points, &c, dim)?;
-            let cells = reduce_dense(
-                &points,
-                w,
-                dim,
-                c.len() / dim,
-                &labels,
-                &dist,
-                error_exponent(&c, dim),
-                first_row,
-            );
+            let (k, e) = (c.len() / dim, error_exponent(&c, dim));
+            // Float64 rows summed in f64, as a CPU pass sums them.
+            let cells = if T::PRECISION == Precision::F64 {
+                let wide = frame.to_device_f64(data);
+                reduce_dense(&wide, w, dim, k, &labels, &dist, e, first_row)
+            } else {
+                reduce_dense(&points, w, dim, k, &labels, &dist, e, first_row)
+            };
             (cells, labels)
         };
         let stats = LloydStats {

@@ -423,3 +423,64 @@ fn spherical_kmeans_assigns_by_inner_product_on_unit_centroids() {
         }
     }
 }
+
+/// Float64 rows keep their precision in the centroids: each is its cell's (weighted) mean to
+/// a few f64 roundings, not to the 2⁻²⁴ of the data's extent of the f32 values the ranking
+/// reads (which left 0.99999997877 for the 1.0 of scikit-learn's
+/// `test_kmeans_empty_cluster_relocated`). Values that f32 cannot hold, shifted far from the
+/// origin and not, weighted and not, two and three dimensions.
+#[test]
+fn float64_centroids_are_their_cells_means() {
+    let close = |got: f64, want: f64, scale: f64| (got - want).abs() <= 1e-14 * scale;
+    // scikit-learn's case: the empty cell takes the far point, then each cell its point.
+    let fit = KMeans::new(2)
+        .init(Init::given(&[-1.0f64, 10.0]))
+        .device(Device::Cpu)
+        .fit_weighted(&[-1.0f64, 1.0], 1, &[1.9f32, 0.1])
+        .unwrap();
+    let mut c = fit.codebook.centroids().to_vec();
+    c.sort_by(f64::total_cmp);
+    assert_eq!(c, [-1.0, 1.0]);
+    for (shift, dim) in [(0.0, 2usize), (1e4, 2), (-3.5e7, 3)] {
+        let rows = 60;
+        let data: Vec<f64> = (0..rows * dim)
+            .map(|i| {
+                let group = (i / dim) % 3;
+                shift + 10.0 * group as f64 + ((i * 7919) % 1000) as f64 * 1.000_000_123e-3
+            })
+            .collect();
+        let weights: Vec<f32> = (0..rows).map(|i| 0.5 + (i % 5) as f32 * 0.3).collect();
+        let init: Vec<f64> = data[..3 * dim].to_vec();
+        for weighted in [false, true] {
+            let p = KMeans::new(3)
+                .init(Init::given(&init))
+                .iterations(20)
+                .device(Device::Cpu);
+            let fit = if weighted {
+                p.fit_weighted(&data, dim, &weights).unwrap()
+            } else {
+                p.fit(&data, dim).unwrap()
+            };
+            let mut sums = vec![0.0f64; 3 * dim];
+            let mut mass = [0.0f64; 3];
+            for (i, &l) in fit.labels.iter().enumerate() {
+                let w = if weighted { f64::from(weights[i]) } else { 1.0 };
+                mass[l as usize] += w;
+                for j in 0..dim {
+                    sums[l as usize * dim + j] += w * (data[i * dim + j] - shift);
+                }
+            }
+            for cell in 0..3 {
+                for j in 0..dim {
+                    let want = shift + sums[cell * dim + j] / mass[cell];
+                    let got = fit.codebook.centroid(cell)[j];
+                    let scale = shift.abs().max(30.0);
+                    assert!(
+                        close(got, want, scale),
+                        "shift {shift}, d {dim}, weighted {weighted}, cell {cell}: {got} vs {want}"
+                    );
+                }
+            }
+        }
+    }
+}

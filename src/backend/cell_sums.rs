@@ -11,12 +11,14 @@
 use super::CellStats;
 use super::empty_cells::Extremes;
 use crate::error::{Error, Result};
+use crate::real::Real;
 
 /// Points of one pass with their labels and squared distances.
 #[derive(Clone, Copy)]
-pub(crate) struct Labelled<'a> {
-    /// Row-major, in frame units.
-    pub data: &'a [f32],
+pub(crate) struct Labelled<'a, V: Real = f32> {
+    /// Row-major, in frame units: f32 (what the ranking reads), or f64 (the values of the
+    /// caller's float64 rows in the frame, so that their sums keep their precision).
+    pub data: &'a [V],
     /// Indexed like `data`'s rows.
     pub labels: &'a [u32],
     pub dist: &'a [f64],
@@ -60,7 +62,8 @@ fn fixed_halves(v: f64) -> (f64, f64) {
 
 /// Points summed in f64 halves before they are carried into the i128 sums: with |v| ≤ 1
 /// (frame values; points with any coordinate beyond go to the i128 sums directly) every
-/// partial sum stays below 2⁵⁰, so f64 adds integers exactly.
+/// partial sum stays below 2⁵⁰, so f64 adds integers exactly. (So it does with |v| ≤ 2: a
+/// float64 row inside the frame in f32 may lie 2⁻²⁴ beyond it in f64.)
 const HALVES_BLOCK: usize = 1 << 18;
 
 /// Coordinate sums of unweighted points as the two integer-valued f64 halves of
@@ -161,10 +164,10 @@ macro_rules! halves_compiled_for {
     ($name:ident, $features:literal) => {
         #[cfg(target_arch = "x86_64")]
         #[target_feature(enable = $features)]
-        unsafe fn $name(
+        unsafe fn $name<V: Real>(
             &mut self,
             halves: &mut Halves,
-            pass: &Labelled,
+            pass: &Labelled<'_, V>,
             rows: std::ops::Range<usize>,
             inside: bool,
         ) {
@@ -253,19 +256,19 @@ impl CellSums {
     /// Adds point `x` (frame units) of weight `w` (the frame's unit, at most 1) in cell `l`
     /// at squared distance `dist`; `row` is its index in the whole data.
     #[inline(always)]
-    pub(crate) fn add(&mut self, l: usize, x: &[f32], w: Option<f64>, dist: f64, row: u64) {
+    pub(crate) fn add<V: Real>(&mut self, l: usize, x: &[V], w: Option<f64>, dist: f64, row: u64) {
         self.add_scalars(l, w, dist, row);
         let dim = self.dim;
         let s = &mut self.sums[l * dim..(l + 1) * dim];
         match w {
             None => {
                 for (acc, &v) in s.iter_mut().zip(x) {
-                    *acc += fixed(f64::from(v));
+                    *acc += fixed(v.to_f64());
                 }
             }
             Some(w) => {
                 for (acc, &v) in s.iter_mut().zip(x) {
-                    *acc += fixed(w * f64::from(v));
+                    *acc += fixed(w * v.to_f64());
                 }
             }
         }
@@ -297,7 +300,12 @@ impl CellSums {
 
     /// Adds the unweighted points `rows` of a labelled pass. The same sums as [`CellSums::add`]
     /// point by point, to the bit (see [`Halves`]).
-    pub(crate) fn add_unweighted(&mut self, pass: &Labelled, rows: std::ops::Range<usize>) {
+    #[cfg(test)]
+    pub(crate) fn add_unweighted<V: Real>(
+        &mut self,
+        pass: &Labelled<'_, V>,
+        rows: std::ops::Range<usize>,
+    ) {
         let mut halves = Halves::default();
         self.add_unweighted_halves(&mut halves, pass, rows, false);
         self.carry(&mut halves);
@@ -306,12 +314,12 @@ impl CellSums {
     /// [`CellSums::add_unweighted`] into `halves`, carried into the sums only when they are
     /// full: a pass that adds a few hundred points at a time carries once per
     /// [`HALVES_BLOCK`] points, not once per call. Call [`CellSums::carry`] at the end.
-    /// `inside`: the caller knows every coordinate of these points lies in [−1, 1], so no
-    /// point is tested for it.
-    pub(crate) fn add_unweighted_halves(
+    /// `inside`: the caller knows every coordinate of these points lies in [−1, 1] (or, for
+    /// float64 values, rounds to an f32 there: 2⁻²⁴ beyond at most), so no point is tested.
+    pub(crate) fn add_unweighted_halves<V: Real>(
         &mut self,
         halves: &mut Halves,
-        pass: &Labelled,
+        pass: &Labelled<'_, V>,
         rows: std::ops::Range<usize>,
         inside: bool,
     ) {
@@ -335,10 +343,10 @@ impl CellSums {
     halves_compiled_for!(add_unweighted_avx2, "avx2");
 
     #[inline(always)]
-    fn add_unweighted_of(
+    fn add_unweighted_of<V: Real>(
         &mut self,
         halves: &mut Halves,
-        pass: &Labelled,
+        pass: &Labelled<'_, V>,
         rows: std::ops::Range<usize>,
         inside: bool,
     ) {
@@ -364,7 +372,7 @@ impl CellSums {
             for i in start..end {
                 let l = labels[i] as usize;
                 let x = &data[i * dim..(i + 1) * dim];
-                if !inside && !x.iter().all(|v| v.abs() <= 1.0) {
+                if !inside && !x.iter().all(|v| v.to_f64().abs() <= 1.0) {
                     // Outside the frame (statistics of data the frame was not built from):
                     // the i128 sums directly, which hold any value.
                     self.add(l, x, None, dist[i], first + i as u64);
@@ -376,7 +384,7 @@ impl CellSums {
                     &mut lo[l * dim..(l + 1) * dim],
                 );
                 for ((h, o), &v) in h.iter_mut().zip(o).zip(x) {
-                    let (a, b) = fixed_halves(f64::from(v));
+                    let (a, b) = fixed_halves(v.to_f64());
                     *h += a;
                     *o += b;
                 }
@@ -435,11 +443,13 @@ impl CellSums {
 
     /// Copies each cell's far and near points out of `data` (frame units), whose first row is
     /// row `first` of the whole.
-    pub(crate) fn fill_points(&mut self, data: &[f32], first: u64) {
+    pub(crate) fn fill_points<V: Real>(&mut self, data: &[V], first: u64) {
         let dim = self.dim;
         self.fill_points_with(|row, out| {
             let i = (row - first) as usize;
-            out.copy_from_slice(&data[i * dim..(i + 1) * dim]);
+            for (o, v) in out.iter_mut().zip(&data[i * dim..(i + 1) * dim]) {
+                *o = v.to_f64() as f32;
+            }
         });
     }
 

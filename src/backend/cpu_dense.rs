@@ -8,9 +8,9 @@ use std::borrow::Cow;
 
 use rayon::prelude::*;
 
-use super::cell_sums::{CellSums, Labelled};
+use super::cell_sums::{CellSums, Halves};
 use super::framed::{Ranked, SubSpace};
-use super::lloyd_pass::{Converted, Pass, all_inside, lloyd_pass};
+use super::lloyd_pass::{Converted, Pass, add_block, all_inside, lloyd_pass};
 use super::rank::Ranker;
 use super::{Backend, CellStats, Update};
 use crate::error::Result;
@@ -97,8 +97,8 @@ pub(crate) fn assign_dense(
 /// thread count, and the same as the statistics of any split of the points merged. `first`
 /// is the row of `data`'s first point in the whole; the far and near points are filled.
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn reduce_dense(
-    data: &[f32],
+pub(crate) fn reduce_dense<V: Real>(
+    data: &[V],
     weights: Option<&[f64]>,
     dim: usize,
     k: usize,
@@ -118,24 +118,19 @@ pub(crate) fn reduce_dense(
         .into_par_iter()
         .map(|c| {
             let mut r = CellSums::zeros(k, dim, error_exp);
+            let mut halves = Halves::default();
             let rows = c * len..((c + 1) * len).min(n);
-            match weights {
-                None => {
-                    let pass = Labelled {
-                        data,
-                        labels,
-                        dist,
-                        first,
-                    };
-                    r.add_unweighted(&pass, rows);
-                }
-                Some(w) => {
-                    for i in rows {
-                        let x = &data[i * dim..(i + 1) * dim];
-                        r.add(labels[i] as usize, x, Some(w[i]), dist[i], first + i as u64);
-                    }
-                }
-            }
+            add_block(
+                &mut r,
+                &mut halves,
+                &data[rows.start * dim..rows.end * dim],
+                false,
+                &labels[rows.clone()],
+                &dist[rows.clone()],
+                weights.map(|w| &w[rows.clone()]),
+                (0, first + rows.start as u64),
+            );
+            r.carry(&mut halves);
             r
         })
         .collect();

@@ -12,7 +12,7 @@ use rayon::prelude::*;
 use super::cell_sums::{CellSums, Halves, Labelled, error_exponent};
 use super::framed::{BLOCK, Buffers, Ranked, SubSpace};
 use super::rank::Ranker;
-use crate::real::Real;
+use crate::real::{Precision, Real};
 
 /// Rows per task at least, and tasks per thread at most: each task holds k x d fixed-point
 /// sums, zeroed and merged, so no more tasks than balance needs. The sums are exact, so the
@@ -20,6 +20,9 @@ use crate::real::Real;
 const TASK_ROWS: usize = 8192;
 const TASKS_PER_THREAD: usize = 2;
 const TASK_BYTES_BUDGET: usize = 256 << 20;
+
+/// Values of float64 rows converted at a time for their sums (64 KiB).
+const WIDE_VALUES: usize = 8192;
 
 /// Every row's values in a pass's frame, as [`crate::frame::Frame::to_device_f32`] gives
 /// them, converted once for all the passes of a fit, and whether every value lies in
@@ -36,6 +39,38 @@ pub(crate) struct Converted<'a> {
 /// cannot reorder).
 pub(crate) fn all_inside(x: &[f32]) -> bool {
     x.iter().fold(0u32, |m, v| m.max(v.to_bits() & 0x7fff_ffff)) <= 1.0f32.to_bits()
+}
+
+/// Adds labelled rows to a task's sums: `data` the rows in the frame, `row0` the first's
+/// index in `weights`, `at` in the whole.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn add_block<V: Real>(
+    sums: &mut CellSums,
+    halves: &mut Halves,
+    data: &[V],
+    inside: bool,
+    labels: &[u32],
+    dist: &[f64],
+    weights: Option<&[f64]>,
+    (row0, at): (usize, u64),
+) {
+    let dim = sums.dim;
+    match weights {
+        None => {
+            let pass = Labelled {
+                data,
+                labels,
+                dist,
+                first: at,
+            };
+            sums.add_unweighted_halves(halves, &pass, 0..labels.len(), inside);
+        }
+        Some(w) => {
+            for (i, (x, &l)) in data.chunks_exact(dim).zip(labels).enumerate() {
+                sums.add(l as usize, x, Some(w[row0 + i]), dist[i], at + i as u64);
+            }
+        }
+    }
 }
 
 /// The statistics of one pass of `rows` (row-major, the sub-space's dimension, the caller's
@@ -86,6 +121,7 @@ pub(crate) fn lloyd_pass<T: Real>(
             sums.reset(k, dim, error_exp);
             halves.ready(k * dim);
             let mut buf = Buffers::default();
+            let mut wide: Vec<f64> = Vec::new();
             for (b, (labels, rows)) in labels
                 .chunks_mut(BLOCK)
                 .zip(rows.chunks(BLOCK * dim))
@@ -124,21 +160,45 @@ pub(crate) fn lloyd_pass<T: Real>(
                     dist,
                 });
                 let at = first + row0 as u64;
-                match weights {
-                    None => {
-                        let pass = Labelled {
-                            data: x,
+                // The sums of float64 rows read their values in the frame in f64: from the
+                // f32 the ranking reads, a centroid would lose all but 24 bits of its
+                // distance to the frame's origin.
+                if T::PRECISION == Precision::F64 {
+                    // A few rows at a time, so that their f64 values stay in L1 between the
+                    // conversion and the sums. Inside the frame in f32, they lie within
+                    // 2⁻²⁴ of it in f64, which the sums' halves hold as well.
+                    let group = (WIDE_VALUES / dim).max(1);
+                    let parts = rows
+                        .chunks(group * dim)
+                        .zip(labels.chunks(group))
+                        .zip(dist.chunks(group));
+                    for (g, ((rows, labels), dist)) in parts.enumerate() {
+                        wide.resize(rows.len(), 0.0);
+                        space.frame.columns_to_device_f64(rows, dim, 0, &mut wide);
+                        let at = (row0 + g * group, at + (g * group) as u64);
+                        add_block(
+                            &mut sums,
+                            &mut halves,
+                            &wide,
+                            inside,
                             labels,
                             dist,
-                            first: at,
-                        };
-                        sums.add_unweighted_halves(&mut halves, &pass, 0..r, inside);
+                            weights,
+                            at,
+                        );
                     }
-                    Some(w) => {
-                        for (i, (x, &l)) in x.chunks_exact(dim).zip(labels.iter()).enumerate() {
-                            sums.add(l as usize, x, Some(w[row0 + i]), dist[i], at + i as u64);
-                        }
-                    }
+                } else {
+                    let block = (row0, at);
+                    add_block(
+                        &mut sums,
+                        &mut halves,
+                        x,
+                        inside,
+                        labels,
+                        dist,
+                        weights,
+                        block,
+                    );
                 }
             }
             sums.carry(&mut halves);
@@ -263,7 +323,9 @@ mod tests {
                 &mut dist,
             );
             let e = error_exponent(&c, dim);
-            let want = reduce_dense(&points, wd.as_deref(), dim, k, &labels, &dist, e, 5);
+            // The sums of float64 rows read their f64 values in the frame.
+            let wide = frame.to_device_f64(&data);
+            let want = reduce_dense(&wide, wd.as_deref(), dim, k, &labels, &dist, e, 5);
             // One pass leaves its memory to the next: the second reuses the first's.
             let mut pass = Pass::default();
             let read = Converted {
