@@ -1,6 +1,7 @@
 """lloyd.dask.KMeans beside dask-ml's KMeans on the same LocalCluster and the same data.
 
 Run:  python3 benches/dask_peers.py [--n 1000000] [--d 32] [--k 256] [--iters 10]
+      [--dtype float32|float64]
 
 The data are generated lazily on the workers (dask.array.random) and persisted there; both
 fits start from the same centroids (k rows of the data) and run the same number of
@@ -29,6 +30,13 @@ def main():
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--chunk", type=int, default=100_000)
     p.add_argument(
+        "--dtype",
+        choices=["float32", "float64"],
+        default="float32",
+        help="the data's type: lloyd sums float64 rows in f64 (exact means, more memory "
+        "traffic); dask-ml computes in the data's type",
+    )
+    p.add_argument(
         "--lloyd-threads",
         default="1",
         help="RAYON_NUM_THREADS of each worker process: lloyd's threads, one per Dask thread "
@@ -45,10 +53,11 @@ def main():
     )
     client = Client(cluster)
     x = da.random.RandomState(0).normal(size=(a.n, a.d), chunks=(a.chunk, a.d))
-    x = x.astype(np.float32).persist()
+    x = x.astype(a.dtype).persist()
     init = x[: a.k].compute().astype(np.float64)
     print(
         f"n={a.n} d={a.d} k={a.k} iterations={a.iters} workers={a.workers} chunk={a.chunk} "
+        f"dtype={a.dtype} "
         f"lloyd threads per worker={a.lloyd_threads}"
     )
 
