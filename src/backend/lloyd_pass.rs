@@ -160,9 +160,9 @@ pub(crate) fn lloyd_pass<T: Real>(
                     dist,
                 });
                 let at = first + row0 as u64;
-                // The sums of float64 rows read their values in the frame in f64: from the
-                // f32 the ranking reads, a centroid would lose all but 24 bits of its
-                // distance to the frame's origin.
+                // The sums of float64 rows read their values in the frame in f64: the f32
+                // the ranking reads keep 24 bits of each value's offset from the frame's
+                // origin, and centroids summed from them were means to 2⁻²⁴ of the extent.
                 if T::PRECISION == Precision::F64 {
                     // A few rows at a time, so that their f64 values stay in L1 between the
                     // conversion and the sums. Inside the frame in f32, they lie within
