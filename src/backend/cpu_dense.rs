@@ -8,7 +8,7 @@ use std::borrow::Cow;
 
 use rayon::prelude::*;
 
-use super::cell_sums::{CellSums, Halves};
+use super::cell_sums::{CellSums, Halves, Labelled};
 use super::framed::{Ranked, SubSpace};
 use super::lloyd_pass::{Converted, Pass, add_block, all_inside, lloyd_pass};
 use super::rank::Ranker;
@@ -120,16 +120,13 @@ pub(crate) fn reduce_dense<V: Real>(
             let mut r = CellSums::zeros(k, dim, error_exp);
             let mut halves = Halves::default();
             let rows = c * len..((c + 1) * len).min(n);
-            add_block(
-                &mut r,
-                &mut halves,
-                &data[rows.start * dim..rows.end * dim],
-                false,
-                &labels[rows.clone()],
-                &dist[rows.clone()],
-                weights.map(|w| &w[rows.clone()]),
-                (0, first + rows.start as u64),
-            );
+            let pass = Labelled {
+                data: &data[rows.start * dim..rows.end * dim],
+                labels: &labels[rows.clone()],
+                dist: &dist[rows.clone()],
+                first: first + rows.start as u64,
+            };
+            add_block(&mut r, &mut halves, &pass, weights.map(|w| &w[rows]), false);
             r.carry(&mut halves);
             r
         })

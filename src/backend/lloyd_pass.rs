@@ -41,33 +41,23 @@ pub(crate) fn all_inside(x: &[f32]) -> bool {
     x.iter().fold(0u32, |m, v| m.max(v.to_bits() & 0x7fff_ffff)) <= 1.0f32.to_bits()
 }
 
-/// Adds labelled rows to a task's sums: `data` the rows in the frame, `row0` the first's
-/// index in `weights`, `at` in the whole.
-#[allow(clippy::too_many_arguments)]
+/// Adds labelled rows to a task's sums, with `weights` (where given) one per row.
 pub(crate) fn add_block<V: Real>(
     sums: &mut CellSums,
     halves: &mut Halves,
-    data: &[V],
-    inside: bool,
-    labels: &[u32],
-    dist: &[f64],
+    pass: &Labelled<'_, V>,
     weights: Option<&[f64]>,
-    (row0, at): (usize, u64),
+    inside: bool,
 ) {
-    let dim = sums.dim;
+    let rows = 0..pass.labels.len();
     match weights {
-        None => {
-            let pass = Labelled {
-                data,
-                labels,
-                dist,
-                first: at,
-            };
-            sums.add_unweighted_halves(halves, &pass, 0..labels.len(), inside);
-        }
+        None => sums.add_unweighted_halves(halves, pass, rows, inside),
         Some(w) => {
-            for (i, (x, &l)) in data.chunks_exact(dim).zip(labels).enumerate() {
-                sums.add(l as usize, x, Some(w[row0 + i]), dist[i], at + i as u64);
+            let dim = sums.dim;
+            for i in rows {
+                let x = &pass.data[i * dim..(i + 1) * dim];
+                let l = pass.labels[i] as usize;
+                sums.add(l, x, Some(w[i]), pass.dist[i], pass.first + i as u64);
             }
         }
     }
@@ -160,6 +150,7 @@ pub(crate) fn lloyd_pass<T: Real>(
                     dist,
                 });
                 let at = first + row0 as u64;
+                let weights = weights.map(|w| &w[row0..row0 + r]);
                 // The sums of float64 rows read their values in the frame in f64: the f32
                 // the ranking reads keep 24 bits of each value's offset from the frame's
                 // origin, and centroids summed from them were means to 2⁻²⁴ of the extent.
@@ -168,37 +159,27 @@ pub(crate) fn lloyd_pass<T: Real>(
                     // conversion and the sums. Inside the frame in f32, they lie within
                     // 2⁻²⁴ of it in f64, which the sums' halves hold as well.
                     let group = (WIDE_VALUES / dim).max(1);
-                    let parts = rows
-                        .chunks(group * dim)
-                        .zip(labels.chunks(group))
-                        .zip(dist.chunks(group));
-                    for (g, ((rows, labels), dist)) in parts.enumerate() {
+                    for (g, rows) in rows.chunks(group * dim).enumerate() {
+                        let part = g * group..g * group + rows.len() / dim;
                         wide.resize(rows.len(), 0.0);
                         space.frame.columns_to_device_f64(rows, dim, 0, &mut wide);
-                        let at = (row0 + g * group, at + (g * group) as u64);
-                        add_block(
-                            &mut sums,
-                            &mut halves,
-                            &wide,
-                            inside,
-                            labels,
-                            dist,
-                            weights,
-                            at,
-                        );
+                        let pass = Labelled {
+                            data: &wide[..],
+                            labels: &labels[part.clone()],
+                            dist: &dist[part.clone()],
+                            first: at + part.start as u64,
+                        };
+                        let weights = weights.map(|w| &w[part]);
+                        add_block(&mut sums, &mut halves, &pass, weights, inside);
                     }
                 } else {
-                    let block = (row0, at);
-                    add_block(
-                        &mut sums,
-                        &mut halves,
-                        x,
-                        inside,
+                    let pass = Labelled {
+                        data: x,
                         labels,
                         dist,
-                        weights,
-                        block,
-                    );
+                        first: at,
+                    };
+                    add_block(&mut sums, &mut halves, &pass, weights, inside);
                 }
             }
             sums.carry(&mut halves);
