@@ -2,6 +2,7 @@
 
 use crate::error::{Error, Result};
 use crate::real::Real;
+use crate::weights::Weights;
 
 /// Checks that `data` is a non-empty, finite, row-major `n x dim` matrix; returns `n`.
 pub(crate) fn check_points<T: Real>(data: &[T], dim: usize) -> Result<usize> {
@@ -56,9 +57,9 @@ pub(crate) fn check_samples(samples: &[f64]) -> Result<()> {
 }
 
 /// Checks per-point weights: one per point, finite, non-negative, not all zero.
-pub(crate) fn check_weights(weights: &[f32], n: usize) -> Result<()> {
+pub(crate) fn check_weights(weights: Weights<'_>, n: usize) -> Result<()> {
     check_weight_values(weights, n)?;
-    if weights.iter().all(|w| *w == 0.0) {
+    if weights.iter().all(|w| w == 0.0) {
         return Err(Error::ZeroTotalWeight);
     }
     Ok(())
@@ -66,17 +67,23 @@ pub(crate) fn check_weights(weights: &[f32], n: usize) -> Result<()> {
 
 /// Checks the weights of part of the data: one per point, finite, non-negative (all zero
 /// is a legal part).
-pub(crate) fn check_weight_values(weights: &[f32], n: usize) -> Result<()> {
+pub(crate) fn check_weight_values(weights: Weights<'_>, n: usize) -> Result<()> {
     if weights.len() != n {
         return Err(Error::WeightsLength {
             weights: weights.len(),
             points: n,
         });
     }
-    if let Some(i) = weights.iter().position(|w| !w.is_finite() || *w < 0.0) {
+    if let Some(i) = weights.iter().position(|w| !w.is_finite() || w < 0.0) {
         return Err(Error::InvalidWeight {
             index: i,
-            value: f64::from(weights[i]),
+            value: weights.get(i),
+        });
+    }
+    if let Some(i) = weights.iter().position(|w| w > f64::from(f32::MAX)) {
+        return Err(Error::WeightTooLarge {
+            index: i,
+            value: weights.get(i),
         });
     }
     Ok(())

@@ -19,6 +19,7 @@ use crate::gpu::context::GpuContext;
 use crate::gpu::points::ResidentPoints;
 use crate::law::Law;
 use crate::real::Real;
+use crate::weights::Weights;
 
 pub use crate::gpu::{AdapterSummary, list_adapters};
 
@@ -124,7 +125,7 @@ impl Engine {
     pub(crate) fn dense<'a>(
         &self,
         points: Cow<'a, [f32]>,
-        weights: Option<&[f32]>,
+        weights: Option<Weights<'_>>,
         frame: &Frame,
         init: &[f64],
     ) -> Result<Box<dyn Backend + 'a>> {
@@ -153,7 +154,7 @@ impl Engine {
         &self,
         rows: &'a [T],
         points: &'a [f32],
-        weights: Option<&[f32]>,
+        weights: Option<Weights<'_>>,
         frame: &Frame,
         init: &[f64],
         caller_init: Option<&[f64]>,

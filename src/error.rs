@@ -91,6 +91,18 @@ pub enum Error {
         /// The offending value.
         value: f64,
     },
+    /// A weight beyond the largest f32: the exact sums of weighted values hold weights up
+    /// to `f32::MAX`, and weights act only through their ratios.
+    #[error(
+        "weight {index} is {value:e}, above the largest weight the exact sums hold \
+         (3.4e38): divide every weight by the same factor"
+    )]
+    WeightTooLarge {
+        /// Index of the weight.
+        index: usize,
+        /// The offending value.
+        value: f64,
+    },
     /// All weights are zero.
     #[error("the weights sum to zero: at least one point must have a positive weight")]
     ZeroTotalWeight,

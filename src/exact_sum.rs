@@ -60,6 +60,24 @@ impl ExactSum {
         }
     }
 
+    /// Adds the product `w · v` of a finite f64 weight of at most `f32::MAX` and a finite f64
+    /// value: `w` as the sum of three f32 pieces (24, 24 and the last 5 of its 53 bits), each
+    /// product added by [`ExactSum::add_product`]. Exact where no piece falls below f32's
+    /// smallest subnormal (weights above about 2⁻¹⁰⁰), and a function of `w` and `v` alone
+    /// everywhere, so sums still merge to the same bits. An f32 weight is its first piece
+    /// alone: its sums are those of [`ExactSum::add_product`], digit for digit.
+    pub(crate) fn add_weighted(&mut self, w: f64, v: f64) {
+        let mut rest = w;
+        for _ in 0..3 {
+            let piece = rest as f32;
+            if piece == 0.0 {
+                break;
+            }
+            self.add_product(piece, v);
+            rest -= f64::from(piece);
+        }
+    }
+
     /// Adds ±m · 2^e (m < 2⁷⁷).
     pub(crate) fn place(&mut self, m: u128, e: i64, negative: bool) {
         let pos = e + OFFSET;
@@ -226,6 +244,39 @@ fn parts_f32(v: f32) -> Option<(u64, i64)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A float64 weight's product is exact, in three f32 pieces: its sum equals that of the
+    /// weight's exact pieces added one by one in another order; an f32 weight's digits are
+    /// those of `add_product`.
+    #[test]
+    fn weighted_products_are_exact() {
+        let w = 0.1f64 + 1e-12;
+        let (w1, r) = (w as f32, w - f64::from(w as f32));
+        let (w2, w3) = (r as f32, (r - f64::from(r as f32)) as f32);
+        assert_eq!(f64::from(w1) + (f64::from(w2) + f64::from(w3)), w);
+        assert_ne!(w3, 0.0);
+        for v in [1.0 + f64::EPSILON, -3.5e7, 1e-300, f64::MAX] {
+            let mut a = ExactSum::default();
+            a.add_weighted(w, v);
+            let mut b = ExactSum::default();
+            for piece in [w3, w2, w1] {
+                b.add_product(piece, v);
+            }
+            a.normalise();
+            b.normalise();
+            assert_eq!(a, b, "{v}");
+            let mut c = ExactSum::default();
+            c.add_weighted(f64::from(2.5f32), v);
+            let mut d = ExactSum::default();
+            d.add_product(2.5, v);
+            assert_eq!(c, d, "{v}");
+        }
+        // 0.1 · 3 in f64 rounds; the exact sum does not.
+        let mut s = ExactSum::default();
+        s.add_weighted(0.1, 3.0);
+        s.add(-0.30000000000000004);
+        assert!(s.value() < 0.0);
+    }
 
     #[test]
     fn sums_are_exact_and_independent_of_order() {

@@ -17,6 +17,7 @@ use crate::error::{Error, Result};
 use crate::exact_sum::{Buckets, ExactSum};
 use crate::f32_columns::F32Columns;
 use crate::real::{Real, as_f32};
+use crate::weights::Weights;
 
 /// Rows per parallel task of [`Extent::of`].
 const ROWS_PER_TASK: usize = 4096;
@@ -71,9 +72,22 @@ impl Extent {
         Ok(Self::of_checked(data, dim, None))
     }
 
-    /// [`Extent::of`] for weighted rows (weights checked by the caller): the frame also
+    /// [`Extent::of`] for weighted rows (weights f32 or f64, checked here): the frame also
     /// fixes the power of two the weights are scaled by.
-    pub fn of_weighted<T: Real>(data: &[T], dim: usize, weights: Option<&[f32]>) -> Result<Self> {
+    ///
+    /// ```
+    /// use lloyd::{Extent, Weights};
+    /// let data = [1.0f64, 2.0, 3.0, 4.0];
+    /// let w = [0.1f64, 0.7];
+    /// let extent = Extent::of_weighted(&data, 2, Some(Weights::from(&w)))?;
+    /// assert_eq!(extent.total_weight(), 0.1 + 0.7);
+    /// # Ok::<(), lloyd::Error>(())
+    /// ```
+    pub fn of_weighted<T: Real>(
+        data: &[T],
+        dim: usize,
+        weights: Option<Weights<'_>>,
+    ) -> Result<Self> {
         let n = crate::data::check_points(data, dim)?;
         if let Some(w) = weights {
             crate::data::check_weights(w, n)?;
@@ -95,7 +109,11 @@ impl Extent {
     }
 
     /// [`Extent::of_weighted`] for data and weights already checked.
-    pub(crate) fn of_checked<T: Real>(data: &[T], dim: usize, weights: Option<&[f32]>) -> Self {
+    pub(crate) fn of_checked<T: Real>(
+        data: &[T],
+        dim: usize,
+        weights: Option<Weights<'_>>,
+    ) -> Self {
         let weighted = weights.is_some();
         data.par_chunks(dim * ROWS_PER_TASK)
             .enumerate()
@@ -105,15 +123,16 @@ impl Extent {
                 let n = rows.len() / dim;
                 match weights {
                     Some(w) => {
-                        for (row, &w) in rows.chunks_exact(dim).zip(&w[first..first + n]) {
+                        for (row, w) in rows.chunks_exact(dim).zip(w.slice(first..first + n).iter())
+                        {
                             for (j, x) in row.iter().enumerate() {
                                 let x = x.to_f64();
-                                e.sums[j].add_product(w, x);
+                                e.sums[j].add_weighted(w, x);
                                 e.lo[j] = e.lo[j].min(x);
                                 e.hi[j] = e.hi[j].max(x);
                             }
-                            e.mass.add(f64::from(w));
-                            e.max_weight = e.max_weight.max(f64::from(w));
+                            e.mass.add(w);
+                            e.max_weight = e.max_weight.max(w);
                         }
                     }
                     None => {
@@ -363,7 +382,7 @@ impl Frame {
     pub(crate) fn of_data<T: Real, U: Real>(
         data: &[T],
         dim: usize,
-        weights: Option<&[f32]>,
+        weights: Option<Weights<'_>>,
         extra: &[U],
     ) -> Self {
         Extent::of_checked(data, dim, weights)
@@ -413,9 +432,9 @@ impl Frame {
 
     /// The caller's weights in this frame's unit (at most 1 for the weights it was built
     /// from), exact.
-    pub(crate) fn weights_to_device(&self, w: &[f32]) -> Vec<f64> {
+    pub(crate) fn weights_to_device(&self, w: Weights<'_>) -> Vec<f64> {
         let unit = self.weight_unit();
-        w.iter().map(|&v| f64::from(v) * unit).collect()
+        w.iter().map(|v| v * unit).collect()
     }
 
     /// The factor (a power of two) weights are multiplied by in this frame.

@@ -7,6 +7,7 @@ use rayon::prelude::*;
 #[cfg(target_arch = "x86_64")]
 use crate::backend::rank::squared_distances_avx2;
 use crate::backend::rank::{squared_distance, squared_distances};
+use crate::weights::Weights;
 
 /// How K-means chooses its starting centroids.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -66,7 +67,7 @@ impl Init {
 /// rows have a positive weight).
 pub(crate) fn random_points(
     data: &[f32],
-    weights: Option<&[f32]>,
+    weights: Option<Weights<'_>>,
     dim: usize,
     k: usize,
     seed: u64,
@@ -77,13 +78,18 @@ pub(crate) fn random_points(
 
 /// The `k` distinct rows of `n` a random start takes (drawn in proportion to the weights):
 /// a function of `n`, the weights and the seed alone, so a streamed fit draws the same.
-pub(crate) fn random_rows(n: usize, weights: Option<&[f32]>, k: usize, seed: u64) -> Vec<usize> {
+pub(crate) fn random_rows(
+    n: usize,
+    weights: Option<Weights<'_>>,
+    k: usize,
+    seed: u64,
+) -> Vec<usize> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     match weights {
         None => rand::seq::index::sample(&mut rng, n, k).into_vec(),
-        Some(w) => rand::seq::index::sample_weighted(&mut rng, n, |i| f64::from(w[i]), k)
+        Some(w) => rand::seq::index::sample_weighted(&mut rng, n, |i| w.get(i), k)
             .map(|p| p.into_vec())
-            .unwrap_or_else(|_| (0..n).filter(|&i| w[i] > 0.0).take(k).collect()),
+            .unwrap_or_else(|_| (0..n).filter(|&i| w.get(i) > 0.0).take(k).collect()),
     }
 }
 
@@ -110,7 +116,7 @@ pub(crate) fn greedy_candidates(k: usize) -> usize {
 /// one that leaves the smallest potential Σ w · D². One candidate is the plain k-means++.
 pub(crate) fn kmeans_plus_plus(
     data: &[f32],
-    weights: Option<&[f32]>,
+    weights: Option<Weights<'_>>,
     dim: usize,
     k: usize,
     seed: u64,
@@ -118,7 +124,7 @@ pub(crate) fn kmeans_plus_plus(
 ) -> Vec<f64> {
     let n = data.len() / dim;
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let w = |i: usize| weights.map_or(1.0, |w| f64::from(w[i]));
+    let w = |i: usize| weights.map_or(1.0, |w| w.get(i));
     let row = |i: usize| &data[i * dim..(i + 1) * dim];
     let first = pick_weighted(&mut rng, n, w, w);
     let mut chosen = vec![first];
@@ -177,7 +183,7 @@ pub(crate) fn kmeans_plus_plus(
 /// A step's candidates, and what their potentials are measured against.
 struct Candidates<'a> {
     data: &'a [f32],
-    weights: Option<&'a [f32]>,
+    weights: Option<Weights<'a>>,
     dim: usize,
     /// Each point's squared distance to its nearest centroid so far.
     d2: &'a [f64],
@@ -186,7 +192,7 @@ struct Candidates<'a> {
 
 impl Candidates<'_> {
     fn weight(&self, i: usize) -> f64 {
-        self.weights.map_or(1.0, |w| f64::from(w[i]))
+        self.weights.map_or(1.0, |w| w.get(i))
     }
 
     fn row(&self, i: usize) -> &[f32] {

@@ -15,9 +15,10 @@ use crate::backend::cpu_dense::{DenseCentroids, assign_dense};
 use crate::error::Result;
 use crate::exact_sum::ExactSum;
 use crate::init::{greedy_candidates, kmeans_plus_plus, random_rows};
+use crate::weights::Weights;
 
 /// What a pass calls for each chunk: its first row, its points and their weights.
-pub(crate) type ChunkVisitor<'a> = dyn FnMut(usize, &[f32], Option<&[f32]>) -> Result<()> + 'a;
+pub(crate) type ChunkVisitor<'a> = dyn FnMut(usize, &[f32], Option<Weights<'_>>) -> Result<()> + 'a;
 
 /// Points in frame units (f32) that can be read in passes, chunk by chunk, or a row at a
 /// time.
@@ -39,13 +40,13 @@ pub(crate) trait Passes {
         Ok(out)
     }
     /// The weights, if any and if they are in memory (for the first draw).
-    fn weights(&self) -> Option<&[f32]>;
+    fn weights(&self) -> Option<Weights<'_>>;
 }
 
 /// Points held in memory, as [`Passes`].
 pub(crate) struct InMemory<'a> {
     pub points: &'a [f32],
-    pub weights: Option<&'a [f32]>,
+    pub weights: Option<Weights<'a>>,
     pub dim: usize,
 }
 
@@ -62,7 +63,7 @@ impl Passes for InMemory<'_> {
     fn row(&mut self, i: usize) -> Result<Vec<f32>> {
         Ok(self.points[i * self.dim..(i + 1) * self.dim].to_vec())
     }
-    fn weights(&self) -> Option<&[f32]> {
+    fn weights(&self) -> Option<Weights<'_>> {
         self.weights
     }
 }
@@ -82,15 +83,19 @@ fn uniform(seed: u64, round: usize, row: usize) -> f64 {
 
 /// Each chunk's points' weighted squared distances to the nearest candidate, and their
 /// candidates (ties to the lowest index).
-fn nearest(points: &[f32], weights: Option<&[f32]>, c: &DenseCentroids) -> (Vec<u32>, Vec<f64>) {
+fn nearest(
+    points: &[f32],
+    weights: Option<Weights<'_>>,
+    c: &DenseCentroids,
+) -> (Vec<u32>, Vec<f64>) {
     let n = points.len() / c.dim;
     let mut labels = vec![0u32; n];
     let mut dist = vec![0f64; n];
     assign_dense(points, c, &mut labels, &mut dist);
     if let Some(w) = weights {
         dist.par_iter_mut()
-            .zip(w)
-            .for_each(|(d, &w)| *d *= f64::from(w));
+            .enumerate()
+            .for_each(|(i, d)| *d *= w.get(i));
     }
     (labels, dist)
 }
@@ -165,14 +170,14 @@ pub(crate) fn kmeans_parallel(
     points.pass(&mut |_, x, w| {
         let (labels, _) = nearest(x, None, &c);
         for (i, &l) in labels.iter().enumerate() {
-            mass[l as usize].add(w.map_or(1.0, |w| f64::from(w[i])));
+            mass[l as usize].add(w.map_or(1.0, |w| w.get(i)));
         }
         Ok(())
     })?;
-    let weights: Vec<f32> = mass.iter().map(|m| m.value() as f32).collect();
+    let weights: Vec<f64> = mass.iter().map(ExactSum::value).collect();
     Ok(kmeans_plus_plus(
         &candidates,
-        Some(&weights),
+        Some(Weights::F64(&weights)),
         dim,
         k,
         seed,

@@ -14,6 +14,7 @@ use crate::init::{Init, greedy_candidates, kmeans_plus_plus, random_points, rand
 use crate::init_parallel::{InMemory, Passes, kmeans_parallel};
 use crate::real::Real;
 use crate::streamed::{self, RowSource, StreamedLloyd};
+use crate::weights::Weights;
 
 /// A fitted K-means model: the codebook and what the fit found.
 #[derive(Debug, Clone)]
@@ -220,13 +221,15 @@ impl KMeans {
 
     /// Fits `data` with one non-negative weight per point (scikit-learn's `sample_weight`):
     /// weighted cell means and weighted error.
-    pub fn fit_weighted<T: Real>(
+    /// The weights are f32 or f64 (a slice, a `Vec`, an array or [`Weights`]), read as
+    /// they are: float64 weights keep their precision.
+    pub fn fit_weighted<'w, T: Real>(
         &self,
         data: &[T],
         dim: usize,
-        weights: &[f32],
+        weights: impl Into<Weights<'w>>,
     ) -> Result<KMeansFit> {
-        self.fit_inner(data, dim, Some(weights))
+        self.fit_inner(data, dim, Some(weights.into()))
     }
 
     /// Every restart from its own seed (seed, seed + 1, …), keeping the fit with the lowest
@@ -236,14 +239,14 @@ impl KMeans {
         &self,
         data: &[T],
         dim: usize,
-        weights: Option<&[f32]>,
+        weights: Option<Weights<'_>>,
     ) -> Result<KMeansFit> {
         self.validate()?;
         let n = check_points(data, dim)?;
         check_k(self.k, n)?;
         if let Some(w) = weights {
             check_weights(w, n)?;
-            let positive = w.iter().filter(|&&v| v > 0.0).count();
+            let positive = w.iter().filter(|&v| v > 0.0).count();
             if positive < self.k {
                 return Err(Error::TooFewWeightedPoints {
                     k: self.k,
@@ -529,7 +532,7 @@ struct Prepared<'a> {
     points: Vec<f32>,
     /// Unweighted scalars in the frame's units (f64), for the 1-D backends; None in d-D.
     values: Option<Vec<f64>>,
-    weights: Option<&'a [f32]>,
+    weights: Option<Weights<'a>>,
     dim: usize,
     total_mass: f64,
     /// Seconds spent preparing them.
@@ -537,10 +540,10 @@ struct Prepared<'a> {
 }
 
 /// The exact sum of the weights, rounded once.
-fn exact_total(weights: &[f32]) -> f64 {
+fn exact_total(weights: Weights<'_>) -> f64 {
     let mut sum = crate::exact_sum::ExactSum::default();
-    for &w in weights {
-        sum.add(f64::from(w));
+    for w in weights.iter() {
+        sum.add(w);
     }
     sum.value()
 }

@@ -52,6 +52,7 @@ mod quantizer_nd;
 mod real;
 mod stats;
 mod streamed;
+mod weights;
 mod wire;
 
 pub use backend::BackendLayout;
@@ -74,6 +75,7 @@ pub use quantizer1d::{Lloyd1d, Quantizer1d};
 pub use real::{Precision, Real};
 pub use stats::{LloydStats, LloydUpdate};
 pub use streamed::RowSource;
+pub use weights::Weights;
 
 pub mod stepper;
 

@@ -32,6 +32,14 @@ pub(crate) fn as_f32<T: Real>(data: &[T]) -> Option<&[f32]> {
     })
 }
 
+/// `data` as f64 values when `T` is f64.
+pub(crate) fn as_f64<T: Real>(data: &[T]) -> Option<&[f64]> {
+    (std::any::TypeId::of::<T>() == std::any::TypeId::of::<f64>()).then(|| {
+        // SAFETY: T is f64 (checked above): the same values, layout and length.
+        unsafe { std::slice::from_raw_parts(data.as_ptr().cast::<f64>(), data.len()) }
+    })
+}
+
 mod private {
     pub trait Sealed {}
     impl Sealed for f32 {}

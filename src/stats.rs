@@ -13,6 +13,7 @@ use crate::data::{check_points, check_weight_values};
 use crate::error::{Error, Result};
 use crate::frame::Frame;
 use crate::real::{Precision, Real};
+use crate::weights::Weights;
 
 /// The per-cell sufficient statistics of one assignment pass of points (and weights) to
 /// centroids: counts, weights, coordinate sums and squared errors, with each cell's farthest
@@ -85,7 +86,7 @@ impl LloydStats {
     pub fn compute<T: Real>(
         frame: &Frame,
         data: &[T],
-        weights: Option<&[f32]>,
+        weights: Option<Weights<'_>>,
         centroids: &[f64],
         first_row: u64,
     ) -> Result<Self> {
@@ -108,7 +109,7 @@ impl LloydStats {
         encoder: &mut Encoder,
         frame: &Frame,
         data: &[T],
-        weights: Option<&[f32]>,
+        weights: Option<Weights<'_>>,
         centroids: &[f64],
         first_row: u64,
     ) -> Result<Self> {
@@ -134,7 +135,7 @@ impl LloydStats {
         encoder: &mut Encoder,
         frame: &Frame,
         data: &[T],
-        weights: Option<&[f32]>,
+        weights: Option<Weights<'_>>,
         centroids: &[f64],
         first_row: u64,
     ) -> Result<(Self, Vec<u32>)> {
@@ -155,7 +156,7 @@ impl LloydStats {
     fn checked_weights<T: Real>(
         frame: &Frame,
         data: &[T],
-        weights: Option<&[f32]>,
+        weights: Option<Weights<'_>>,
         centroids: &[f64],
     ) -> Result<Option<Vec<f64>>> {
         let dim = frame.dim();

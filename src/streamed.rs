@@ -10,6 +10,7 @@ use crate::frame::{Extent, Frame};
 use crate::init_parallel::{ChunkVisitor, Passes};
 use crate::real::Precision;
 use crate::stats::LloydStats;
+use crate::weights::Weights;
 
 /// Rows of a matrix that can be read a range at a time (a `.npy` file on disk, say), for
 /// [`crate::KMeans::fit_source`].
@@ -323,7 +324,7 @@ impl Passes for Framed<'_> {
         Ok(self.frame.to_device_f32(&row))
     }
 
-    fn weights(&self) -> Option<&[f32]> {
+    fn weights(&self) -> Option<Weights<'_>> {
         None
     }
 }

@@ -80,6 +80,7 @@ pub(crate) fn from_bytes<T: Wire>(bytes: &[u8]) -> Result<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::weights::Weights;
 
     fn stats() -> LloydStats {
         let data = [0.0f64, 1.0, 2.0, 3.0, 10.0, 11.0, 12.0, 13.0];
@@ -91,7 +92,7 @@ mod tests {
     fn every_kind_round_trips() {
         let data = [0.5f32, 2.0, -3.0, 4.0, 1e-3, 7.0];
         let w = [1.0f32, 0.5, 2.0];
-        let extent = Extent::of_weighted(&data, 2, Some(&w)).unwrap();
+        let extent = Extent::of_weighted(&data, 2, Some(Weights::from(&w[..]))).unwrap();
         assert_eq!(from_bytes::<Extent>(&to_bytes(&extent)).unwrap(), extent);
         let frame = extent.frame();
         assert_eq!(from_bytes::<Frame>(&to_bytes(&frame)).unwrap(), frame);

@@ -3,7 +3,7 @@
 
 mod common;
 
-use lloyd::{Device, Extent, Init, KMeans, LloydRun, LloydStats};
+use lloyd::{Device, Extent, Init, KMeans, LloydRun, LloydStats, Weights};
 use rand::seq::SliceRandom;
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -41,7 +41,7 @@ fn merged_pass(
         let s = LloydStats::compute(
             frame,
             &data[a * dim..b * dim],
-            w.map(|w| &w[a..b]),
+            w.map(|w| Weights::from(&w[a..b])),
             c,
             a as u64,
         )
@@ -65,14 +65,17 @@ fn merging_is_exact_whatever_the_split_and_the_order() {
     let mut rng = ChaCha8Rng::seed_from_u64(9);
     for weighted in [false, true] {
         let w = weighted.then_some(weights.as_slice());
-        let frame = Extent::of_weighted(&data, dim, w).unwrap().frame();
-        let whole = LloydStats::compute(&frame, &data, w, &centroids, 0).unwrap();
+        let frame = Extent::of_weighted(&data, dim, w.map(Weights::from))
+            .unwrap()
+            .frame();
+        let whole =
+            LloydStats::compute(&frame, &data, w.map(Weights::from), &centroids, 0).unwrap();
         for trial in 0..6 {
             let parts = random_split(n, 2 + trial, &mut rng);
             let mut stats: Vec<LloydStats> = parts
                 .iter()
                 .map(|&(a, b)| {
-                    let pw = w.map(|w| &w[a..b]);
+                    let pw = w.map(|w| Weights::from(&w[a..b]));
                     LloydStats::compute(&frame, &data[a * dim..b * dim], pw, &centroids, a as u64)
                         .unwrap()
                 })
@@ -137,7 +140,12 @@ fn a_fit_equals_the_fit_merged_from_parts() {
         let parts = random_split(n, 5, &mut rng);
         let mut extent: Option<Extent> = None;
         for &(a, b) in parts.iter().rev() {
-            let e = Extent::of_weighted(&data[a * dim..b * dim], dim, w.map(|w| &w[a..b])).unwrap();
+            let e = Extent::of_weighted(
+                &data[a * dim..b * dim],
+                dim,
+                w.map(|w| Weights::from(&w[a..b])),
+            )
+            .unwrap();
             match &mut extent {
                 Some(x) => x.merge(&e).unwrap(),
                 None => extent = Some(e),
@@ -237,20 +245,20 @@ fn bad_inputs_are_refused() {
     assert!(LloydStats::compute(&frame, &data[..3], None, &c, 0).is_err());
     assert!(LloydStats::compute(&frame, &data, None, &[0.0, 1.0, 2.0], 0).is_err());
     assert!(LloydStats::compute(&frame, &data, None, &[f64::NAN, 1.0], 0).is_err());
-    assert!(LloydStats::compute(&frame, &data, Some(&[1.0]), &c, 0).is_err());
-    assert!(LloydStats::compute(&frame, &data, Some(&[1.0, -1.0]), &c, 0).is_err());
+    assert!(LloydStats::compute(&frame, &data, Some(Weights::F32(&[1.0])), &c, 0).is_err());
+    assert!(LloydStats::compute(&frame, &data, Some(Weights::F32(&[1.0, -1.0])), &c, 0).is_err());
     // Weights the frame never saw, rows outside it.
-    assert!(LloydStats::compute(&frame, &data, Some(&[4.0, 1.0]), &c, 0).is_err());
+    assert!(LloydStats::compute(&frame, &data, Some(Weights::F32(&[4.0, 1.0])), &c, 0).is_err());
     assert!(LloydStats::compute(&frame, &[50.0, 50.0], None, &c, 0).is_err());
     // Statistics of different centroids do not merge.
     let mut a = LloydStats::compute(&frame, &data, None, &c, 0).unwrap();
     let b = LloydStats::compute(&frame, &data, None, &[0.0, 2.0], 0).unwrap();
     assert!(a.merge(&b).is_err());
     // A part whose weights are all zero is a legal part.
-    let wf = Extent::of_weighted(&data, 2, Some(&[1.0, 0.0]))
+    let wf = Extent::of_weighted(&data, 2, Some(Weights::F32(&[1.0, 0.0])))
         .unwrap()
         .frame();
-    assert!(LloydStats::compute(&wf, &data[2..], Some(&[0.0]), &c, 1).is_ok());
+    assert!(LloydStats::compute(&wf, &data[2..], Some(Weights::F32(&[0.0])), &c, 1).is_ok());
 }
 
 /// A [`LloydRun`] fed the merged statistics of parts stops where a fit stops and reports
@@ -290,7 +298,12 @@ fn a_run_over_parts_is_the_fit() {
         let parts = random_split(n, 4, &mut rng);
         let mut extent: Option<Extent> = None;
         for &(a, b) in &parts {
-            let e = Extent::of_weighted(&data[a * dim..b * dim], dim, w.map(|w| &w[a..b])).unwrap();
+            let e = Extent::of_weighted(
+                &data[a * dim..b * dim],
+                dim,
+                w.map(|w| Weights::from(&w[a..b])),
+            )
+            .unwrap();
             match &mut extent {
                 Some(x) => x.merge(&e).unwrap(),
                 None => extent = Some(e),

@@ -131,6 +131,21 @@ fn invalid_weight() {
 }
 
 #[test]
+fn weight_too_large() {
+    // Float64 weights are read as they are; beyond f32's range the exact sums cannot hold
+    // them (rounded to f32 they had become infinite).
+    assert!(matches!(
+        cpu(1).fit_weighted(&DATA, 2, &[1.0, 1.0, 1.0, 1e39f64]),
+        Err(Error::WeightTooLarge { index: 3, .. })
+    ));
+    assert!(
+        cpu(1)
+            .fit_weighted(&DATA, 2, &[1.0, 1.0, 1.0, 3e38f64])
+            .is_ok()
+    );
+}
+
+#[test]
 fn zero_total_weight() {
     assert!(matches!(
         cpu(1).fit_weighted(&DATA, 2, &[0.0; 4]),

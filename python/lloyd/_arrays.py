@@ -24,13 +24,16 @@ def as_rows(x, *, name: str = "x") -> np.ndarray:
 
 
 def as_weights(w, n: int) -> np.ndarray | None:
-    """Per-row weights as float32 (lloyd's weights), checked for length."""
+    """Per-row weights, checked for length: float32 weights as they are, anything else as
+    float64. lloyd reads either exactly, whatever the rows' dtype, so float64 weights keep
+    their precision (as the CLI's ``--weights`` do)."""
     if w is None:
         return None
-    a = np.ascontiguousarray(np.asarray(w, dtype=np.float64).reshape(-1))
+    a = np.asarray(w).reshape(-1)
+    a = np.ascontiguousarray(a, dtype=np.float32 if a.dtype == np.float32 else np.float64)
     if a.shape[0] != n:
         raise ValueError(f"sample_weight has {a.shape[0]} values for {n} rows")
-    return a.astype(np.float32)
+    return a
 
 
 def device_name(gpu) -> str:

@@ -148,6 +148,7 @@ class KMeans(ClusterMixin, TransformerMixin, BaseEstimator):
         """Fits the centroids to the rows of ``X`` (optionally weighted)."""
         X = validate_data(self, X, reset=True)
         kind, centroids, n_init = self._check_params(*X.shape)
+        rows = as_rows(X, name="X")
         weights = as_weights(sample_weight, X.shape[0])
         unit = 1.0
         if weights is not None:
@@ -157,7 +158,7 @@ class KMeans(ClusterMixin, TransformerMixin, BaseEstimator):
                 # Equal weights are no weights (the inertia scaled): the same fit as none.
                 unit, weights = float(weights[0]), None
         fit = _lloyd.kmeans_fit(
-            as_rows(X, name="X"),
+            rows,
             int(self.n_clusters),
             kind,
             centroids,

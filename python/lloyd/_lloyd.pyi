@@ -15,7 +15,7 @@ def kmeans_fit(
     tol: float,
     seed: int,
     device: str,
-    sample_weight: npt.NDArray[np.float32] | None,
+    sample_weight: npt.NDArray[np.float32] | npt.NDArray[np.float64] | None,
     spherical: bool,
     callback: Callable[[dict[str, Any]], object] | None = None,
     final_pass: bool = True,
@@ -80,7 +80,7 @@ class Extent:
     @staticmethod
     def of(
         x: npt.NDArray[np.float32] | npt.NDArray[np.float64],
-        weights: npt.NDArray[np.float32] | None = None,
+        weights: npt.NDArray[np.float32] | npt.NDArray[np.float64] | None = None,
     ) -> Extent: ...
     def merge(self, other: Extent) -> Extent: ...
     def including(self, centroids: npt.NDArray[np.float64]) -> Extent: ...
@@ -102,7 +102,7 @@ class LloydStats:
         x: npt.NDArray[np.float32] | npt.NDArray[np.float64],
         centroids: npt.NDArray[np.float64],
         first_row: int,
-        weights: npt.NDArray[np.float32] | None = None,
+        weights: npt.NDArray[np.float32] | npt.NDArray[np.float64] | None = None,
         device: str = "cpu",
         labels: bool = False,
     ) -> tuple[LloydStats, npt.NDArray[np.int32] | None]: ...

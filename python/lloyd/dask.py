@@ -43,7 +43,11 @@ ROUNDS, OVERSAMPLING = 5, 2.0
 
 
 def _weights_of(w):
-    return None if w is None else np.ascontiguousarray(np.asarray(w).reshape(-1), np.float32)
+    # float32 weights as they are, others as float64, as lloyd.KMeans reads them.
+    if w is None:
+        return None
+    w = np.asarray(w).reshape(-1)
+    return np.ascontiguousarray(w, w.dtype if w.dtype == np.float32 else np.float64)
 
 
 def _extent(block, w):
@@ -192,7 +196,9 @@ class _Blocks:
             w = w.reshape(-1)
             if w.shape[0] != X.shape[0]:
                 raise ValueError(f"sample_weight has {w.shape[0]} values for {X.shape[0]} rows")
-            w = w.astype(np.float32).rechunk((X.chunks[0],))
+            if w.dtype != np.float32:
+                w = w.astype(np.float64)
+            w = w.rechunk((X.chunks[0],))
         if persist:
             X = X.persist()
             w = None if w is None else w.persist()

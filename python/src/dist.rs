@@ -2,13 +2,13 @@
 //! statistics that merge exactly and pickle as their bytes, and the run that consumes the
 //! merged statistics with a single-machine fit's stop rule.
 
-use numpy::{IntoPyArray, PyArray1, PyArray2, PyReadonlyArray1, PyReadonlyArray2};
+use numpy::{IntoPyArray, PyArray1, PyArray2, PyReadonlyArray2};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
 use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock};
 
-use crate::{Matrix, Rows, device_of, matrix_f64, py_err, stats_dict};
+use crate::{Matrix, Rows, Vector, device_of, matrix_f64, py_err, stats_dict};
 
 /// `(type.from_bytes, (bytes,))`: what pickle calls to rebuild a value from its bytes.
 fn reduce_with<'py>(
@@ -34,12 +34,8 @@ impl PyExtent {
     /// The extent of the rows of `x` (and their weights).
     #[staticmethod]
     #[pyo3(signature = (x, weights=None))]
-    fn of(
-        py: Python<'_>,
-        x: Matrix<'_>,
-        weights: Option<PyReadonlyArray1<'_, f32>>,
-    ) -> PyResult<Self> {
-        let w = weights.as_ref().map(|w| w.as_slice()).transpose()?;
+    fn of(py: Python<'_>, x: Matrix<'_>, weights: Option<Vector<'_>>) -> PyResult<Self> {
+        let w = weights.as_ref().map(Vector::weights).transpose()?;
         let rows = x.rows()?;
         let e = py.detach(|| match rows {
             Rows::F32(v, d) => lloyd::Extent::of_weighted(v, d, w),
@@ -162,12 +158,12 @@ impl PyLloydStats {
         x: Matrix<'py>,
         centroids: PyReadonlyArray2<'py, f64>,
         first_row: u64,
-        weights: Option<PyReadonlyArray1<'py, f32>>,
+        weights: Option<Vector<'py>>,
         device: &str,
         labels: bool,
     ) -> PyResult<StatsAndLabels<'py>> {
         let c = values_of(&centroids);
-        let w = weights.as_ref().map(|w| w.as_slice()).transpose()?;
+        let w = weights.as_ref().map(Vector::weights).transpose()?;
         let rows = x.rows()?;
         let frame = &frame.0;
         let out = py.detach(|| {

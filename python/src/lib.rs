@@ -100,6 +100,24 @@ impl Matrix<'_> {
     }
 }
 
+/// Per-row weights as NumPy gives them: float32 or float64, borrowed (the Python layer
+/// gives them the rows' dtype, as scikit-learn does).
+#[derive(FromPyObject)]
+enum Vector<'py> {
+    F32(PyReadonlyArray1<'py, f32>),
+    F64(PyReadonlyArray1<'py, f64>),
+}
+
+impl Vector<'_> {
+    fn weights(&self) -> PyResult<lloyd::Weights<'_>> {
+        let not_contiguous = || PyValueError::new_err("the weights must be C-contiguous");
+        Ok(match self {
+            Vector::F32(a) => lloyd::Weights::F32(a.as_slice().map_err(|_| not_contiguous())?),
+            Vector::F64(a) => lloyd::Weights::F64(a.as_slice().map_err(|_| not_contiguous())?),
+        })
+    }
+}
+
 fn matrix_f64(py: Python<'_>, values: Vec<f64>, dim: usize) -> PyResult<Bound<'_, PyArray2<f64>>> {
     let rows = values.len().checked_div(dim).unwrap_or(0);
     let a = Array2::from_shape_vec((rows, dim), values)
@@ -159,7 +177,7 @@ fn kmeans_fit<'py>(
     tol: f64,
     seed: u64,
     device: &str,
-    sample_weight: Option<PyReadonlyArray1<'py, f32>>,
+    sample_weight: Option<Vector<'py>>,
     spherical: bool,
     callback: Option<Py<PyAny>>,
     final_pass: bool,
@@ -187,7 +205,7 @@ fn kmeans_fit<'py>(
         .final_pass(final_pass)
         .device(device_of(device)?)
         .on_iteration(observer(callback, raised.clone()));
-    let weights = sample_weight.as_ref().map(|w| w.as_slice()).transpose()?;
+    let weights = sample_weight.as_ref().map(Vector::weights).transpose()?;
     let rows = x.rows()?;
     let start = std::time::Instant::now();
     let fit = py

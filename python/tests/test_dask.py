@@ -69,6 +69,20 @@ def test_weights_equal_the_single_machine_weighted_fit(client):
     np.testing.assert_allclose(km.cluster_centers_, plain.cluster_centers_, rtol=1e-12)
 
 
+def test_float64_weights_equal_the_single_machine_fit(client):
+    # Weights float32 cannot hold: both fits read them as they are.
+    x = blobs(5_000, 4, np.float64, seed=3) + 1e4
+    w = np.random.default_rng(3).uniform(0.1, 3.0, 5_000)
+    init = x[:7]
+    one = lloyd.KMeans(7, init=init, max_iter=30, tol=0, device="cpu").fit(x, sample_weight=w)
+    rounded = lloyd.KMeans(7, init=init, max_iter=30, tol=0, device="cpu")
+    rounded.fit(x, sample_weight=w.astype(np.float32))
+    assert not np.array_equal(one.cluster_centers_, rounded.cluster_centers_)
+    km = lloyd.dask.KMeans(7, init=init, max_iter=30, tol=0, device="cpu")
+    km.fit(da.from_array(x, chunks=(1_234, 4)), sample_weight=da.from_array(w, chunks=2_000))
+    same_fit(km, one)
+
+
 def test_kmeans_parallel_is_within_two_percent_of_kmeans_plus_plus(client):
     from sklearn.datasets import load_digits
 

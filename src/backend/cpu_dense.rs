@@ -16,6 +16,7 @@ use super::{Backend, CellStats, Update};
 use crate::error::Result;
 use crate::frame::Frame;
 use crate::real::Real;
+use crate::weights::Weights;
 
 /// Rows of points per block of the distance product.
 pub(crate) const ROWS: usize = 128;
@@ -172,7 +173,7 @@ impl<'a> CpuDense<'a, f32> {
     /// `centroids` is `k x dim` in frame units.
     pub(crate) fn new(
         points: impl Into<Cow<'a, [f32]>>,
-        weights: Option<&[f32]>,
+        weights: Option<Weights<'_>>,
         frame: &Frame,
         centroids: &[f64],
     ) -> Self {
@@ -195,7 +196,7 @@ impl<'a, T: Real> CpuDense<'a, T> {
     pub(crate) fn of_caller(
         rows: &'a [T],
         points: &'a [f32],
-        weights: Option<&[f32]>,
+        weights: Option<Weights<'_>>,
         frame: &Frame,
         centroids: &[f64],
         caller: Option<&[f64]>,
@@ -207,7 +208,7 @@ impl<'a, T: Real> CpuDense<'a, T> {
     fn with_rows(
         rows: Option<&'a [T]>,
         points: Cow<'a, [f32]>,
-        weights: Option<&[f32]>,
+        weights: Option<Weights<'_>>,
         frame: &Frame,
         centroids: &[f64],
         caller: Option<&[f64]>,

@@ -10,6 +10,7 @@
 use rayon::prelude::*;
 
 use super::cell_sums::{CellSums, Halves, Labelled, error_exponent};
+use super::exact::squared_f64;
 use super::framed::{BLOCK, Buffers, Ranked, SubSpace};
 use super::rank::Ranker;
 use crate::real::{Precision, Real};
@@ -151,9 +152,10 @@ pub(crate) fn lloyd_pass<T: Real>(
                 });
                 let at = first + row0 as u64;
                 let weights = weights.map(|w| &w[row0..row0 + r]);
-                // The sums of float64 rows read their values in the frame in f64: the f32
-                // the ranking reads keep 24 bits of each value's offset from the frame's
-                // origin, and centroids summed from them were means to 2⁻²⁴ of the extent.
+                // The sums and errors of float64 rows read their values in the frame in f64:
+                // the f32 the ranking reads keep 24 bits of each value's offset from the
+                // frame's origin, and centroids summed from them were means to 2⁻²⁴ of the
+                // extent, inertias to about 10⁻⁹.
                 if T::PRECISION == Precision::F64 {
                     // A few rows at a time, so that their f64 values stay in L1 between the
                     // conversion and the sums. Inside the frame in f32, they lie within
@@ -163,10 +165,16 @@ pub(crate) fn lloyd_pass<T: Real>(
                         let part = g * group..g * group + rows.len() / dim;
                         wide.resize(rows.len(), 0.0);
                         space.frame.columns_to_device_f64(rows, dim, 0, &mut wide);
+                        let labels = &labels[part.clone()];
+                        let dist = &mut dist[part.clone()];
+                        for ((x, &l), d) in wide.chunks_exact(dim).zip(labels).zip(&mut *dist) {
+                            let l = l as usize;
+                            *d = squared_f64(x, &c.c64[l * dim..(l + 1) * dim]);
+                        }
                         let pass = Labelled {
                             data: &wide[..],
-                            labels: &labels[part.clone()],
-                            dist: &dist[part.clone()],
+                            labels,
+                            dist,
                             first: at + part.start as u64,
                         };
                         let weights = weights.map(|w| &w[part]);
@@ -235,6 +243,7 @@ mod tests {
     use super::*;
     use crate::backend::cpu_dense::{DenseCentroids, assign_dense, reduce_dense};
     use crate::frame::Extent;
+    use crate::weights::Weights;
 
     fn random(seed: u64) -> impl FnMut() -> f64 {
         let mut state = seed;
@@ -288,7 +297,7 @@ mod tests {
         ] {
             let data: Vec<f64> = (0..n * dim).map(|_| 1e4 + 3.0 * rnd()).collect();
             let weights: Vec<f32> = (0..n).map(|_| (rnd() + 1.0) as f32).collect();
-            let w = weighted.then_some(&weights[..]);
+            let w = weighted.then_some(Weights::from(&weights));
             let frame = Extent::of_weighted(&data, dim, w).unwrap().frame();
             let caller: Vec<f64> = data[..k * dim].to_vec();
             let c = frame.to_device_f64(&caller);
@@ -304,8 +313,13 @@ mod tests {
                 &mut dist,
             );
             let e = error_exponent(&c, dim);
-            // The sums of float64 rows read their f64 values in the frame.
+            // The sums and errors of float64 rows read their f64 values in the frame.
             let wide = frame.to_device_f64(&data);
+            let dist: Vec<f64> = wide
+                .chunks_exact(dim)
+                .zip(&labels)
+                .map(|(x, &l)| squared_f64(x, &c[l as usize * dim..][..dim]))
+                .collect();
             let want = reduce_dense(&wide, wd.as_deref(), dim, k, &labels, &dist, e, 5);
             // One pass leaves its memory to the next: the second reuses the first's.
             let mut pass = Pass::default();

@@ -30,6 +30,7 @@ pub(crate) mod total_order_sort;
 use crate::error::{Error, Result};
 use crate::frame::Frame;
 use crate::law::Law;
+use crate::weights::Weights;
 
 /// Per-cell summary of one assignment pass over the points.
 #[derive(Debug, Clone, PartialEq)]
@@ -132,7 +133,7 @@ pub(crate) trait Backend {
     /// None where the backend leaves seeding to the host.
     fn kmeans_plus_plus(
         &mut self,
-        weights: Option<&[f32]>,
+        weights: Option<Weights<'_>>,
         k: usize,
         seed: u64,
         candidates: usize,

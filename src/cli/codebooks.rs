@@ -208,8 +208,8 @@ fn kmeans_typed<T: Real>(a: &KmeansArgs, data: &[T], dim: usize) -> Result<(), E
     let (bar, params) = kmeans_params(a, dim)?;
     let fit = match &a.weights {
         Some(p) => {
+            // Float64 weights keep their precision (float32 files read exactly).
             let (_, w) = npy::read_f64(p)?;
-            let w: Vec<f32> = w.iter().map(|&v| v as f32).collect();
             params.fit_weighted(data, dim, &w)?
         }
         None => params.fit(data, dim)?,

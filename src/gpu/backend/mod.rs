@@ -31,6 +31,7 @@ use super::tiles::{self, DenseKernel, NO_LOCAL};
 use crate::backend::{Backend, BackendLayout, CellStats, StepRecord, Update};
 use crate::device::GpuOptions;
 use crate::error::{Error, Result};
+use crate::weights::Weights;
 
 /// Most workgroups of a d-D kernel with workgroup accumulators: a few per multiprocessor of
 /// a large GPU, each flushing its accumulators once.
@@ -391,7 +392,7 @@ impl Backend for GpuLloyd {
 
     fn kmeans_plus_plus(
         &mut self,
-        weights: Option<&[f32]>,
+        weights: Option<Weights<'_>>,
         k: usize,
         seed: u64,
         candidates: usize,

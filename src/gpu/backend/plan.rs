@@ -1,6 +1,7 @@
 //! Planning and allocation: the kernels, buffers and bind groups of one fit, built once.
 
 use super::*;
+use crate::weights::Weights;
 
 /// Smallest positive weight, relative to the largest, that the fixed-point sums resolve to
 /// f32 precision: they hold 2⁶¹ units of the largest weight's contribution, so a weight
@@ -8,13 +9,11 @@ use super::*;
 const WEIGHT_RANGE: f64 = 1.0 / (1u64 << 37) as f64;
 
 /// The power of two 2^t that brings the largest weight into [0.5, 1), and the weights times
-/// it; weights whose range the fixed-point sums cannot hold are refused.
-pub(super) fn unit_weights(w: &[f32]) -> Result<(f64, Vec<f32>)> {
-    let max = w.iter().fold(0.0f64, |m, &v| m.max(f64::from(v)));
-    let min = w
-        .iter()
-        .filter(|&&v| v > 0.0)
-        .fold(f64::INFINITY, |m, &v| m.min(f64::from(v)));
+/// it, rounded to the device's f32; weights whose range the fixed-point sums cannot hold are
+/// refused.
+pub(super) fn unit_weights(w: Weights<'_>) -> Result<(f64, Vec<f32>)> {
+    let max = w.iter().fold(0.0f64, f64::max);
+    let min = w.iter().filter(|&v| v > 0.0).fold(f64::INFINITY, f64::min);
     if min < max * WEIGHT_RANGE {
         return Err(Error::OutOfRange(format!(
             "the weights span {min:e} to {max:e}, more than the GPU's fixed-point sums resolve \
@@ -23,10 +22,7 @@ pub(super) fn unit_weights(w: &[f32]) -> Result<(f64, Vec<f32>)> {
     }
     let (_, e) = libm::frexp(max);
     let unit = libm::scalbn(1.0, -e);
-    Ok((
-        unit,
-        w.iter().map(|&v| (f64::from(v) * unit) as f32).collect(),
-    ))
+    Ok((unit, w.iter().map(|v| (v * unit) as f32).collect()))
 }
 
 pub(super) fn norms_of(c: &[f64], dim: usize) -> Vec<f32> {
@@ -45,7 +41,7 @@ impl GpuLloyd {
         points: ResidentPoints,
         dim: usize,
         init: &[f64],
-        weights: Option<&[f32]>,
+        weights: Option<Weights<'_>>,
         options: &GpuOptions,
     ) -> Result<Self> {
         let kernel = match layout {

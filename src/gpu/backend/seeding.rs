@@ -16,6 +16,7 @@ use crate::gpu::kernels::{NEAREST, POTENTIALS};
 use crate::gpu::layout::{SEED_BLOCK, SEED_MAX_CANDIDATES, SEED_WORKGROUP};
 use crate::gpu::points::MAX_WORKGROUPS;
 use crate::init::{draw_target, pick_live, pick_weighted};
+use crate::weights::Weights;
 
 /// Most workgroups of one chunk's potentials pass: each takes points in strides, so the
 /// partial sums read back stay a few thousand whatever the chunk's size.
@@ -51,7 +52,7 @@ impl GpuLloyd {
     /// `weights` are the fit's, as given to the backend.
     pub(crate) fn greedy_seeding(
         &mut self,
-        weights: Option<&[f32]>,
+        weights: Option<Weights<'_>>,
         k: usize,
         seed: u64,
         candidates: usize,
@@ -64,7 +65,7 @@ impl GpuLloyd {
         })?;
         let chunks = self.seed_chunks(candidates, &cands)?;
         let n: usize = chunks.iter().map(|c| c.n).sum();
-        let w = |i: usize| weights.map_or(1.0, |w| f64::from(w[i]));
+        let w = |i: usize| weights.map_or(1.0, |w| w.get(i));
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let first = pick_weighted(&mut rng, n, w, w);
         let mut chosen = vec![first];
@@ -399,7 +400,7 @@ mod tests {
     fn on_device(
         ctx: &std::sync::Arc<GpuContext>,
         data: &[f32],
-        weights: Option<&[f32]>,
+        weights: Option<Weights<'_>>,
         dim: usize,
         (k, seed, candidates): (usize, u64, usize),
         max_chunk_bytes: Option<u64>,
@@ -465,12 +466,18 @@ mod tests {
             });
             for seed in [0u64, 7] {
                 for candidates in [1, greedy_candidates(k)] {
-                    let want =
-                        kmeans_plus_plus(&data, weights.as_deref(), dim, k, seed, candidates);
+                    let want = kmeans_plus_plus(
+                        &data,
+                        weights.as_ref().map(Weights::from),
+                        dim,
+                        k,
+                        seed,
+                        candidates,
+                    );
                     let (got, chunks) = on_device(
                         &ctx,
                         &data,
-                        weights.as_deref(),
+                        weights.as_ref().map(Weights::from),
                         dim,
                         (k, seed, candidates),
                         chunk,
@@ -514,11 +521,18 @@ mod tests {
         let n = MAX_WORKGROUPS * SEED_BLOCK + 1234;
         let data = uniform(n, 11);
         let weights: Vec<f32> = (0..n).map(|i| 1.0 + (i % 3) as f32).collect();
-        let want = kmeans_plus_plus(&data, Some(&weights), 1, 3, 5, greedy_candidates(3));
+        let want = kmeans_plus_plus(
+            &data,
+            Some(Weights::from(&weights)),
+            1,
+            3,
+            5,
+            greedy_candidates(3),
+        );
         let (got, _) = on_device(
             &ctx,
             &data,
-            Some(&weights),
+            Some(Weights::from(&weights)),
             1,
             (3, 5, greedy_candidates(3)),
             None,
