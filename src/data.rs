@@ -1,11 +1,23 @@
 //! Validation of caller data: shapes, finiteness, weights. Done once, before any work.
 
+use rayon::prelude::*;
+
 use crate::error::{Error, Result};
 use crate::real::Real;
 use crate::weights::Weights;
 
 /// Checks that `data` is a non-empty, finite, row-major `n x dim` matrix; returns `n`.
 pub(crate) fn check_points<T: Real>(data: &[T], dim: usize) -> Result<usize> {
+    let n = check_shape(data, dim)?;
+    if let Some(i) = first_non_finite(data) {
+        return Err(non_finite(data, dim, i));
+    }
+    Ok(n)
+}
+
+/// [`check_points`] but for finiteness, for paths that refuse a non-finite value where
+/// they meet it ([`non_finite_in_row`]); returns `n`.
+pub(crate) fn check_shape<T: Real>(data: &[T], dim: usize) -> Result<usize> {
     if dim == 0 {
         return Err(Error::ZeroDimension);
     }
@@ -18,25 +30,39 @@ pub(crate) fn check_points<T: Real>(data: &[T], dim: usize) -> Result<usize> {
             dim,
         });
     }
-    if let Some(i) = first_non_finite(data) {
-        return Err(Error::NonFiniteData {
-            point: i / dim,
-            coordinate: i % dim,
-            value: data[i].to_f64(),
-        });
-    }
     Ok(data.len() / dim)
 }
 
+/// The error for value `i` of `data`, which is not finite.
+fn non_finite<T: Real>(data: &[T], dim: usize, i: usize) -> Error {
+    Error::NonFiniteData {
+        point: i / dim,
+        coordinate: i % dim,
+        value: data[i].to_f64(),
+    }
+}
+
+/// [`Error::NonFiniteData`] for row `row` of `data` where it holds a value that is not
+/// finite.
+pub(crate) fn non_finite_in_row<T: Real>(data: &[T], dim: usize, row: usize) -> Option<Error> {
+    let at = row * dim;
+    let j = data[at..at + dim]
+        .iter()
+        .position(|v| !v.to_f64().is_finite())?;
+    Some(non_finite(data, dim, at + j))
+}
+
 /// The index of the first value that is not finite. Chunks are scanned without a branch per
-/// value (an OR of exponent tests, which the compiler vectorises), then searched where one
+/// value (an OR of exponent tests, which the compiler vectorises), on every thread (on one,
+/// the check of a fit's 154 MB at n = 5·10⁴, d = 768 took 10 ms), then searched where one
 /// is out: data are checked before every pass of a fit spread over parts.
 fn first_non_finite<T: Real>(data: &[T]) -> Option<usize> {
     const CHUNK: usize = 4096;
     let bad = |v: &T| (v.to_f64().to_bits() >> 52) & 0x7ff == 0x7ff;
     let c = data
-        .chunks(CHUNK)
-        .position(|c| c.iter().fold(false, |a, v| a | bad(v)))?;
+        .par_chunks(CHUNK)
+        .with_min_len(64)
+        .position_first(|c| c.iter().fold(false, |a, v| a | bad(v)))?;
     let i = data[c * CHUNK..].iter().position(bad)?;
     Some(c * CHUNK + i)
 }
@@ -109,4 +135,36 @@ pub(crate) fn check_schedule(iterations: usize, tolerance: f64) -> Result<()> {
         return Err(Error::InvalidTolerance(tolerance));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The first value out is found, whichever chunk and thread holds it and however many
+    /// follow (NaN, infinities, float64 values beyond f32 are not out).
+    #[test]
+    fn the_first_non_finite_value_is_found() {
+        let n = 4096 * 300 + 7;
+        let mut x = vec![1.0f64; n];
+        assert_eq!(first_non_finite(&x), None);
+        x[n - 1] = 1e300;
+        assert_eq!(first_non_finite(&x), None);
+        for (first, later) in [
+            (n - 1, n - 1),
+            (4096 * 299 + 3, n - 2),
+            (0, 4096 * 200),
+            (5000, 5001),
+        ] {
+            let mut y = x.clone();
+            y[later] = f64::INFINITY;
+            y[first] = f64::NAN;
+            let want = first.min(later);
+            assert_eq!(first_non_finite(&y), Some(want), "{first} {later}");
+        }
+        let mut z = vec![0.5f32; n];
+        z[4096 * 250] = f32::NEG_INFINITY;
+        z[4096 * 251] = f32::NAN;
+        assert_eq!(first_non_finite(&z), Some(4096 * 250));
+    }
 }

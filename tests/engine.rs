@@ -96,3 +96,50 @@ fn gpu_statistics_of_centroids_far_outside_the_frame() {
         assert!((gi - ci).abs() <= 1e-5 * ci, "shift {shift}: {gi} vs {ci}");
     }
 }
+
+/// A value that is not finite is refused as itself (its row and coordinate), on every
+/// device, in d dimensions and in one, float32 and float64, weighted and not; a finite row
+/// outside the frame as outside. The statistics check the values in the passes that read
+/// them, not in a pass of their own first.
+#[test]
+fn statistics_refuse_non_finite_values_where_they_meet_them() {
+    use lloyd::{Error, Weights};
+    for dev in devices() {
+        let mut enc = Encoder::new(&dev).unwrap();
+        for dim in [1usize, 3] {
+            let n = 300;
+            let data: Vec<f64> = (0..n * dim).map(|i| (i % 17) as f64).collect();
+            let frame = Extent::of(&data, dim).unwrap().frame();
+            let c: Vec<f64> = data[..2 * dim].to_vec();
+            let w = vec![1.0f32; n];
+            for bad in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+                for weighted in [false, true] {
+                    let ws = weighted.then_some(Weights::F32(&w));
+                    let mut x = data.clone();
+                    x[257 * dim + dim - 1] = bad;
+                    x[280 * dim] = bad;
+                    let x32: Vec<f32> = x.iter().map(|&v| v as f32).collect();
+                    let case = format!("{dev:?} d{dim} {bad} weighted {weighted}");
+                    for got in [
+                        LloydStats::compute_on(&mut enc, &frame, &x, ws, &c, 0),
+                        LloydStats::compute_on(&mut enc, &frame, &x32, ws, &c, 0),
+                    ] {
+                        match got {
+                            Err(Error::NonFiniteData {
+                                point, coordinate, ..
+                            }) => assert_eq!((point, coordinate), (257, dim - 1), "{case}"),
+                            other => panic!("{case}: {other:?}"),
+                        }
+                    }
+                }
+            }
+            let mut far = data.clone();
+            far[3 * dim] = 1e6;
+            let got = LloydStats::compute_on(&mut enc, &frame, &far, None, &c, 0);
+            assert!(
+                matches!(&got, Err(Error::InvalidArgument(m)) if m.contains("row 3 lies outside")),
+                "{dev:?} d{dim}: {got:?}"
+            );
+        }
+    }
+}
