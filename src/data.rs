@@ -142,7 +142,7 @@ mod tests {
     use super::*;
 
     /// The first value out is found, whichever chunk and thread holds it and however many
-    /// follow (NaN, infinities, float64 values beyond f32 are not out).
+    /// follow: NaN and infinities are out, a float64 value beyond f32's range is not.
     #[test]
     fn the_first_non_finite_value_is_found() {
         let n = 4096 * 300 + 7;

@@ -221,6 +221,7 @@ impl KMeans {
 
     /// Fits `data` with one non-negative weight per point (scikit-learn's `sample_weight`):
     /// weighted cell means and weighted error.
+    ///
     /// The weights are f32 or f64 (a slice, a `Vec`, an array or [`Weights`]), read as
     /// they are: float64 weights keep their precision.
     pub fn fit_weighted<'w, T: Real>(
