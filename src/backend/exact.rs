@@ -11,6 +11,8 @@
 //! E = γ(R² + 2‖x‖R); b is certainly the nearest when every other v̂_j exceeds v̂_b by more
 //! than 2E.
 
+use crate::real::{Real, as_f32, as_f64};
+
 /// f32's unit roundoff, 2⁻²⁴.
 const EPS32: f64 = 5.960_464_477_539_063e-8;
 
@@ -114,25 +116,46 @@ pub(crate) fn squared_f64<X: Copy + Into<f64>>(x: &[X], c: &[f64]) -> f64 {
     acc.iter().sum::<f64>() + tail
 }
 
-/// [`squared_f64`] of an f32 row with AVX2: the same eight partial sums, two registers of
-/// four, with the same operations (no FMA), so the same bits. Written out because inlined
-/// into the certification's loop the compiler left the portable one scalar.
+/// [`squared_f64`], with AVX2 where the CPU has it: the same bits either way.
+#[inline]
+pub(crate) fn squared_f64_fast<X: Real + Into<f64>>(x: &[X], c: &[f64]) -> f64 {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: AVX2 was just detected.
+        return unsafe { squared_f64_avx2(x, c) };
+    }
+    squared_f64(x, c)
+}
+
+/// [`squared_f64`] of an f32 or f64 row with AVX2: the same eight partial sums, two
+/// registers of four, with the same operations (no FMA), so the same bits. Written out
+/// because inlined into the certification's loop the compiler left the portable one scalar
+/// (and two lanes wide for float64 rows in a pass's loop: 3 % of a float64 block's
+/// statistics).
 ///
 /// # Safety
 /// The CPU must have AVX2.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 #[inline]
-pub(crate) unsafe fn squared_f64_avx2(x: &[f32], c: &[f64]) -> f64 {
+pub(crate) unsafe fn squared_f64_avx2<X: Real + Into<f64>>(x: &[X], c: &[f64]) -> f64 {
     use std::arch::x86_64::*;
     assert_eq!(x.len(), c.len());
     let whole = x.len() / 8 * 8;
+    let (xf, xd) = (as_f32(x), as_f64(x));
+    // SAFETY (both): the caller reads four values from `i`, within the row.
+    let load = |i: usize| unsafe {
+        match (xf, xd) {
+            (Some(x), _) => _mm256_cvtps_pd(_mm_loadu_ps(x.as_ptr().add(i))),
+            (_, Some(x)) => _mm256_loadu_pd(x.as_ptr().add(i)),
+            _ => unreachable!("Real is f32 or f64"),
+        }
+    };
     let (mut lo, mut hi) = (_mm256_setzero_pd(), _mm256_setzero_pd());
     for i in (0..whole).step_by(8) {
         // SAFETY: i + 8 <= whole <= len for both slices.
         unsafe {
-            let xl = _mm256_cvtps_pd(_mm_loadu_ps(x.as_ptr().add(i)));
-            let xh = _mm256_cvtps_pd(_mm_loadu_ps(x.as_ptr().add(i + 4)));
+            let (xl, xh) = (load(i), load(i + 4));
             let tl = _mm256_sub_pd(xl, _mm256_loadu_pd(c.as_ptr().add(i)));
             let th = _mm256_sub_pd(xh, _mm256_loadu_pd(c.as_ptr().add(i + 4)));
             lo = _mm256_add_pd(lo, _mm256_mul_pd(tl, tl));
@@ -147,7 +170,7 @@ pub(crate) unsafe fn squared_f64_avx2(x: &[f32], c: &[f64]) -> f64 {
     }
     let mut tail = 0.0f64;
     for (&a, &b) in x[whole..].iter().zip(&c[whole..]) {
-        let t = f64::from(a) - b;
+        let t = a.into() - b;
         tail += t * t;
     }
     acc.iter().sum::<f64>() + tail
@@ -306,6 +329,15 @@ mod tests {
                 // SAFETY: detected just above.
                 assert_eq!(unsafe { squared_f64_avx2(&x, &c) }.to_bits(), got.to_bits());
             }
+            assert_eq!(squared_f64_fast(&x, &c).to_bits(), got.to_bits());
+            // Float64 rows (values f32 cannot hold): each path gives the portable bits.
+            let wide: Vec<f64> = x.iter().map(|&v| f64::from(v) + 1e-9).collect();
+            let want = squared_f64(&wide, &c);
+            assert_eq!(
+                squared_f64_fast(&wide, &c).to_bits(),
+                want.to_bits(),
+                "len {len}"
+            );
             assert!(
                 (got - one).abs() <= 1e-14 * one,
                 "len {len}: {got} vs {one}"

@@ -10,7 +10,7 @@
 use rayon::prelude::*;
 
 use super::cell_sums::{CellSums, Halves, Labelled, error_exponent};
-use super::exact::squared_f64;
+use super::exact::squared_f64_fast;
 use super::framed::{BLOCK, Buffers, Ranked, SubSpace};
 use super::rank::Ranker;
 use crate::real::{Precision, Real};
@@ -169,7 +169,7 @@ pub(crate) fn lloyd_pass<T: Real>(
                         let dist = &mut dist[part.clone()];
                         for ((x, &l), d) in wide.chunks_exact(dim).zip(labels).zip(&mut *dist) {
                             let l = l as usize;
-                            *d = squared_f64(x, &c.c64[l * dim..(l + 1) * dim]);
+                            *d = squared_f64_fast(x, &c.c64[l * dim..(l + 1) * dim]);
                         }
                         let pass = Labelled {
                             data: &wide[..],
@@ -318,7 +318,7 @@ mod tests {
             let dist: Vec<f64> = wide
                 .chunks_exact(dim)
                 .zip(&labels)
-                .map(|(x, &l)| squared_f64(x, &c[l as usize * dim..][..dim]))
+                .map(|(x, &l)| crate::backend::exact::squared_f64(x, &c[l as usize * dim..][..dim]))
                 .collect();
             let want = reduce_dense(&wide, wd.as_deref(), dim, k, &labels, &dist, e, 5);
             // One pass leaves its memory to the next: the second reuses the first's.
