@@ -91,8 +91,8 @@ pub(crate) fn check_weights(weights: Weights<'_>, n: usize) -> Result<()> {
     Ok(())
 }
 
-/// Checks the weights of part of the data: one per point, finite, non-negative (all zero
-/// is a legal part).
+/// Checks the weights of part of the data: one per point, finite, non-negative, at most
+/// `f32::MAX` (all zero is a legal part). The first weight out is reported.
 pub(crate) fn check_weight_values(weights: Weights<'_>, n: usize) -> Result<()> {
     if weights.len() != n {
         return Err(Error::WeightsLength {
@@ -100,16 +100,13 @@ pub(crate) fn check_weight_values(weights: Weights<'_>, n: usize) -> Result<()> 
             points: n,
         });
     }
-    if let Some(i) = weights.iter().position(|w| !w.is_finite() || w < 0.0) {
-        return Err(Error::InvalidWeight {
-            index: i,
-            value: weights.get(i),
-        });
-    }
-    if let Some(i) = weights.iter().position(|w| w > f64::from(f32::MAX)) {
-        return Err(Error::WeightTooLarge {
-            index: i,
-            value: weights.get(i),
+    let held = 0.0..=f64::from(f32::MAX);
+    if let Some(index) = weights.iter().position(|w| !held.contains(&w)) {
+        let value = weights.get(index);
+        return Err(if value.is_finite() && value > 0.0 {
+            Error::WeightTooLarge { index, value }
+        } else {
+            Error::InvalidWeight { index, value }
         });
     }
     Ok(())

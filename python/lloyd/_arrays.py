@@ -23,14 +23,24 @@ def as_rows(x, *, name: str = "x") -> np.ndarray:
         raise ValueError(f"{name} must hold numbers: {e}") from None
 
 
-def as_weights(w, n: int) -> np.ndarray | None:
-    """Per-row weights, checked for length: float32 weights as they are, anything else as
+def weight_dtype(dtype) -> type:
+    """The dtype lloyd takes weights of ``dtype`` in: float32 as it is, anything else as
     float64. lloyd reads either exactly, whatever the rows' dtype, so float64 weights keep
     their precision (as the CLI's ``--weights`` do)."""
+    return np.float32 if np.dtype(dtype) == np.float32 else np.float64
+
+
+def weight_vector(w) -> np.ndarray:
+    """``w`` as a C-contiguous vector of :func:`weight_dtype`."""
+    a = np.asarray(w).reshape(-1)
+    return np.ascontiguousarray(a, dtype=weight_dtype(a.dtype))
+
+
+def as_weights(w, n: int) -> np.ndarray | None:
+    """Per-row weights (:func:`weight_vector`), checked for length."""
     if w is None:
         return None
-    a = np.asarray(w).reshape(-1)
-    a = np.ascontiguousarray(a, dtype=np.float32 if a.dtype == np.float32 else np.float64)
+    a = weight_vector(w)
     if a.shape[0] != n:
         raise ValueError(f"sample_weight has {a.shape[0]} values for {n} rows")
     return a

@@ -27,7 +27,7 @@ import numpy as np
 from dask.delayed import Delayed
 
 from . import _lloyd
-from ._arrays import INITS, as_rows
+from ._arrays import INITS, as_rows, weight_dtype, weight_vector
 from ._base import BaseEstimator, ClusterMixin, TransformerMixin, check_is_fitted
 from ._faiss import ProductQuantizer as _LocalProductQuantizer
 from ._kmeans import KMeans as _LocalKMeans
@@ -43,11 +43,7 @@ ROUNDS, OVERSAMPLING = 5, 2.0
 
 
 def _weights_of(w):
-    # float32 weights as they are, others as float64, as lloyd.KMeans reads them.
-    if w is None:
-        return None
-    w = np.asarray(w).reshape(-1)
-    return np.ascontiguousarray(w, w.dtype if w.dtype == np.float32 else np.float64)
+    return None if w is None else weight_vector(w)
 
 
 def _extent(block, w):
@@ -196,9 +192,7 @@ class _Blocks:
             w = w.reshape(-1)
             if w.shape[0] != X.shape[0]:
                 raise ValueError(f"sample_weight has {w.shape[0]} values for {X.shape[0]} rows")
-            if w.dtype != np.float32:
-                w = w.astype(np.float64)
-            w = w.rechunk((X.chunks[0],))
+            w = w.astype(weight_dtype(w.dtype)).rechunk((X.chunks[0],))
         if persist:
             X = X.persist()
             w = None if w is None else w.persist()

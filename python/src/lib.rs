@@ -101,7 +101,7 @@ impl Matrix<'_> {
 }
 
 /// Per-row weights as NumPy gives them: float32 or float64, borrowed (the Python layer
-/// gives them the rows' dtype, as scikit-learn does).
+/// keeps float32 weights and makes others float64, whatever the rows' dtype).
 #[derive(FromPyObject)]
 enum Vector<'py> {
     F32(PyReadonlyArray1<'py, f32>),
